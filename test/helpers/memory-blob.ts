@@ -1,0 +1,34 @@
+// A BlobReader over an in-memory buffer, counting what was read: the fake for builders and origins.
+import type { BlobReader } from '../../src/source/blob-reader.js';
+import { sha256, type Digest } from '../../src/image/digest.js';
+
+export class MemoryBlobReader implements BlobReader {
+  readonly digest: Digest;
+  rangeCalls = 0;
+  bytesRead = 0;
+
+  constructor(private readonly data: Buffer) {
+    this.digest = sha256(data);
+  }
+
+  size(): Promise<number> {
+    return Promise.resolve(this.data.length);
+  }
+
+  readRange(start: number, end: number): Promise<Buffer> {
+    if (start < 0 || end > this.data.length || start > end) {
+      return Promise.reject(new RangeError(`range ${start}-${end} outside blob of ${this.data.length}`));
+    }
+    this.rangeCalls++;
+    this.bytesRead += end - start;
+    return Promise.resolve(this.data.subarray(start, end));
+  }
+
+  stream(): Promise<AsyncIterable<Buffer>> {
+    const data = this.data;
+    async function* gen(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < data.length; i += 64 * 1024) yield data.subarray(i, i + 64 * 1024);
+    }
+    return Promise.resolve(gen());
+  }
+}
