@@ -1,5 +1,5 @@
 // The root pino logger; components take `log.child({ component })`. Credentials are redacted by path.
-import { pino, type Logger } from 'pino';
+import { pino, destination, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -19,7 +19,7 @@ export function createLogger(options: { level?: string; destination?: number | s
   const level = options.level ?? process.env['FERRY_LOG_LEVEL'] ?? 'info';
   return pino(
     { level, base: { service: 'ferry' }, redact: { paths: REDACT, censor: '[redacted]' } },
-    pino.destination({ dest: options.destination ?? 2, sync: false }),
+    destination({ dest: options.destination ?? 2, sync: false }),
   );
 }
 
