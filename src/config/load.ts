@@ -1,0 +1,58 @@
+// Loads the TOML config file, validates it against the schema and returns a frozen result.
+import { readFile } from 'node:fs/promises';
+import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
+
+import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { configSchema, type FerryConfig } from './schema.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/ferry/config.toml';
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Validates a parsed object; each bad field is listed with its path. */
+export function validateConfig(raw: unknown, where = 'config'): Readonly<FerryConfig> {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new InvalidArgumentError(`${where} is invalid:\n${lines.join('\n')}`, { cause: result.error });
+  }
+  return deepFreeze(result.data);
+}
+
+/**
+ * Reads `path` (TOML). A missing file is fine only when it is the default path: every option has a default.
+ */
+export async function loadConfig(path?: string): Promise<Readonly<FerryConfig>> {
+  const file = path ?? DEFAULT_CONFIG_PATH;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && path === undefined) return validateConfig({});
+    throw new NotFoundError(`cannot read config ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (e) {
+    throw new InvalidArgumentError(`${file} is not valid TOML: ${(e as Error).message}`, { cause: e });
+  }
+  return validateConfig(raw, file);
+}
+
+export function defaultConfigToml(): string {
+  const defaults = configSchema.parse({});
+  return stringifyToml(JSON.parse(JSON.stringify(defaults)) as Record<string, unknown>);
+}
+
+export function chunkCacheDir(config: FerryConfig): string {
+  return config.cache.dir ?? `${config.daemon.stateDir}/chunks`;
+}
+
+export type { FerryConfig };

@@ -1,0 +1,73 @@
+// The `ferry` command line (commander): parses arguments and hands each subcommand to its module in cli/.
+import { Command, Option } from 'commander';
+import { isFerryError } from './errors.js';
+
+function collectInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`not a positive integer: ${v}`);
+  return n;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('ferry')
+    .description('Lazy-loading container image daemon: mount OCI images through FUSE, fetch bytes on demand')
+    .version('0.1.0')
+    .showHelpAfterError();
+
+  program
+    .command('index')
+    .description('build (or load) the seekable index of every layer of an image and print a table per layer')
+    .argument('<ref>', 'image reference, e.g. 127.0.0.1:5000/app:1')
+    .option('--json', 'print JSON with a per-file list')
+    .option('--push', 'store the indexes in the registry as an artifact referring to the image')
+    .option('--rebuild', 'ignore cached indexes and build again')
+    .option('-c, --config <file>', 'config file (TOML)')
+    .addOption(new Option('--chunk-size <bytes>', 'chunk size of built indexes').argParser(collectInt))
+    .action(async (ref: string, opts: Record<string, unknown>) => {
+      const { runIndex } = await import('./cli/index-command.js');
+      await runIndex(ref, opts);
+    });
+
+  program
+    .command('mount')
+    .description('mount an image read-only at <dir> and serve its files on demand until interrupted')
+    .argument('<ref>', 'image reference')
+    .argument('<dir>', 'mount point (created if missing)')
+    .option('--json', 'print what was mounted as JSON')
+    .option('-c, --config <file>', 'config file (TOML)')
+    .action(async (ref: string, dir: string, opts: Record<string, unknown>) => {
+      const { runMount } = await import('./cli/mount-command.js');
+      await runMount(ref, dir, opts);
+    });
+
+  program
+    .command('umount')
+    .description('unmount an image mounted by `ferry mount` (the overlay and every layer)')
+    .argument('<dir>', 'mount point')
+    .action(async (dir: string) => {
+      const { runUmount } = await import('./cli/mount-command.js');
+      await runUmount(dir);
+    });
+
+  program
+    .command('config')
+    .description('print or check configuration')
+    .option('--defaults', 'print the full default configuration as TOML')
+    .option('--check <file>', 'validate a config file and print the result')
+    .action(async (opts: { defaults?: boolean; check?: string }) => {
+      const { runConfig } = await import('./cli/config-command.js');
+      await runConfig(opts);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (e) {
+    const code = isFerryError(e) ? e.code : 'INTERNAL';
+    process.stderr.write(`ferry: ${code}: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = isFerryError(e, 'INVALID_ARGUMENT') ? 2 : 1;
+  }
+}

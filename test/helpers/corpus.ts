@@ -1,0 +1,146 @@
+// Generates the test image corpus on disk: layer trees with every entry kind OCI layers carry, packed by GNU tar.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync, symlinkSync, linkSync, chmodSync, chownSync, readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+export interface CorpusOptions {
+  /** Number of small files in the base layer. */
+  smallFiles: number;
+  /** Bytes of each of the two big files (one incompressible, one text). */
+  bigFileBytes: number;
+  seed?: number;
+}
+
+export interface CorpusLayer {
+  /** Directory holding the layer's tree as GNU tar will pack it (whiteouts as `.wh.` files). */
+  dir: string;
+  tar: Buffer;
+}
+
+/** Deterministic pseudo-random bytes (xorshift): incompressible but reproducible. */
+export function pseudoRandom(size: number, seed: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  let x = seed | 1;
+  for (let i = 0; i + 4 <= size; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out.writeInt32LE(x | 0, i);
+  }
+  for (let i = size - (size % 4); i < size; i++) out[i] = i & 0xff;
+  return out;
+}
+
+/** Compressible text-like bytes. */
+export function pseudoText(size: number, seed: number): Buffer {
+  const words = ['lorem', 'ipsum', 'ferry', 'chunk', 'layer', 'mount', 'registry', 'index', 'zran', 'node'];
+  const parts: string[] = [];
+  let len = 0;
+  let x = seed | 1;
+  while (len < size) {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    const w = `${words[x % words.length]!}${x % 97} `;
+    parts.push(w);
+    len += w.length;
+    if (x % 13 === 0) {
+      parts.push('\n');
+      len++;
+    }
+  }
+  return Buffer.from(parts.join('')).subarray(0, size);
+}
+
+function put(root: string, path: string, content: Buffer | string, mode = 0o644): void {
+  const p = join(root, path);
+  mkdirSync(dirname(p), { recursive: true });
+  writeFileSync(p, content);
+  chmodSync(p, mode);
+}
+
+function tarDir(dir: string): Buffer {
+  // --sort=name and fixed owner data keep the blob reproducible; PAX carries xattrs and long names.
+  return execFileSync(
+    'tar',
+    ['--format=pax', '--xattrs', '--xattrs-include=*', '--sort=name', '--numeric-owner', '-C', dir, '-cf', '-', '.'],
+    { maxBuffer: 4 * 1024 * 1024 * 1024 },
+  );
+}
+
+function base(root: string, o: CorpusOptions): void {
+  const seed = o.seed ?? 7;
+  for (const d of ['etc', 'usr/bin', 'usr/lib', 'var/empty', 'opt/app/old', 'srv']) {
+    mkdirSync(join(root, d), { recursive: true });
+  }
+  put(root, 'etc/hostname', 'ferry\n');
+  put(root, 'etc/removed.conf', 'this file is whited out by layer 2\n');
+  put(root, 'etc/replaced.conf', 'version 1\n');
+  put(root, 'etc/empty', '');
+  put(root, 'usr/bin/tool', pseudoRandom(70_000, seed), 0o4755);
+  linkSync(join(root, 'usr/bin/tool'), join(root, 'usr/bin/tool-hardlink'));
+  put(root, 'usr/bin/sgid', 'sgid\n', 0o2755);
+  symlinkSync('tool', join(root, 'usr/bin/tool-symlink'));
+  symlinkSync('/etc/hostname', join(root, 'etc/hostname-abs'));
+  symlinkSync('../does/not/exist', join(root, 'etc/dangling'));
+  mkdirSync(join(root, 'tmp'));
+  chmodSync(join(root, 'tmp'), 0o1777);
+  put(root, 'usr/lib/big-random.bin', pseudoRandom(o.bigFileBytes, seed + 1));
+  put(root, 'usr/lib/big-text.txt', pseudoText(o.bigFileBytes, seed + 2));
+  put(root, 'srv/owned', 'owned by 1000:2000\n', 0o640);
+  chownSync(join(root, 'srv/owned'), 1000, 2000);
+  put(root, 'srv/xattr-file', 'has xattrs\n');
+  execFileSync('setfattr', ['-n', 'user.ferry.test', '-v', 'hello', join(root, 'srv/xattr-file')]);
+  execFileSync('setfattr', ['-n', 'user.ferry.bin', '-v', '0x00ff10', join(root, 'srv/xattr-file')]);
+  const longDir = `${'d'.repeat(90)}/${'e'.repeat(90)}/${'f'.repeat(90)}`;
+  put(root, `srv/${longDir}/${'n'.repeat(120)}.txt`, 'long path\n');
+  symlinkSync(`../${'t'.repeat(150)}`, join(root, 'srv/long-link'));
+  execFileSync('mkfifo', [join(root, 'srv/fifo')]);
+  execFileSync('mknod', [join(root, 'srv/null-dev'), 'c', '1', '3']);
+  put(root, 'opt/app/old/a.txt', 'hidden by the opaque dir in layer 2\n');
+  put(root, 'opt/app/keep-not.txt', 'hidden too\n');
+  for (let i = 0; i < o.smallFiles; i++) {
+    const dir = `usr/share/data/${String(Math.floor(i / 100)).padStart(3, '0')}`;
+    const size = (i * 7919) % 9000;
+    const content = i % 3 === 0 ? pseudoRandom(size, seed + i) : pseudoText(size, seed + i);
+    put(root, `${dir}/file-${i}.dat`, content, i % 5 === 0 ? 0o755 : 0o644);
+  }
+}
+
+function upper(root: string, o: CorpusOptions): void {
+  const seed = (o.seed ?? 7) + 1000;
+  put(root, 'etc/.wh.removed.conf', '');
+  put(root, 'etc/replaced.conf', 'version 2\n');
+  put(root, 'opt/app/.wh..wh..opq', '');
+  put(root, 'opt/app/new.txt', 'visible after the opaque marker\n');
+  put(root, 'usr/share/data/000/.wh.file-1.dat', '');
+  put(root, 'usr/lib/layer2.bin', pseudoRandom(300_000, seed));
+  for (let i = 0; i < Math.min(200, o.smallFiles); i++) {
+    put(root, `usr/share/more/m-${i}.txt`, pseudoText(500 + i, seed + i));
+  }
+}
+
+function top(root: string): void {
+  put(root, 'srv/.wh.fifo', '');
+  put(root, 'usr/share/.wh.more', '');
+  put(root, 'app/start.sh', '#!/bin/sh\necho started\n', 0o755);
+}
+
+/** Writes three layer trees under `dir` and packs each with GNU tar. */
+export function makeCorpus(dir: string, o: CorpusOptions): CorpusLayer[] {
+  const builders = [(r: string) => base(r, o), (r: string) => upper(r, o), (r: string) => top(r)];
+  return builders.map((build, i) => {
+    const root = join(dir, `layer${i}`);
+    mkdirSync(root, { recursive: true });
+    build(root);
+    return { dir: root, tar: tarDir(root) };
+  });
+}
+
+export function gzipLayer(tar: Buffer, level = 6): Buffer {
+  return gzipSync(tar, { level });
+}
+
+export function fileSha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
