@@ -44,9 +44,10 @@ export function buildProgram(): Command {
     .command('umount')
     .description('unmount an image mounted by `ferry mount` (the overlay and every layer)')
     .argument('<dir>', 'mount point')
-    .action(async (dir: string) => {
+    .option('-c, --config <file>', 'config file (TOML)')
+    .action(async (dir: string, opts: { config?: string }) => {
       const { runUmount } = await import('./cli/mount-command.js');
-      await runUmount(dir);
+      await runUmount(dir, opts);
     });
 
   program

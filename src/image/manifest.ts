@@ -57,7 +57,10 @@ export function layerCompression(mediaType: string): LayerCompression | undefine
   return 'none';
 }
 
-const DigestSchema = z.string().refine(isDigest, { message: 'invalid digest' }).transform((s) => s as Digest);
+const DigestSchema = z
+  .string()
+  .refine(isDigest, { message: 'invalid digest' })
+  .transform((s): Digest => s);
 const Annotations = z.record(z.string(), z.string());
 
 export const PlatformSchema = z.object({
@@ -104,7 +107,8 @@ export type Descriptor = z.infer<typeof DescriptorSchema>;
 export type ImageManifest = z.infer<typeof ImageManifestSchema>;
 export type ImageIndex = z.infer<typeof ImageIndexSchema>;
 
-export type ParsedManifest = { kind: 'manifest'; manifest: ImageManifest } | { kind: 'index'; index: ImageIndex };
+export type ParsedManifest =
+  { kind: 'manifest'; manifest: ImageManifest } | { kind: 'index'; index: ImageIndex };
 
 /** The media type without parameters, lowercased; undefined for a missing or empty header. */
 export function baseMediaType(contentType: string | undefined): string | undefined {
@@ -126,14 +130,18 @@ export function isManifestMediaType(mediaType: string): boolean {
  */
 export function parseManifest(bytes: Buffer, contentType: string | undefined, where: string): ParsedManifest {
   if (bytes.length > MAX_MANIFEST_BYTES) {
-    throw new ResourceExhaustedError(`manifest for ${where} is ${bytes.length} bytes, over the ${MAX_MANIFEST_BYTES} limit`);
+    throw new ResourceExhaustedError(
+      `manifest for ${where} is ${bytes.length} bytes, over the ${MAX_MANIFEST_BYTES} limit`,
+    );
   }
   const type = baseMediaType(contentType);
   if (type !== undefined && SCHEMA1_TYPES.has(type)) throw schema1(where);
   const text = bytes.toString('utf8');
   const head = text.trimStart().slice(0, 1);
   if (type === 'text/html' || head === '<') {
-    throw new FormatError(`registry returned HTML instead of a manifest for ${where} (wrong host or a proxy login page?)`);
+    throw new FormatError(
+      `registry returned HTML instead of a manifest for ${where} (wrong host or a proxy login page?)`,
+    );
   }
   let json: unknown;
   try {
@@ -149,7 +157,9 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined, wh
   const field = typeof obj['mediaType'] === 'string' ? obj['mediaType'] : undefined;
   const known = type !== undefined && (INDEX_TYPES.has(type) || MANIFEST_TYPES.has(type));
   if (known && field !== undefined && field !== type) {
-    throw new FormatError(`manifest for ${where}: mediaType field ${field} disagrees with Content-Type ${type}`);
+    throw new FormatError(
+      `manifest for ${where}: mediaType field ${field} disagrees with Content-Type ${type}`,
+    );
   }
   const declared = known ? type : field;
   let kind: 'index' | 'manifest';
@@ -171,7 +181,9 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined, wh
 }
 
 function schema1(where: string): FormatError {
-  return new FormatError(`manifest for ${where} is Docker schema 1, which is unsupported (re-push the image with a current client)`);
+  return new FormatError(
+    `manifest for ${where} is Docker schema 1, which is unsupported (re-push the image with a current client)`,
+  );
 }
 
 function invalid(where: string, what: string, error: z.ZodError): FormatError {

@@ -4,6 +4,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync, symlinkSync, linkSync, chmodSync, chownSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import tarStream from 'tar-stream';
+import { writeEstargz, type EstargzBlob, type EstargzInputEntry } from './estargz-writer.js';
 
 export interface CorpusOptions {
   /** Number of small files in the base layer. */
@@ -143,4 +145,65 @@ export function gzipLayer(tar: Buffer, level = 6): Buffer {
 
 export function fileSha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+const TAR_TYPES: Record<string, EstargzInputEntry['type'] | undefined> = {
+  file: 'file',
+  directory: 'dir',
+  symlink: 'symlink',
+  link: 'hardlink',
+  'character-device': 'char',
+  'block-device': 'block',
+  fifo: 'fifo',
+};
+
+/** Raw xattr values of a file (tar-stream decodes PAX values as UTF-8, which mangles binary ones). */
+function xattrsOnDisk(path: string): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  const text = execFileSync('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', path]).toString();
+  for (const line of text.split('\n')) {
+    const m = /^([^=#]+)=0x([0-9a-f]*)$/.exec(line.trim());
+    if (m) out[m[1]!] = Buffer.from(m[2]!, 'hex');
+  }
+  return out;
+}
+
+/** Re-encodes a corpus layer as eStargz (same entries, same content) with the test writer. */
+export async function estargzFromLayer(layer: CorpusLayer, opts: { chunkSizeBytes?: number } = {}): Promise<EstargzBlob> {
+  const tar = layer.tar;
+  const entries: EstargzInputEntry[] = [];
+  const extract = tarStream.extract();
+  const done = new Promise<void>((resolve, reject) => {
+    extract.on('entry', (header, stream, next) => {
+      const parts: Buffer[] = [];
+      stream.on('data', (b: unknown) => parts.push(b as Buffer));
+      stream.on('end', () => {
+        const path = header.name.replace(/^\.\/?/, '').replace(/\/$/, '');
+        const type = TAR_TYPES[header.type ?? 'file'];
+        if (path !== '' && type !== undefined) {
+          const hasXattrs = Object.keys(header.pax ?? {}).some((k) => k.startsWith('SCHILY.xattr.'));
+          const xattrs = hasXattrs ? xattrsOnDisk(join(layer.dir, path)) : {};
+          entries.push({
+            path,
+            type,
+            mode: header.mode ?? 0o644,
+            uid: header.uid ?? 0,
+            gid: header.gid ?? 0,
+            ...(header.mtime !== undefined ? { mtime: header.mtime } : {}),
+            ...(type === 'file' ? { content: Buffer.concat(parts) } : {}),
+            ...(header.linkname ? { linkTarget: header.linkname.replace(/^\.\//, '') } : {}),
+            ...(header.devmajor !== undefined ? { devMajor: header.devmajor, devMinor: header.devminor ?? 0 } : {}),
+            ...(Object.keys(xattrs).length > 0 ? { xattrs } : {}),
+          });
+        }
+        next();
+      });
+      stream.on('error', reject);
+    });
+    extract.on('finish', resolve);
+    extract.on('error', reject);
+  });
+  extract.end(tar);
+  await done;
+  return writeEstargz(entries, opts.chunkSizeBytes !== undefined ? { chunkSizeBytes: opts.chunkSizeBytes } : {});
 }

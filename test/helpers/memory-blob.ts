@@ -1,5 +1,5 @@
 // A BlobReader over an in-memory buffer, counting what was read: the fake for builders and origins.
-import type { BlobReader } from '../../src/source/blob-reader.js';
+import type { BlobReader } from '../../src/image/blob-reader.js';
 import { sha256, type Digest } from '../../src/image/digest.js';
 
 export class MemoryBlobReader implements BlobReader {

@@ -1,0 +1,185 @@
+// DiskChunkStore: chunk files sharded as <dir>/ab/cdef…, written tmp-then-rename, size-bounded LRU eviction,
+// rebuilt from disk by open(), verified on every read; disk trouble drops writes (logged once per incident).
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LRUCache } from 'lru-cache';
+import { digestAlgorithm, digestHex, type Digest } from '../image/digest.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { emptyStats, type ChunkStore, type ChunkStoreStats } from './chunk-store.js';
+
+export interface DiskChunkStoreOptions {
+  dir: string;
+  maxBytes: number;
+  log: Logger;
+}
+
+/** Errors meaning "the disk cannot take writes now": drop the write and keep serving. */
+const DISK_TROUBLE = new Set(['ENOSPC', 'EDQUOT', 'EROFS']);
+const TMP_MARK = '.tmp-';
+const HEX_NAME = /^[a-f0-9]+$/;
+
+function errCode(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string'
+    ? e.code
+    : undefined;
+}
+
+function digestOfFile(shard: string, rest: string): Digest | undefined {
+  const hex = shard + rest;
+  if (!HEX_NAME.test(hex)) return undefined;
+  if (hex.length === 64) return `sha256:${hex}` as Digest;
+  if (hex.length === 128) return `sha512:${hex}` as Digest;
+  return undefined;
+}
+
+export class DiskChunkStore implements ChunkStore {
+  readonly dir: string;
+  private readonly log: Logger;
+  private readonly lru: LRUCache<Digest, number>;
+  private readonly maxBytes: number;
+  private readonly counters = emptyStats();
+  /** The error code of the ongoing disk-trouble incident, if any: logged when it starts and when it ends. */
+  private incident: string | undefined;
+
+  constructor(options: DiskChunkStoreOptions) {
+    if (!Number.isSafeInteger(options.maxBytes) || options.maxBytes <= 0) {
+      throw new InvalidArgumentError(
+        `disk chunk store maxBytes must be a positive integer, got ${options.maxBytes}`,
+      );
+    }
+    this.dir = options.dir;
+    this.maxBytes = options.maxBytes;
+    this.log = options.log;
+    this.lru = new LRUCache<Digest, number>({
+      maxSize: options.maxBytes,
+      sizeCalculation: (size) => Math.max(1, size),
+      dispose: (_size, d, reason) => {
+        if (reason !== 'evict') return;
+        this.counters.evictions++;
+        unlink(this.pathOf(d)).catch((e: unknown) => {
+          if (errCode(e) !== 'ENOENT')
+            this.log.warn({ err: e, digest: d }, 'chunk store: evicted file not removed');
+        });
+      },
+    });
+  }
+
+  pathOf(d: Digest): string {
+    const hex = digestHex(d);
+    return join(this.dir, hex.slice(0, 2), hex.slice(2));
+  }
+
+  /** Creates the directory and rebuilds the LRU from the files on disk (oldest mtime evicted first). */
+  async open(signal?: AbortSignal): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const found: { d: Digest; size: number; mtimeMs: number }[] = [];
+    for (const shard of await readdir(this.dir)) {
+      signal?.throwIfAborted();
+      if (shard.length !== 2 || !HEX_NAME.test(shard)) continue;
+      const shardDir = join(this.dir, shard);
+      let names: string[];
+      try {
+        names = await readdir(shardDir);
+      } catch {
+        continue; // a stray file where a shard dir should be
+      }
+      // stat in parallel within a shard: a big cache has ~1e5 files and start-up time matters.
+      const stats = await Promise.all(
+        names.map(async (name) => {
+          const file = join(shardDir, name);
+          if (name.includes(TMP_MARK)) {
+            await unlink(file).catch(() => undefined); // an interrupted write
+            return undefined;
+          }
+          const d = digestOfFile(shard, name);
+          if (d === undefined) return undefined;
+          const st = await stat(file).catch(() => undefined); // may vanish while scanning
+          return st?.isFile() ? { d, size: st.size, mtimeMs: st.mtimeMs } : undefined;
+        }),
+      );
+      for (const f of stats) if (f !== undefined) found.push(f);
+    }
+    found.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    for (const f of found) if (!this.lru.has(f.d)) this.lru.set(f.d, f.size);
+    this.log.info(
+      { dir: this.dir, chunks: this.lru.size, bytes: this.lru.calculatedSize },
+      'chunk store opened',
+    );
+  }
+
+  async get(d: Digest, signal?: AbortSignal): Promise<Buffer | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes =
+        signal === undefined ? await readFile(this.pathOf(d)) : await readFile(this.pathOf(d), { signal });
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      if (errCode(e) !== 'ENOENT')
+        this.log.warn({ err: e, digest: d }, 'chunk store: read failed; treating as miss');
+      this.lru.delete(d);
+      this.counters.misses++;
+      return undefined;
+    }
+    const actual = `${digestAlgorithm(d)}:${createHash(digestAlgorithm(d)).update(bytes).digest('hex')}`;
+    if (actual !== d) {
+      this.log.warn({ digest: d, actual, file: this.pathOf(d) }, 'chunk store: corrupt chunk file removed');
+      this.counters.failures++;
+      this.counters.misses++;
+      this.lru.delete(d);
+      await unlink(this.pathOf(d)).catch(() => undefined);
+      return undefined;
+    }
+    if (this.lru.get(d) === undefined) this.lru.set(d, bytes.length);
+    this.counters.hits++;
+    this.counters.hitBytes += bytes.length;
+    return bytes;
+  }
+
+  has(d: Digest): boolean {
+    return this.lru.has(d);
+  }
+
+  async put(d: Digest, bytes: Buffer, signal?: AbortSignal): Promise<void> {
+    this.counters.puts++;
+    if (this.lru.has(d)) {
+      this.lru.get(d); // refresh recency
+      return;
+    }
+    if (bytes.length > this.maxBytes) return; // could never be kept; writing it would orphan a file
+    const final = this.pathOf(d);
+    const tmp = `${final}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await mkdir(join(final, '..'), { recursive: true });
+      await writeFile(tmp, bytes, signal === undefined ? {} : { signal });
+      await rename(tmp, final);
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined);
+      this.counters.failures++;
+      if (signal?.aborted) return;
+      const code = errCode(e) ?? 'UNKNOWN';
+      if (this.incident !== code) {
+        this.incident = code;
+        const msg = DISK_TROUBLE.has(code)
+          ? 'chunk store: disk cannot take writes; dropping chunk writes until it recovers'
+          : 'chunk store: write failed; dropping chunk writes until one succeeds';
+        this.log.warn({ err: e, code, dir: this.dir }, msg);
+      }
+      return;
+    }
+    if (this.incident !== undefined) {
+      this.log.info({ dir: this.dir, code: this.incident }, 'chunk store: writes succeed again');
+      this.incident = undefined;
+    }
+    this.lru.set(d, bytes.length);
+  }
+
+  stats(): ChunkStoreStats {
+    return { ...this.counters, bytes: this.lru.calculatedSize, entries: this.lru.size };
+  }
+
+  tiers(): Readonly<Record<string, ChunkStoreStats>> {
+    return { disk: this.stats() };
+  }
+}

@@ -1,0 +1,81 @@
+// Builds the components a CLI command needs from the config: logger, registry client, stores, index provider.
+import { join } from 'node:path';
+import { chunkCacheDir, loadConfig, type FerryConfig } from '../config/load.js';
+import { createLogger, type Logger } from '../log.js';
+import { parsePlatform } from '../image/platform.js';
+import { InvalidArgumentError } from '../errors.js';
+import { RegistryClient } from '../registry/client.js';
+import { ChainCredentials, StaticCredentials, type Credential, type CredentialSource } from '../registry/credentials.js';
+import { DockerConfigCredentials } from '../registry/docker-config.js';
+import { DiskChunkStore } from '../chunks/disk-chunk-store.js';
+import { MemoryChunkStore } from '../chunks/memory-chunk-store.js';
+import { TieredChunkStore } from '../chunks/tiered-chunk-store.js';
+import type { ChunkStore } from '../chunks/chunk-store.js';
+import { IndexStore } from '../index/index-store.js';
+import { IndexProvider } from '../index/provider.js';
+
+export interface CliContext {
+  readonly config: Readonly<FerryConfig>;
+  readonly log: Logger;
+  readonly registry: RegistryClient;
+  readonly indexStore: IndexStore;
+  readonly chunks: ChunkStore;
+  readonly provider: IndexProvider;
+  close(): Promise<void>;
+}
+
+function credentialSource(config: FerryConfig, log: Logger): CredentialSource {
+  const fromConfig: Record<string, Credential> = {};
+  for (const c of config.registry.credentials) {
+    if (c.identityToken !== undefined) fromConfig[c.host] = { identityToken: c.identityToken };
+    else if (c.username !== undefined) fromConfig[c.host] = { username: c.username, password: c.password ?? '' };
+  }
+  const sources: CredentialSource[] = [new StaticCredentials({ credentials: fromConfig })];
+  if (config.registry.dockerConfig) sources.push(new DockerConfigCredentials({ log }));
+  return new ChainCredentials({ sources });
+}
+
+export async function createContext(opts: { configPath?: string | undefined; logLevel?: string }): Promise<CliContext> {
+  const config = await loadConfig(opts.configPath);
+  const log = createLogger({ level: opts.logLevel ?? config.daemon.logLevel });
+  let platform;
+  if (config.registry.platform !== undefined) {
+    platform = parsePlatform(config.registry.platform);
+    if (platform === undefined) throw new InvalidArgumentError(`registry.platform: bad platform ${config.registry.platform}`);
+  }
+  const registry = new RegistryClient({
+    log,
+    credentials: credentialSource(config, log),
+    insecureHosts: config.registry.insecureHosts,
+    mirrors: config.registry.mirrors,
+    requestTimeoutMs: config.registry.requestTimeoutMs,
+    maxConcurrencyPerHost: config.registry.maxConcurrencyPerHost,
+    retries: config.registry.retries,
+    platform,
+  });
+  const disk = new DiskChunkStore({ dir: chunkCacheDir(config), maxBytes: config.cache.maxBytes, log });
+  await disk.open();
+  const chunks = new TieredChunkStore({ memory: new MemoryChunkStore({ maxBytes: config.cache.memoryBytes }), disk });
+  const indexStore = new IndexStore({ dir: join(config.daemon.stateDir, 'indexes') });
+  const provider = new IndexProvider({
+    store: indexStore,
+    registry,
+    log,
+    chunkSizeBytes: config.index.chunkSizeBytes,
+    spanBytes: config.index.spanBytes,
+    // A build streams the whole layer anyway: keep its chunks so the first reads after it are local.
+    onBuiltChunk: (digest, bytes) => void chunks.put(digest, bytes),
+  });
+  return {
+    config,
+    log,
+    registry,
+    indexStore,
+    chunks,
+    provider,
+    close: async () => {
+      await registry.close();
+      log.flush();
+    },
+  };
+}

@@ -1,0 +1,154 @@
+// `ferry mount <ref> <dir>` (foreground until interrupted or `ferry umount`) and `ferry umount <dir>`.
+import { rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FerryError } from '../errors.js';
+import { parseReference } from '../image/reference.js';
+import { loadConfig } from '../config/load.js';
+import { createLogger, type Logger } from '../log.js';
+import { fetchChunkFromOrigin } from '../source/origin.js';
+import { composeSource } from '../source/compose.js';
+import { cleanStaleMounts, fuseMountsUnder } from '../fuse/stale.js';
+import { lazyUnmount } from '../fuse/mount.js';
+import { mountImage } from '../mount/image-mount.js';
+import { MountStateDir, processAlive, recordName, type MountRecord } from '../mount/mount-state.js';
+import { isMountPoint, unmount } from '../mount/system-mount.js';
+import { createContext } from './context.js';
+import { formatBytes, shortDigest } from './format.js';
+
+export interface MountCommandOptions {
+  json?: boolean;
+  config?: string;
+}
+
+const cliLogLevel = (): string => process.env['FERRY_LOG_LEVEL'] ?? 'warn';
+
+/** Tears down what a dead `ferry mount` left: the overlay, its layer mounts, its scratch dir, its record. */
+async function reap(record: MountRecord, states: MountStateDir, log: Logger): Promise<void> {
+  await unmount(record.target, { lazy: true }).catch((e: unknown) => log.warn({ err: e }, 'overlay unmount failed'));
+  for (const m of await fuseMountsUnder(record.workDir)) await lazyUnmount(m.mountpoint).catch(() => undefined);
+  await rm(record.workDir, { recursive: true, force: true }).catch(() => undefined);
+  await states.remove(record.target);
+  log.info({ target: record.target }, 'cleaned up after a dead ferry mount');
+}
+
+async function reapDead(runDir: string, states: MountStateDir, log: Logger): Promise<void> {
+  for (const r of await states.all()) if (!processAlive(r.pid)) await reap(r, states, log);
+  await cleanStaleMounts({ dir: join(runDir, 'mnt'), log });
+}
+
+export async function runMount(refText: string, dirArg: string, opts: MountCommandOptions): Promise<void> {
+  const ref = parseReference(refText);
+  const target = resolve(dirArg);
+  const ctx = await createContext({ configPath: opts.config, logLevel: cliLogLevel() });
+  const { config, log } = ctx;
+  const states = new MountStateDir(join(config.daemon.runDir, 'mounts'));
+  const out = (line: object | string) =>
+    process.stdout.write(typeof line === 'string' ? (opts.json === true ? '' : `${line}\n`) : opts.json === true ? `${JSON.stringify(line)}\n` : '');
+  try {
+    await reapDead(config.daemon.runDir, states, log);
+    const existing = await states.read(target);
+    if (existing !== undefined) throw new FerryError('ALREADY_EXISTS', `${target} is already mounted by pid ${existing.pid}`);
+    if (await isMountPoint(target)) throw new FerryError('ALREADY_EXISTS', `${target} is already a mount point`);
+
+    const t0 = performance.now();
+    const image = await ctx.registry.resolve(ref);
+    const provided = await ctx.provider.forImage(image);
+    const composed = composeSource({
+      store: ctx.chunks,
+      origin: {
+        blobFor: (index) => ctx.registry.blobReader(image.ref, index.layerDigest, index.compressedSize),
+        fetch: fetchChunkFromOrigin,
+      },
+      concurrency: config.registry.maxConcurrencyPerHost,
+      log,
+    });
+    const workDir = join(config.daemon.runDir, 'mnt', recordName(target).replace(/\.json$/, ''));
+    const mounted = await mountImage({
+      target,
+      workDir,
+      indexes: provided.map((p) => p.index),
+      source: composed.source,
+      log,
+      readDeadlineMs: config.fuse.readDeadlineMs,
+      attrTimeoutSec: config.fuse.attrTimeoutS,
+      entryTimeoutSec: config.fuse.entryTimeoutS,
+    });
+    await states.write({
+      target,
+      pid: process.pid,
+      ref: ref.toString(),
+      manifestDigest: image.manifestDigest,
+      layerMounts: mounted.layers.map((l) => l.mountpoint),
+      workDir,
+      createdAt: new Date().toISOString(),
+    });
+    const mountMs = Math.round(performance.now() - t0);
+    const layers = provided.map((p, i) => ({
+      digest: p.index.layerDigest,
+      format: p.index.format,
+      indexSource: p.origin,
+      files: p.index.entries.filter((e) => e.type === 'file').length,
+      compressedSize: p.index.compressedSize,
+      mountpoint: mounted.layers[i]?.mountpoint,
+    }));
+    out({ event: 'mounted', target, ref: ref.toString(), manifestDigest: image.manifestDigest, mountMs, layers });
+    out(`mounted ${ref.toString()} at ${target} in ${mountMs} ms (${layers.length} layers)`);
+    for (const l of layers) {
+      out(`  ${shortDigest(l.digest)}  ${l.format.padEnd(7)}  index: ${l.indexSource.padEnd(8)}  ${formatBytes(l.compressedSize)}`);
+    }
+    out('serving on demand; Ctrl-C or `ferry umount` to stop');
+
+    await waitForStop(target);
+    await mounted.unmount();
+    await states.remove(target);
+    const s = composed.stats();
+    out({ event: 'unmounted', target, served: s, cache: ctx.chunks.stats() });
+    out(
+      `unmounted ${target}: served ${s.memory.chunks} chunks from memory, ${s.disk.chunks} from disk, ` +
+        `${s.origin.chunks} (${formatBytes(s.origin.bytes)}) from the registry`,
+    );
+  } finally {
+    await ctx.close();
+  }
+}
+
+/** Resolves on SIGINT/SIGTERM, or when someone else unmounted the overlay (`ferry umount`, `umount`). */
+async function waitForStop(target: string): Promise<void> {
+  const ac = new AbortController();
+  const onSignal = () => ac.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    while (!ac.signal.aborted) {
+      await sleep(500, undefined, { signal: ac.signal }).catch(() => undefined);
+      if (!ac.signal.aborted && !(await isMountPoint(target))) return;
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+export async function runUmount(dirArg: string, opts: { config?: string } = {}): Promise<void> {
+  const target = resolve(dirArg);
+  const config = await loadConfig(opts.config);
+  const log = createLogger({ level: cliLogLevel() });
+  const states = new MountStateDir(join(config.daemon.runDir, 'mounts'));
+  const record = await states.read(target);
+  if (record === undefined) {
+    if (await isMountPoint(target)) {
+      await unmount(target);
+      return;
+    }
+    throw new FerryError('NOT_FOUND', `${target} is not mounted by ferry`);
+  }
+  if (processAlive(record.pid)) {
+    process.kill(record.pid, 'SIGTERM');
+    const deadline = Date.now() + config.daemon.shutdownTimeoutMs;
+    while (processAlive(record.pid) && Date.now() < deadline) await sleep(100);
+    if (!processAlive(record.pid)) return;
+    log.warn({ pid: record.pid }, 'ferry mount did not stop in time; detaching its mounts');
+  }
+  await reap(record, states, log);
+}

@@ -1,0 +1,168 @@
+// mountLayer: mounts one layer's tree read-only with fuse-native (use_ino, suid, dev, kernel_cache, caching
+// timeouts) and returns a handle whose unmount() is lazy and idempotent.
+import Fuse from 'fuse-native';
+import { execFile } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { UnavailableError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { LayerReader } from '../layer/layer-reader.js';
+import type { LayerTree } from '../layer/layer-tree.js';
+import { createLayerOps, type LayerOps } from './ops.js';
+
+const execFileAsync = promisify(execFile);
+
+export interface MountLayerOptions {
+  mountpoint: string;
+  tree: LayerTree;
+  reader: LayerReader;
+  log: Logger;
+  /** A FUSE read not answered within this long fails with EIO (the fetch continues for the cache). */
+  readDeadlineMs?: number;
+  attrTimeoutSec?: number;
+  entryTimeoutSec?: number;
+  /** Caches ENOENT: overlay looks up many names that lower layers do not have. */
+  negativeTimeoutSec?: number;
+  maxReadaheadBytes?: number;
+  /** Required for overlay and container processes (default true). */
+  allowOther?: boolean;
+  /** Keep the page cache across opens: layers are immutable (default true). */
+  kernelCache?: boolean;
+  /** Let the kernel check permission bits, as for a normal filesystem (default true). */
+  defaultPermissions?: boolean;
+  /** Give up on a mount that has not come up within this long (default 10 s). */
+  mountTimeoutMs?: number;
+  debug?: boolean;
+}
+
+export interface MountedLayer {
+  readonly mountpoint: string;
+  readonly ops: LayerOps;
+  unmount(): Promise<void>;
+}
+
+interface ExtraOptions {
+  attrTimeoutSec: number;
+  entryTimeoutSec: number;
+  negativeTimeoutSec: number;
+  maxReadaheadBytes: number;
+}
+
+/** fuse-native forwards only some libfuse options (protocols §7.2); the rest are appended here. */
+class FerryFuse extends Fuse {
+  constructor(
+    mnt: string,
+    ops: LayerOps['ops'],
+    opts: ConstructorParameters<typeof Fuse>[2],
+    private readonly extra: ExtraOptions,
+  ) {
+    super(mnt, ops, opts);
+  }
+
+  protected override _fuseOptions(): string {
+    const base = super._fuseOptions();
+    const extras = [
+      'ro', // the kernel refuses every write with EROFS before it reaches us
+      'use_ino',
+      'suid',
+      'dev',
+      // Set here rather than via attrTimeout/entryTimeout because fuse-native drops falsy values such as 0.
+      `attr_timeout=${this.extra.attrTimeoutSec}`,
+      `entry_timeout=${this.extra.entryTimeoutSec}`,
+      `negative_timeout=${this.extra.negativeTimeoutSec}`,
+      `max_readahead=${this.extra.maxReadaheadBytes}`,
+    ].join(',');
+    return base === '' ? `-o${extras}` : `${base},${extras}`;
+  }
+}
+
+function callback(run: (cb: (err: Error | null) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => run((err) => (err ? reject(err) : resolve())));
+}
+
+export async function mountLayer(options: MountLayerOptions): Promise<MountedLayer> {
+  const { mountpoint, tree, log } = options;
+  const layerOps = createLayerOps({
+    tree,
+    reader: options.reader,
+    log,
+    ...(options.readDeadlineMs !== undefined ? { readDeadlineMs: options.readDeadlineMs } : {}),
+  });
+  await mkdir(mountpoint, { recursive: true });
+  const fuse = new FerryFuse(
+    mountpoint,
+    layerOps.ops,
+    {
+      allowOther: options.allowOther ?? true,
+      kernelCache: options.kernelCache ?? true,
+      defaultPermissions: options.defaultPermissions ?? true,
+      fsname: 'ferry',
+      subtype: 'ferry', // fstype fuse.ferry: our mounts are recognisable in /proc/self/mountinfo
+      timeout: false, // lazy fetches may be slow; readDeadlineMs bounds reads instead
+      debug: options.debug ?? false,
+    },
+    {
+      attrTimeoutSec: options.attrTimeoutSec ?? 60,
+      entryTimeoutSec: options.entryTimeoutSec ?? 60,
+      negativeTimeoutSec: options.negativeTimeoutSec ?? 60,
+      maxReadaheadBytes: options.maxReadaheadBytes ?? 1024 * 1024,
+    },
+  );
+
+  const timeoutMs = options.mountTimeoutMs ?? 10_000;
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  try {
+    await Promise.race([
+      callback((cb) => fuse.mount(cb)),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          timedOut = true;
+          reject(
+            new UnavailableError(`FUSE mount of layer ${tree.index.layerDigest} at ${mountpoint} timed out`),
+          );
+        }, timeoutMs);
+        timer.unref();
+      }),
+    ]);
+  } catch (e) {
+    layerOps.close();
+    // Only a mount that timed out may be half-up; a refused mount (e.g. "Mountpoint in use") must not
+    // detach whatever already lives at that path.
+    if (timedOut) await lazyUnmount(mountpoint).catch(() => undefined);
+    throw new UnavailableError(
+      `cannot mount layer ${tree.index.layerDigest} at ${mountpoint}: ${String(e)}`,
+      {
+        cause: e,
+      },
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+  log.info({ mountpoint, layer: tree.index.layerDigest }, 'layer mounted');
+
+  let unmounting: Promise<void> | undefined;
+  return {
+    mountpoint,
+    ops: layerOps,
+    unmount(): Promise<void> {
+      unmounting ??= (async () => {
+        layerOps.close();
+        try {
+          await callback((cb) => fuse.unmount(cb));
+        } catch (e) {
+          // fuse-native's unmount runs fusermount -uz first; if that failed, try once more ourselves.
+          log.warn({ err: e, mountpoint }, 'fuse unmount failed; retrying lazily');
+          await lazyUnmount(mountpoint);
+        }
+        log.info({ mountpoint, layer: tree.index.layerDigest }, 'layer unmounted');
+      })();
+      return unmounting;
+    },
+  };
+}
+
+/** `fusermount -uz <dir>`: detach now, release when the last user goes (a busy or dead mount still goes). */
+export async function lazyUnmount(dir: string, signal?: AbortSignal): Promise<void> {
+  await execFileAsync('fusermount', ['-uz', dir], signal === undefined ? {} : { signal });
+}

@@ -1,0 +1,170 @@
+// The fuse-native operation handlers for one read-only layer: every callback answers exactly once, reads
+// never throw (positive count or negative errno), and xattr lookups never answer ENOSYS.
+import type { FuseOps } from 'fuse-native';
+import { DeadlineError, NotFoundError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { LayerNode, LayerTree } from '../layer/layer-tree.js';
+import type { LayerReader } from '../layer/layer-reader.js';
+import { raceDeadline } from '../source/deadline.js';
+import { statOf, statfsOf } from './attrs.js';
+import { EACCES, EISDIR, ENOENT, ENOTDIR, EROFS, ErrnoMapper } from './errno.js';
+
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
+const O_CREAT = 0o100;
+const O_TRUNC = 0o1000;
+const O_APPEND = 0o2000;
+const W_OK = 2;
+// Both names answer getxattr (overlay reads `user.` ones when mounted with userxattr), but only the trusted
+// one is listed: overlay hides trusted.overlay.* from the merged view, while a listed user.* name would leak.
+const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'];
+const LISTED_OPAQUE_XATTRS = ['trusted.overlay.opaque'];
+const OPAQUE_VALUE = Buffer.from('y');
+
+export interface LayerOpsOptions {
+  tree: LayerTree;
+  reader: LayerReader;
+  log: Logger;
+  /** A read not answered within this long fails with EIO; the fetch behind it goes on to fill the cache. */
+  readDeadlineMs?: number;
+}
+
+export interface LayerOps {
+  readonly ops: FuseOps;
+  readonly errors: ErrnoMapper;
+  /** Open file handles (for tests and status). */
+  readonly openHandles: () => number;
+  /** Aborts reads in flight (on unmount). */
+  close(): void;
+}
+
+export function createLayerOps(options: LayerOpsOptions): LayerOps {
+  const { tree, reader, log, readDeadlineMs } = options;
+  const errors = new ErrnoMapper({ log });
+  const handles = new Map<number, LayerNode>();
+  const closing = new AbortController();
+  let nextFh = 1;
+
+  const allocFh = (node: LayerNode): number => {
+    // fh is an int32 and 0 means "unset": wrap around, skipping live handles.
+    while (handles.has(nextFh) || nextFh === 0) nextFh = nextFh >= 0x7fffffff ? 1 : nextFh + 1;
+    const fh = nextFh;
+    handles.set(fh, node);
+    nextFh = nextFh >= 0x7fffffff ? 1 : nextFh + 1;
+    return fh;
+  };
+
+  const ops: FuseOps = {
+    init(cb) {
+      cb(0);
+    },
+    getattr(path, cb) {
+      const node = tree.lookup(path);
+      if (node === undefined) return cb(ENOENT);
+      cb(0, statOf(node));
+    },
+    readdir(path, cb) {
+      const node = tree.lookup(path);
+      if (node === undefined) return cb(ENOENT);
+      if (node.children === undefined) return cb(ENOTDIR);
+      const parent =
+        path === '/' || path === '' ? tree.root : tree.lookup(path.slice(0, path.lastIndexOf('/')));
+      const names = ['.', '..'];
+      const stats = [statOf(node), statOf(parent ?? tree.root)];
+      for (const [name, child] of node.children) {
+        names.push(name);
+        stats.push(statOf(child)); // the d_type overlay needs to see whiteouts (protocols §6.3)
+      }
+      cb(0, names, stats);
+    },
+    readlink(path, cb) {
+      const node = tree.lookup(path);
+      if (node === undefined) return cb(ENOENT);
+      if (node.type !== 'symlink' || node.linkTarget === undefined) return cb(-22);
+      cb(0, node.linkTarget);
+    },
+    open(path, flags, cb) {
+      const node = tree.lookup(path);
+      if (node === undefined) return cb(ENOENT);
+      if (node.type === 'dir') return cb(EISDIR);
+      if ((flags & O_ACCMODE) !== O_RDONLY || (flags & (O_CREAT | O_TRUNC | O_APPEND)) !== 0) {
+        return cb(EROFS);
+      }
+      if (node.type === 'whiteout') return cb(EACCES);
+      cb(0, allocFh(node));
+    },
+    read(path, fh, buf, len, pos, cb) {
+      const node = handles.get(fh) ?? tree.lookup(path);
+      if (node === undefined) {
+        cb(
+          errors.fail(
+            new NotFoundError(`no such file ${path} in layer ${tree.index.layerDigest}`),
+            'read',
+            path,
+          ),
+        );
+        return;
+      }
+      let work = reader.readFile(node, pos, len, closing.signal);
+      if (readDeadlineMs !== undefined) {
+        work = raceDeadline(
+          work,
+          readDeadlineMs,
+          () =>
+            new DeadlineError(
+              `read ${path} [${pos}, +${len}) of layer ${tree.index.layerDigest} missed its ${readDeadlineMs} ms deadline`,
+            ),
+        );
+      }
+      work.then(
+        (bytes) => {
+          // Copy now: fuse-native detaches `buf` after the callback, and we must not keep it.
+          const n = bytes.copy(buf, 0, 0, Math.min(len, bytes.length));
+          cb(n);
+        },
+        (e: unknown) => cb(errors.fail(e, 'read', path)),
+      );
+    },
+    release(_path, fh, cb) {
+      handles.delete(fh);
+      cb(0);
+    },
+    opendir(path, _flags, cb) {
+      const node = tree.lookup(path);
+      if (node === undefined) return cb(ENOENT);
+      if (node.type !== 'dir') return cb(ENOTDIR);
+      cb(0, 0);
+    },
+    releasedir(_path, _fh, cb) {
+      cb(0);
+    },
+    getxattr(path, name, _position, cb) {
+      const node = tree.lookup(path);
+      if (node === undefined) return cb(ENOENT);
+      if (node.opaque && OPAQUE_XATTRS.includes(name)) return cb(0, OPAQUE_VALUE);
+      cb(0, node.xattrs.get(name) ?? null);
+    },
+    listxattr(path, cb) {
+      const node = tree.lookup(path);
+      if (node === undefined) return cb(ENOENT);
+      const names = [...node.xattrs.keys()];
+      if (node.opaque) names.push(...LISTED_OPAQUE_XATTRS);
+      cb(0, names);
+    },
+    statfs(_path, cb) {
+      cb(0, statfsOf(tree));
+    },
+    access(path, mode, cb) {
+      const node = tree.lookup(path);
+      if (node === undefined) return cb(ENOENT);
+      cb((mode & W_OK) !== 0 ? EROFS : 0);
+    },
+  };
+
+  return {
+    ops,
+    errors,
+    openHandles: () => handles.size,
+    close: () => closing.abort(),
+  };
+}

@@ -1,0 +1,216 @@
+// Builds a LayerIndex for a plain tar or gzip layer in one pass over the blob stream (zran checkpoints for
+// gzip), verifying the layer digest at the end.
+//
+// Chunking policy: a regular file of at least chunkSizeBytes/4 gets chunks of its own, aligned to its data
+// start and split every chunkSizeBytes, so identical big files produce identical chunks (dedup across layers).
+// Smaller files are packed: a shared chunk covers the stream from the first packed file's data start to the
+// last one's data end (tar headers in between included); it closes when the next file would take it past
+// chunkSizeBytes, or before a big file. Empty files need no chunk. Every file byte lies in exactly one chunk;
+// chunks are sorted and disjoint.
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { AbortedError, FerryError, FormatError, IntegrityError } from '../errors.js';
+import { DigestHasher, digestAlgorithm, sha256, type Digest } from '../image/digest.js';
+import type { Checkpoint, Chunk, LayerIndex } from '../image/layer-index.js';
+import { LAYER_INDEX_VERSION } from '../image/layer-index.js';
+import { TarParser } from '../image/tar.js';
+import type { BlobReader } from '../image/blob-reader.js';
+import { GzipIndexer } from '../codec/gzip-indexer.js';
+import { ChunkBuilder, type RawChunk } from './chunk-builder.js';
+import { EntryTable, type MutableEntry } from './entry-table.js';
+
+export const DEFAULT_CHUNK_SIZE_BYTES = 1024 * 1024;
+/** Extra compressed bytes past the measured end, in case a decoder reads ahead of where output stopped. */
+const COMPRESSED_END_MARGIN_BYTES = 64;
+/** Largest piece decoded between event-loop checks, and how long the builder may hold the loop. */
+const MAX_PIECE_BYTES = 64 * 1024;
+const MAX_BUSY_MS = 20;
+const BUILD_TOOL = 'ferry build-stream 1';
+
+export interface BuildFromStreamOptions {
+  layerDigest: Digest;
+  mediaType: string;
+  blob: BlobReader;
+  chunkSizeBytes?: number;
+  spanBytes?: number;
+  signal?: AbortSignal;
+  onProgress?: (compressedBytes: number) => void;
+  onChunk?: (chunkIndex: number, bytes: Buffer) => void;
+}
+
+type Kind = 'unknown' | 'tar' | 'gzip';
+
+export async function buildIndexFromStream(opts: BuildFromStreamOptions): Promise<LayerIndex> {
+  const started = Date.now();
+  const label = `layer ${opts.layerDigest}`;
+  const signal = opts.signal;
+  const checkAbort = (): void => {
+    if (signal?.aborted === true)
+      throw new AbortedError(`${label}: index build aborted`, { cause: signal.reason });
+  };
+  checkAbort();
+  const hasher = new DigestHasher(digestAlgorithm(opts.layerDigest));
+  const chunker = new ChunkBuilder({
+    chunkSizeBytes: opts.chunkSizeBytes ?? DEFAULT_CHUNK_SIZE_BYTES,
+    ...(opts.onChunk !== undefined ? { onChunk: opts.onChunk } : {}),
+  });
+  const table = new EntryTable();
+  let file: { entry: MutableEntry; hasher: DigestHasher; left: number } | undefined;
+  const tar = new TarParser({
+    label,
+    onEntry: (t) => {
+      const e = table.add(t);
+      file = undefined;
+      if (t.type !== 'file') return;
+      chunker.addFile(t.dataOffset, t.size);
+      if (e === undefined) return;
+      if (t.size === 0) table.setDigest(e, sha256(new Uint8Array(0)));
+      else file = { entry: e, hasher: new DigestHasher(), left: t.size };
+    },
+    onData: (_t, data) => {
+      if (file === undefined) return;
+      file.hasher.update(data);
+      file.left -= data.length;
+      if (file.left === 0) table.setDigest(file.entry, file.hasher.digest());
+    },
+  });
+  const output = (bytes: Uint8Array, consumed: number): void => {
+    chunker.addOutput(bytes, consumed);
+    tar.push(bytes);
+    chunker.flush();
+  };
+
+  let kind: Kind = 'unknown';
+  let head = Buffer.alloc(0);
+  let gz: GzipIndexer | undefined;
+  let compressed = 0;
+  let busySince = Date.now();
+  const feed = (piece: Buffer): void => {
+    if (gz !== undefined) gz.push(piece, output);
+    else output(piece, compressed);
+  };
+
+  const stream = await opts.blob.stream(signal);
+  let formatError: FormatError | undefined;
+  for await (const raw of stream) {
+    checkAbort();
+    hasher.update(raw);
+    if (formatError !== undefined) {
+      // Keep hashing: if the bytes are not the layer's, that (not the parse error) is the failure to report.
+      compressed += raw.length;
+      continue;
+    }
+    for (let i = 0; i < raw.length; i += MAX_PIECE_BYTES) {
+      let piece = raw.subarray(i, Math.min(raw.length, i + MAX_PIECE_BYTES));
+      compressed += piece.length;
+      try {
+        if (kind === 'unknown') {
+          head = Buffer.concat([head, piece]);
+          if (head.length < 4) continue;
+          kind = detect(head, label);
+          if (kind === 'gzip') gz = new GzipIndexer({ label, ...spanOpt(opts.spanBytes) });
+          piece = head;
+        }
+        feed(piece);
+      } catch (e) {
+        if (!(e instanceof FormatError)) throw e;
+        formatError = e;
+        compressed += raw.length - i - piece.length;
+        break;
+      }
+      if (Date.now() - busySince > MAX_BUSY_MS) {
+        await yieldToEventLoop();
+        checkAbort();
+        busySince = Date.now();
+      }
+    }
+    opts.onProgress?.(compressed);
+  }
+  try {
+    if (formatError !== undefined) throw formatError;
+    if (kind === 'unknown') {
+      kind = detect(head, label);
+      if (kind === 'gzip') throw new FormatError(`${label}: truncated gzip stream of ${head.length} bytes`);
+      feed(head);
+    }
+    gz?.finish();
+    tar.end();
+  } catch (e) {
+    const actual = hasher.digest();
+    if (e instanceof FormatError && actual !== opts.layerDigest) {
+      throw new IntegrityError(`${label}: blob digest is ${actual}, expected ${opts.layerDigest}`, {
+        cause: e,
+      });
+    }
+    throw e;
+  }
+  chunker.finish();
+
+  const actual = hasher.digest();
+  if (actual !== opts.layerDigest) {
+    throw new IntegrityError(`${label}: blob digest is ${actual}, expected ${opts.layerDigest}`);
+  }
+  const uncompressedSize = gz !== undefined ? gz.uncompressedProduced : compressed;
+  const checkpoints: Checkpoint[] = gz?.checkpoints ?? [];
+  return {
+    version: LAYER_INDEX_VERSION,
+    layerDigest: opts.layerDigest,
+    mediaType: opts.mediaType,
+    format: gz !== undefined ? 'gzip' : 'tar',
+    codec: gz !== undefined ? 'zran' : 'identity',
+    compressedSize: compressed,
+    uncompressedSize,
+    entries: table.entries(),
+    chunks: chunker.chunks.map((c) =>
+      gz !== undefined ? zranChunk(c, checkpoints, compressed) : identityChunk(c),
+    ),
+    checkpoints,
+    windows: gz?.windows ?? [],
+    build: { tool: BUILD_TOOL, createdAt: new Date(started).toISOString(), durationMs: Date.now() - started },
+  };
+}
+
+function spanOpt(spanBytes: number | undefined): { spanBytes?: number } {
+  return spanBytes !== undefined ? { spanBytes } : {};
+}
+
+function detect(head: Buffer, label: string): Kind {
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) {
+    throw new FerryError('UNIMPLEMENTED', `${label}: zstd layers are not supported yet`);
+  }
+  return 'tar';
+}
+
+function identityChunk(c: RawChunk): Chunk {
+  return {
+    digest: c.digest,
+    offset: c.offset,
+    size: c.size,
+    compressedStart: c.offset,
+    compressedEnd: c.offset + c.size,
+    checkpoint: -1,
+    skip: 0,
+  };
+}
+
+function zranChunk(c: RawChunk, checkpoints: readonly Checkpoint[], compressedSize: number): Chunk {
+  let lo = 0;
+  let hi = checkpoints.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (checkpoints[mid]!.uncompressedOffset <= c.offset) lo = mid;
+    else hi = mid - 1;
+  }
+  const cp = checkpoints[lo];
+  if (cp === undefined || cp.uncompressedOffset > c.offset)
+    throw new FerryError('INTERNAL', `no checkpoint before ${c.offset}`);
+  return {
+    digest: c.digest,
+    offset: c.offset,
+    size: c.size,
+    compressedStart: cp.memberStart || cp.bits === 0 ? cp.compressedOffset : cp.compressedOffset - 1,
+    compressedEnd: Math.min(compressedSize, c.consumedAtEnd + COMPRESSED_END_MARGIN_BYTES),
+    checkpoint: lo,
+    skip: c.offset - cp.uncompressedOffset,
+  };
+}

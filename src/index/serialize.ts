@@ -1,0 +1,121 @@
+// On-disk / on-wire form of a LayerIndex: magic, version, gzip'd JSON header, raw zran windows, and a
+// SHA-256 trailer over everything before it. Any mismatch or truncation is a FormatError.
+import { createHash } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { FormatError } from '../errors.js';
+import type { Digest } from '../image/digest.js';
+import { LAYER_INDEX_VERSION, type Checkpoint, type Chunk, type LayerIndex } from '../image/layer-index.js';
+import { parseIndexJson, type IndexJson } from './serialize-schema.js';
+
+const MAGIC = Buffer.from('FERRYIDX', 'latin1');
+const FILE_VERSION = 1;
+const FIXED_BYTES = 16; // magic, version, header length
+const TRAILER_BYTES = 32;
+const MAX_HEADER_BYTES = 1 << 30;
+
+export function serializeIndex(index: LayerIndex): Buffer {
+  const json: IndexJson = {
+    version: index.version,
+    layerDigest: index.layerDigest,
+    mediaType: index.mediaType,
+    format: index.format,
+    codec: index.codec,
+    compressedSize: index.compressedSize,
+    uncompressedSize: index.uncompressedSize,
+    entries: index.entries,
+    // Chunks and checkpoints as tuples: they are numerous and the keys would dominate.
+    chunks: index.chunks.map((c) => [
+      c.digest,
+      c.offset,
+      c.size,
+      c.compressedStart,
+      c.compressedEnd,
+      c.checkpoint,
+      c.skip,
+    ]),
+    checkpoints: index.checkpoints.map((c) => [
+      c.compressedOffset,
+      c.bits,
+      c.uncompressedOffset,
+      c.window,
+      c.memberStart ? 1 : 0,
+    ]),
+    windowSizes: index.windows.map((w) => w.length),
+    build: index.build,
+  };
+  const header = gzipSync(Buffer.from(JSON.stringify(json), 'utf8'));
+  const fixed = Buffer.alloc(FIXED_BYTES);
+  MAGIC.copy(fixed, 0);
+  fixed.writeUInt32BE(FILE_VERSION, 8);
+  fixed.writeUInt32BE(header.length, 12);
+  const body = Buffer.concat([fixed, header, ...index.windows]);
+  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+}
+
+export function deserializeIndex(buf: Uint8Array, expectedLayerDigest?: Digest): LayerIndex {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const what = `layer index${expectedLayerDigest !== undefined ? ` for ${expectedLayerDigest}` : ''}`;
+  if (b.length < FIXED_BYTES + TRAILER_BYTES || !b.subarray(0, MAGIC.length).equals(MAGIC)) {
+    throw new FormatError(`${what}: not a Ferry layer index`);
+  }
+  const body = b.subarray(0, b.length - TRAILER_BYTES);
+  if (
+    !createHash('sha256')
+      .update(body)
+      .digest()
+      .equals(b.subarray(b.length - TRAILER_BYTES))
+  ) {
+    throw new FormatError(`${what}: checksum mismatch (corrupt or truncated)`);
+  }
+  const version = b.readUInt32BE(8);
+  if (version !== FILE_VERSION) throw new FormatError(`${what}: unsupported file version ${version}`);
+  const headerLen = b.readUInt32BE(12);
+  if (headerLen > MAX_HEADER_BYTES || FIXED_BYTES + headerLen > body.length)
+    throw new FormatError(`${what}: bad header length`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(gunzipSync(body.subarray(FIXED_BYTES, FIXED_BYTES + headerLen)).toString('utf8'));
+  } catch (e) {
+    throw new FormatError(`${what}: unreadable header`, { cause: e });
+  }
+  const json = parseIndexJson(parsed, what);
+  if (expectedLayerDigest !== undefined && json.layerDigest !== expectedLayerDigest) {
+    throw new FormatError(`${what}: index is for ${json.layerDigest}`);
+  }
+  const windows: Uint8Array[] = [];
+  let pos = FIXED_BYTES + headerLen;
+  for (const size of json.windowSizes) {
+    if (pos + size > body.length) throw new FormatError(`${what}: windows truncated`);
+    windows.push(new Uint8Array(body.subarray(pos, pos + size)));
+    pos += size;
+  }
+  if (pos !== body.length) throw new FormatError(`${what}: ${body.length - pos} unexpected trailing bytes`);
+  const checkpoints: Checkpoint[] = json.checkpoints.map(
+    ([compressedOffset, bits, uncompressedOffset, window, ms]) => {
+      if (window >= windows.length)
+        throw new FormatError(`${what}: checkpoint names missing window ${window}`);
+      return { compressedOffset, bits, uncompressedOffset, window, memberStart: ms === 1 };
+    },
+  );
+  const chunks: Chunk[] = json.chunks.map(
+    ([digest, offset, size, compressedStart, compressedEnd, checkpoint, skip]) => {
+      if (checkpoint >= checkpoints.length)
+        throw new FormatError(`${what}: chunk names missing checkpoint ${checkpoint}`);
+      return { digest, offset, size, compressedStart, compressedEnd, checkpoint, skip };
+    },
+  );
+  return {
+    version: LAYER_INDEX_VERSION,
+    layerDigest: json.layerDigest,
+    mediaType: json.mediaType,
+    format: json.format,
+    codec: json.codec,
+    compressedSize: json.compressedSize,
+    uncompressedSize: json.uncompressedSize,
+    entries: json.entries,
+    chunks,
+    checkpoints,
+    windows,
+    build: json.build,
+  };
+}

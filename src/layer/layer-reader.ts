@@ -1,0 +1,87 @@
+// LayerReader: file bytes for a LayerNode — maps [dataOffset + offset, …) to the chunks covering it, fetches
+// them in parallel (priority 'demand') through the ChunkSource, and slices out the requested range.
+import { performance } from 'node:perf_hooks';
+import { chunksCovering, type LayerIndex } from '../image/layer-index.js';
+import { FormatError, InvalidArgumentError } from '../errors.js';
+import type { ChunkSource } from '../source/chunk-source.js';
+import type { LayerNode } from './layer-tree.js';
+
+/** Called once per chunk a read touches; `tMs` is milliseconds since the reader was created (≈ mount time). */
+export type ChunkReadHook = (index: LayerIndex, chunk: number, tMs: number) => void;
+
+export interface LayerReaderOptions {
+  index: LayerIndex;
+  source: ChunkSource;
+  onChunkRead?: ChunkReadHook;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class LayerReader {
+  readonly index: LayerIndex;
+  private readonly source: ChunkSource;
+  private readonly onChunkRead: ChunkReadHook | undefined;
+  private readonly startedAt = performance.now();
+
+  constructor(options: LayerReaderOptions) {
+    this.index = options.index;
+    this.source = options.source;
+    this.onChunkRead = options.onChunkRead;
+  }
+
+  /**
+   * Up to `length` bytes of the file from `offset`; shorter at EOF, empty past it. The result may be a view
+   * into a cached chunk buffer: callers must not modify it.
+   */
+  async readFile(node: LayerNode, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    if (node.type !== 'file') throw new InvalidArgumentError(`not a regular file: ${node.path}`);
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new InvalidArgumentError(`bad read range ${offset}+${length} of ${node.path}`);
+    }
+    const end = Math.min(node.size, offset + length);
+    if (offset >= end) return EMPTY;
+    if (node.dataOffset === undefined) {
+      throw new FormatError(`file ${node.path} in layer ${this.index.layerDigest} has no data offset`);
+    }
+    const start = node.dataOffset + offset;
+    const want = end - offset;
+    const chunks = this.index.chunks;
+    const ids = chunksCovering(chunks, start, want);
+    this.checkCoverage(ids, start, want, node);
+
+    const t = performance.now() - this.startedAt;
+    if (this.onChunkRead !== undefined) for (const id of ids) this.onChunkRead(this.index, id, t);
+    const parts = await Promise.all(
+      ids.map((chunk) => this.source.fetch({ index: this.index, chunk, priority: 'demand' }, signal)),
+    );
+
+    if (parts.length === 1) {
+      const c = chunks[ids[0]!]!;
+      return parts[0]!.subarray(start - c.offset, start - c.offset + want);
+    }
+    const out = Buffer.allocUnsafe(want);
+    let pos = 0;
+    parts.forEach((bytes, i) => {
+      const c = chunks[ids[i]!]!;
+      const from = Math.max(start, c.offset) - c.offset;
+      const to = Math.min(start + want, c.offset + c.size) - c.offset;
+      pos += bytes.copy(out, pos, from, to);
+    });
+    return out;
+  }
+
+  private checkCoverage(ids: number[], start: number, want: number, node: LayerNode): void {
+    const chunks = this.index.chunks;
+    let at = start;
+    for (const id of ids) {
+      const c = chunks[id]!;
+      if (c.offset > at) break;
+      at = c.offset + c.size;
+    }
+    if (at < start + want) {
+      throw new FormatError(
+        `layer ${this.index.layerDigest} index has no chunk for byte ${at} of ${node.path} (range ${start}+${want})`,
+      );
+    }
+  }
+}

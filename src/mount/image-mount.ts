@@ -1,0 +1,81 @@
+// Mounts a whole image: one read-only FUSE mount per layer, stacked by a read-only overlay at the target.
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LayerIndex } from '../image/layer-index.js';
+import type { Logger } from '../log.js';
+import type { ChunkSource } from '../source/chunk-source.js';
+import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
+import { LayerTree } from '../layer/layer-tree.js';
+import { mountLayer, type MountedLayer } from '../fuse/mount.js';
+import { mountReadOnlyOverlay, unmount } from './system-mount.js';
+
+export interface ImageMountOptions {
+  target: string;
+  /** Scratch dir for the layer mount points (e.g. /run/ferry/mnt/<id>). */
+  workDir: string;
+  /** Bottom layer first, as in the manifest. */
+  indexes: readonly LayerIndex[];
+  source: ChunkSource;
+  log: Logger;
+  readDeadlineMs: number;
+  attrTimeoutSec: number;
+  entryTimeoutSec: number;
+  onChunkRead?: ChunkReadHook;
+}
+
+export interface MountedImage {
+  readonly target: string;
+  readonly layers: readonly MountedLayer[];
+  readonly readers: readonly LayerReader[];
+  unmount(): Promise<void>;
+}
+
+export async function mountImage(o: ImageMountOptions): Promise<MountedImage> {
+  const layers: MountedLayer[] = [];
+  const readers: LayerReader[] = [];
+  const cleanup = async (): Promise<void> => {
+    await unmount(o.target).catch(() => unmount(o.target, { lazy: true }));
+    for (const l of layers.reverse()) await l.unmount().catch(() => undefined);
+    await rm(o.workDir, { recursive: true, force: true }).catch(() => undefined);
+  };
+  try {
+    await mkdir(o.target, { recursive: true });
+    for (const [i, index] of o.indexes.entries()) {
+      const reader = new LayerReader({
+        index,
+        source: o.source,
+        ...(o.onChunkRead !== undefined ? { onChunkRead: o.onChunkRead } : {}),
+      });
+      readers.push(reader);
+      layers.push(
+        await mountLayer({
+          mountpoint: join(o.workDir, String(i)),
+          tree: LayerTree.fromIndex(index),
+          reader,
+          log: o.log,
+          readDeadlineMs: o.readDeadlineMs,
+          attrTimeoutSec: o.attrTimeoutSec,
+          entryTimeoutSec: o.entryTimeoutSec,
+        }),
+      );
+    }
+    const lowers = layers.map((l) => l.mountpoint).reverse();
+    if (lowers.length < 2) {
+      // Overlay needs two lowers without an upper dir; an empty one changes nothing.
+      const empty = join(o.workDir, 'empty');
+      await mkdir(empty, { recursive: true });
+      lowers.push(empty);
+    }
+    await mountReadOnlyOverlay(lowers, o.target);
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+  let unmounting: Promise<void> | undefined;
+  return {
+    target: o.target,
+    layers,
+    readers,
+    unmount: () => (unmounting ??= cleanup()),
+  };
+}

@@ -1,0 +1,38 @@
+// The ChunkSource contract: "give me the bytes of chunk N of this layer", composed from middleware
+// (dedupe, store-through, limit, verify, deadline) over an origin. See compose.ts for the standard stack.
+import type { Chunk, LayerIndex } from '../image/layer-index.js';
+import { InvalidArgumentError } from '../errors.js';
+
+export type ChunkPriority = 'demand' | 'prefetch';
+
+export interface ChunkRequest {
+  readonly index: LayerIndex;
+  readonly chunk: number;
+  readonly priority: ChunkPriority;
+}
+
+export interface ChunkSource {
+  /** Exactly the chunk's bytes (verified, when a verify layer is in the stack), or a typed FerryError. */
+  fetch(req: ChunkRequest, signal?: AbortSignal): Promise<Buffer>;
+  /**
+   * A demand reader now waits for a chunk that was requested as prefetch: move it ahead if it is queued.
+   * Middleware forwards it; the limiter acts on it.
+   */
+  promote?(req: ChunkRequest): void;
+}
+
+export function chunkOf(req: ChunkRequest): Chunk {
+  const c = req.index.chunks[req.chunk];
+  if (c === undefined) {
+    throw new InvalidArgumentError(
+      `chunk ${req.chunk} out of range (layer ${req.index.layerDigest} has ${req.index.chunks.length} chunks)`,
+    );
+  }
+  return c;
+}
+
+/** "chunk 3 (sha256:ab…) of layer sha256:cd…", for error messages and logs. */
+export function describeChunk(req: ChunkRequest): string {
+  const c = req.index.chunks[req.chunk];
+  return `chunk ${req.chunk}${c ? ` (${c.digest})` : ''} of layer ${req.index.layerDigest}`;
+}

@@ -1,0 +1,74 @@
+// Serialized layer indexes round-trip exactly; any damage is a FormatError; the store treats damage as a miss.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FormatError } from '../../src/errors.js';
+import { digestHex, sha256 } from '../../src/image/digest.js';
+import type { LayerIndex } from '../../src/image/layer-index.js';
+import { buildIndexFromStream } from '../../src/index/build-stream.js';
+import { IndexStore } from '../../src/index/index-store.js';
+import { deserializeIndex, serializeIndex } from '../../src/index/serialize.js';
+import { MemoryBlobReader } from '../helpers/memory-blob.js';
+import { makeLayer } from './layer-fixture.js';
+
+const layer = makeLayer({ smallFiles: 300, seed: 7 });
+const blob = new MemoryBlobReader(layer.gz);
+const index = await buildIndexFromStream({
+  layerDigest: blob.digest,
+  mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  blob,
+  spanBytes: 256 * 1024,
+});
+
+/** Deep equality, with windows compared as bytes (vitest's typed-array walk is slow). */
+function expectSameIndex(got: LayerIndex, want: LayerIndex): void {
+  expect({ ...got, windows: [] }).toEqual({ ...want, windows: [] });
+  expect(got.windows.length).toBe(want.windows.length);
+  got.windows.forEach((w, i) => expect(Buffer.from(w).equals(want.windows[i]!)).toBe(true));
+}
+
+describe('serializeIndex / deserializeIndex', () => {
+  it('round-trips a built gzip index exactly, compactly', () => {
+    const buf = serializeIndex(index);
+    expectSameIndex(deserializeIndex(buf, index.layerDigest), index);
+    const windowBytes = index.windows.reduce((s, w) => s + w.length, 0);
+    expect(index.windows.length).toBeGreaterThan(3);
+    expect(buf.length - windowBytes).toBeLessThan(JSON.stringify(index.entries).length / 3);
+  });
+
+  it('rejects every kind of damage with FormatError', () => {
+    const buf = serializeIndex(index);
+    for (const at of [0, 9, 14, 100, Math.floor(buf.length / 2), buf.length - 1]) {
+      const bad = Buffer.from(buf);
+      bad[at] = bad[at]! ^ 1;
+      expect(() => deserializeIndex(bad)).toThrow(FormatError);
+    }
+    for (const len of [0, 10, 47, buf.length - 1])
+      expect(() => deserializeIndex(buf.subarray(0, len))).toThrow(FormatError);
+    expect(() => deserializeIndex(buf, sha256('another layer'))).toThrow(/index is for/);
+    expect(() => deserializeIndex(Buffer.concat([buf, Buffer.alloc(1)]))).toThrow(FormatError);
+  });
+});
+
+describe('IndexStore', () => {
+  it('puts, gets, misses, and drops a corrupt file', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'ferry-idx-')), 'indexes');
+    const store = new IndexStore({ dir });
+    expect(await store.get(index.layerDigest)).toBeUndefined();
+    await store.put(index);
+    expectSameIndex((await store.get(index.layerDigest))!, index);
+    expect(readdirSync(dir)).toEqual([`${digestHex(index.layerDigest)}.idx`]);
+    const file = join(dir, `${digestHex(index.layerDigest)}.idx`);
+    const bytes = readFileSync(file);
+    bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
+    writeFileSync(file, bytes);
+    expect(await store.get(index.layerDigest)).toBeUndefined();
+    expect(readdirSync(dir)).toEqual([]);
+    const ac = new AbortController();
+    ac.abort();
+    await expect(store.put(index, ac.signal)).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(readdirSync(dir)).toEqual([]);
+    rmSync(join(dir, '..'), { recursive: true, force: true });
+  });
+});
