@@ -5,7 +5,12 @@ import { createLogger, type Logger } from '../log.js';
 import { parsePlatform } from '../image/platform.js';
 import { InvalidArgumentError } from '../errors.js';
 import { RegistryClient } from '../registry/client.js';
-import { ChainCredentials, StaticCredentials, type Credential, type CredentialSource } from '../registry/credentials.js';
+import {
+  ChainCredentials,
+  StaticCredentials,
+  type Credential,
+  type CredentialSource,
+} from '../registry/credentials.js';
 import { DockerConfigCredentials } from '../registry/docker-config.js';
 import { DiskChunkStore } from '../chunks/disk-chunk-store.js';
 import { MemoryChunkStore } from '../chunks/memory-chunk-store.js';
@@ -28,20 +33,25 @@ function credentialSource(config: FerryConfig, log: Logger): CredentialSource {
   const fromConfig: Record<string, Credential> = {};
   for (const c of config.registry.credentials) {
     if (c.identityToken !== undefined) fromConfig[c.host] = { identityToken: c.identityToken };
-    else if (c.username !== undefined) fromConfig[c.host] = { username: c.username, password: c.password ?? '' };
+    else if (c.username !== undefined)
+      fromConfig[c.host] = { username: c.username, password: c.password ?? '' };
   }
   const sources: CredentialSource[] = [new StaticCredentials({ credentials: fromConfig })];
   if (config.registry.dockerConfig) sources.push(new DockerConfigCredentials({ log }));
   return new ChainCredentials({ sources });
 }
 
-export async function createContext(opts: { configPath?: string | undefined; logLevel?: string }): Promise<CliContext> {
+export async function createContext(opts: {
+  configPath?: string | undefined;
+  logLevel?: string;
+}): Promise<CliContext> {
   const config = await loadConfig(opts.configPath);
   const log = createLogger({ level: opts.logLevel ?? config.daemon.logLevel });
   let platform;
   if (config.registry.platform !== undefined) {
     platform = parsePlatform(config.registry.platform);
-    if (platform === undefined) throw new InvalidArgumentError(`registry.platform: bad platform ${config.registry.platform}`);
+    if (platform === undefined)
+      throw new InvalidArgumentError(`registry.platform: bad platform ${config.registry.platform}`);
   }
   const registry = new RegistryClient({
     log,
@@ -55,7 +65,10 @@ export async function createContext(opts: { configPath?: string | undefined; log
   });
   const disk = new DiskChunkStore({ dir: chunkCacheDir(config), maxBytes: config.cache.maxBytes, log });
   await disk.open();
-  const chunks = new TieredChunkStore({ memory: new MemoryChunkStore({ maxBytes: config.cache.memoryBytes }), disk });
+  const chunks = new TieredChunkStore({
+    memory: new MemoryChunkStore({ maxBytes: config.cache.memoryBytes }),
+    disk,
+  });
   const indexStore = new IndexStore({ dir: join(config.daemon.stateDir, 'indexes') });
   const provider = new IndexProvider({
     store: indexStore,

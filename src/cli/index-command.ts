@@ -56,7 +56,10 @@ export async function runIndex(refText: string, opts: IndexCommandOptions): Prom
       rebuild: opts.rebuild === true,
       onProgress: (layer, n) => {
         const i = layers.indexOf(layer) + 1;
-        progress.update(`layer ${i}/${layers.length} ${shortDigest(layer.digest)} ${formatBytes(n)}`, n / layer.size);
+        progress.update(
+          `layer ${i}/${layers.length} ${shortDigest(layer.digest)} ${formatBytes(n)}`,
+          n / layer.size,
+        );
       },
     });
     progress.done();

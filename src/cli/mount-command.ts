@@ -25,8 +25,11 @@ const cliLogLevel = (): string => process.env['FERRY_LOG_LEVEL'] ?? 'warn';
 
 /** Tears down what a dead `ferry mount` left: the overlay, its layer mounts, its scratch dir, its record. */
 async function reap(record: MountRecord, states: MountStateDir, log: Logger): Promise<void> {
-  await unmount(record.target, { lazy: true }).catch((e: unknown) => log.warn({ err: e }, 'overlay unmount failed'));
-  for (const m of await fuseMountsUnder(record.workDir)) await lazyUnmount(m.mountpoint).catch(() => undefined);
+  await unmount(record.target, { lazy: true }).catch((e: unknown) =>
+    log.warn({ err: e }, 'overlay unmount failed'),
+  );
+  for (const m of await fuseMountsUnder(record.workDir))
+    await lazyUnmount(m.mountpoint).catch(() => undefined);
   await rm(record.workDir, { recursive: true, force: true }).catch(() => undefined);
   await states.remove(record.target);
   log.info({ target: record.target }, 'cleaned up after a dead ferry mount');
@@ -44,12 +47,22 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
   const { config, log } = ctx;
   const states = new MountStateDir(join(config.daemon.runDir, 'mounts'));
   const out = (line: object | string) =>
-    process.stdout.write(typeof line === 'string' ? (opts.json === true ? '' : `${line}\n`) : opts.json === true ? `${JSON.stringify(line)}\n` : '');
+    process.stdout.write(
+      typeof line === 'string'
+        ? opts.json === true
+          ? ''
+          : `${line}\n`
+        : opts.json === true
+          ? `${JSON.stringify(line)}\n`
+          : '',
+    );
   try {
     await reapDead(config.daemon.runDir, states, log);
     const existing = await states.read(target);
-    if (existing !== undefined) throw new FerryError('ALREADY_EXISTS', `${target} is already mounted by pid ${existing.pid}`);
-    if (await isMountPoint(target)) throw new FerryError('ALREADY_EXISTS', `${target} is already a mount point`);
+    if (existing !== undefined)
+      throw new FerryError('ALREADY_EXISTS', `${target} is already mounted by pid ${existing.pid}`);
+    if (await isMountPoint(target))
+      throw new FerryError('ALREADY_EXISTS', `${target} is already a mount point`);
 
     const t0 = performance.now();
     const image = await ctx.registry.resolve(ref);
@@ -92,10 +105,19 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       compressedSize: p.index.compressedSize,
       mountpoint: mounted.layers[i]?.mountpoint,
     }));
-    out({ event: 'mounted', target, ref: ref.toString(), manifestDigest: image.manifestDigest, mountMs, layers });
+    out({
+      event: 'mounted',
+      target,
+      ref: ref.toString(),
+      manifestDigest: image.manifestDigest,
+      mountMs,
+      layers,
+    });
     out(`mounted ${ref.toString()} at ${target} in ${mountMs} ms (${layers.length} layers)`);
     for (const l of layers) {
-      out(`  ${shortDigest(l.digest)}  ${l.format.padEnd(7)}  index: ${l.indexSource.padEnd(8)}  ${formatBytes(l.compressedSize)}`);
+      out(
+        `  ${shortDigest(l.digest)}  ${l.format.padEnd(7)}  index: ${l.indexSource.padEnd(8)}  ${formatBytes(l.compressedSize)}`,
+      );
     }
     out('serving on demand; Ctrl-C or `ferry umount` to stop');
 

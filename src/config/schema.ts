@@ -24,8 +24,16 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Defaults to `<stateDir>/chunks`. */
       dir: z.string().min(1).optional(),
-      maxBytes: z.number().int().positive().default(20 * GiB),
-      memoryBytes: z.number().int().nonnegative().default(256 * MiB),
+      maxBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(20 * GiB),
+      memoryBytes: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(256 * MiB),
     })
     .prefault({}),
   registry: z

@@ -101,7 +101,11 @@ export class IndexProvider {
     }
   }
 
-  private async fromToc(image: ResolvedImage, layer: Descriptor, signal?: AbortSignal): Promise<LayerIndex | undefined> {
+  private async fromToc(
+    image: ResolvedImage,
+    layer: Descriptor,
+    signal?: AbortSignal,
+  ): Promise<LayerIndex | undefined> {
     const tocDigest = layer.annotations?.[TOC_DIGEST_ANNOTATION];
     // Without the annotation nothing vouches for the TOC, so such layers are built (and verified) instead.
     if (tocDigest === undefined || !isDigest(tocDigest) || layerCompression(layer.mediaType) !== 'gzip') {
@@ -119,10 +123,16 @@ export class IndexProvider {
   private async build(image: ResolvedImage, layer: Descriptor, opts: ForImageOptions): Promise<LayerIndex> {
     const compression = layerCompression(layer.mediaType);
     if (compression === undefined) {
-      throw new FerryError('FORMAT', `${image.ref.toString()}: ${layer.digest} has non-layer type ${layer.mediaType}`);
+      throw new FerryError(
+        'FORMAT',
+        `${image.ref.toString()}: ${layer.digest} has non-layer type ${layer.mediaType}`,
+      );
     }
     if (compression === 'zstd') {
-      throw new FerryError('UNIMPLEMENTED', `${image.ref.toString()}: zstd layer ${layer.digest} is not supported yet`);
+      throw new FerryError(
+        'UNIMPLEMENTED',
+        `${image.ref.toString()}: zstd layer ${layer.digest} is not supported yet`,
+      );
     }
     const sink = this.options.onBuiltChunk;
     return buildIndexFromStream({

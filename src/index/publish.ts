@@ -66,9 +66,11 @@ export async function findPublishedIndexes(
   }
   const candidates = referrers
     .filter((d) => d.artifactType === INDEX_ARTIFACT_TYPE)
-    .sort((a, b) => (a.annotations?.['org.opencontainers.image.created'] ?? '').localeCompare(
-      b.annotations?.['org.opencontainers.image.created'] ?? '',
-    ));
+    .sort((a, b) =>
+      (a.annotations?.['org.opencontainers.image.created'] ?? '').localeCompare(
+        b.annotations?.['org.opencontainers.image.created'] ?? '',
+      ),
+    );
   for (const desc of candidates) {
     const ref = withDigest(image.ref, desc.digest);
     const raw = await registry.fetchManifest(ref, signal);

@@ -9,9 +9,11 @@ const run = promisify(execFile);
 
 /** Stacks read-only lower dirs (top first) at `target`. Overlay needs two lowers without an upper dir. */
 export async function mountReadOnlyOverlay(lowerTopFirst: readonly string[], target: string): Promise<void> {
-  if (lowerTopFirst.length < 2) throw new FerryError('INVALID_ARGUMENT', 'overlay needs at least two lower dirs');
+  if (lowerTopFirst.length < 2)
+    throw new FerryError('INVALID_ARGUMENT', 'overlay needs at least two lower dirs');
   for (const d of lowerTopFirst) {
-    if (/[,:\\]/.test(d)) throw new FerryError('INVALID_ARGUMENT', `overlay lower dir has a reserved char: ${d}`);
+    if (/[,:\\]/.test(d))
+      throw new FerryError('INVALID_ARGUMENT', `overlay lower dir has a reserved char: ${d}`);
   }
   const options = `lowerdir=${lowerTopFirst.join(':')}`;
   try {
@@ -32,7 +34,9 @@ export async function unmount(target: string, opts: { lazy?: boolean } = {}): Pr
   } catch (e) {
     if (!(await isMountPoint(target))) return;
     const stderr = (e as { stderr?: string }).stderr ?? '';
-    throw new FerryError('UNAVAILABLE', `umount ${target} failed: ${stderr.trim() || String(e)}`, { cause: e });
+    throw new FerryError('UNAVAILABLE', `umount ${target} failed: ${stderr.trim() || String(e)}`, {
+      cause: e,
+    });
   }
 }
 

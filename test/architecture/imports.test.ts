@@ -78,7 +78,8 @@ describe('architecture', () => {
         const from = top(f);
         const to = top(target);
         if (from === to) continue;
-        if ((RANK[to] ?? 99) >= (RANK[from] ?? -1)) bad.push(`${relative(SRC, f)} -> ${relative(SRC, target)}`);
+        if ((RANK[to] ?? 99) >= (RANK[from] ?? -1))
+          bad.push(`${relative(SRC, f)} -> ${relative(SRC, target)}`);
       }
     }
     expect(bad).toEqual([]);
@@ -89,7 +90,8 @@ describe('architecture', () => {
     for (const f of files) {
       for (const spec of imports(f)) {
         const lib = Object.keys(HOMES).find((l) => spec === l || spec.startsWith(`${l}/`));
-        if (lib !== undefined && !HOMES[lib]!.includes(top(f))) bad.push(`${relative(SRC, f)} imports ${lib}`);
+        if (lib !== undefined && !HOMES[lib]!.includes(top(f)))
+          bad.push(`${relative(SRC, f)} imports ${lib}`);
       }
     }
     expect(bad).toEqual([]);

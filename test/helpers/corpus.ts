@@ -65,7 +65,18 @@ function tarDir(dir: string): Buffer {
   // --sort=name and fixed owner data keep the blob reproducible; PAX carries xattrs and long names.
   return execFileSync(
     'tar',
-    ['--format=pax', '--xattrs', '--xattrs-include=*', '--sort=name', '--numeric-owner', '-C', dir, '-cf', '-', '.'],
+    [
+      '--format=pax',
+      '--xattrs',
+      '--xattrs-include=*',
+      '--sort=name',
+      '--numeric-owner',
+      '-C',
+      dir,
+      '-cf',
+      '-',
+      '.',
+    ],
     { maxBuffer: 4 * 1024 * 1024 * 1024 },
   );
 }
@@ -160,7 +171,16 @@ const TAR_TYPES: Record<string, EstargzInputEntry['type'] | undefined> = {
 /** Raw xattr values of a file (tar-stream decodes PAX values as UTF-8, which mangles binary ones). */
 function xattrsOnDisk(path: string): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};
-  const text = execFileSync('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', path]).toString();
+  const text = execFileSync('getfattr', [
+    '-h',
+    '-d',
+    '-m',
+    '-',
+    '-e',
+    'hex',
+    '--absolute-names',
+    path,
+  ]).toString();
   for (const line of text.split('\n')) {
     const m = /^([^=#]+)=0x([0-9a-f]*)$/.exec(line.trim());
     if (m) out[m[1]!] = Buffer.from(m[2]!, 'hex');
@@ -169,7 +189,10 @@ function xattrsOnDisk(path: string): Record<string, Buffer> {
 }
 
 /** Re-encodes a corpus layer as eStargz (same entries, same content) with the test writer. */
-export async function estargzFromLayer(layer: CorpusLayer, opts: { chunkSizeBytes?: number } = {}): Promise<EstargzBlob> {
+export async function estargzFromLayer(
+  layer: CorpusLayer,
+  opts: { chunkSizeBytes?: number } = {},
+): Promise<EstargzBlob> {
   const tar = layer.tar;
   const entries: EstargzInputEntry[] = [];
   const extract = tarStream.extract();
@@ -192,7 +215,9 @@ export async function estargzFromLayer(layer: CorpusLayer, opts: { chunkSizeByte
             ...(header.mtime !== undefined ? { mtime: header.mtime } : {}),
             ...(type === 'file' ? { content: Buffer.concat(parts) } : {}),
             ...(header.linkname ? { linkTarget: header.linkname.replace(/^\.\//, '') } : {}),
-            ...(header.devmajor !== undefined ? { devMajor: header.devmajor, devMinor: header.devminor ?? 0 } : {}),
+            ...(header.devmajor !== undefined
+              ? { devMajor: header.devmajor, devMinor: header.devminor ?? 0 }
+              : {}),
             ...(Object.keys(xattrs).length > 0 ? { xattrs } : {}),
           });
         }
@@ -205,5 +230,8 @@ export async function estargzFromLayer(layer: CorpusLayer, opts: { chunkSizeByte
   });
   extract.end(tar);
   await done;
-  return writeEstargz(entries, opts.chunkSizeBytes !== undefined ? { chunkSizeBytes: opts.chunkSizeBytes } : {});
+  return writeEstargz(
+    entries,
+    opts.chunkSizeBytes !== undefined ? { chunkSizeBytes: opts.chunkSizeBytes } : {},
+  );
 }

@@ -33,7 +33,9 @@ export function ferryEnv(extraToml = ''): FerryEnv {
 
 export async function ferry(args: string[], env: FerryEnv): Promise<{ stdout: string; stderr: string }> {
   requireBuild();
-  const withConfig = ['index', 'mount', 'umount'].includes(args[0] ?? '') ? [...args, '--config', env.configPath] : args;
+  const withConfig = ['index', 'mount', 'umount'].includes(args[0] ?? '')
+    ? [...args, '--config', env.configPath]
+    : args;
   return run(process.execPath, [FERRY_BIN, ...withConfig], { maxBuffer: 256 << 20 });
 }
 
@@ -50,11 +52,20 @@ export interface RunningMount {
 }
 
 /** Starts `ferry mount --json` and waits for its `mounted` event. */
-export async function startMount(ref: string, target: string, env: FerryEnv, timeoutMs = 120_000): Promise<RunningMount> {
+export async function startMount(
+  ref: string,
+  target: string,
+  env: FerryEnv,
+  timeoutMs = 120_000,
+): Promise<RunningMount> {
   requireBuild();
-  const proc = spawn(process.execPath, [FERRY_BIN, 'mount', ref, target, '--json', '--config', env.configPath], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [FERRY_BIN, 'mount', ref, target, '--json', '--config', env.configPath],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   proc.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const events: MountEvent[] = [];
@@ -67,11 +78,17 @@ export async function startMount(ref: string, target: string, env: FerryEnv, tim
       /* not an event line */
     }
   });
-  const exited = new Promise<{ code: number | null; unmounted: MountEvent | undefined; stderr: string }>((res) =>
-    proc.on('exit', (code) => res({ code, unmounted: events.find((e) => e.event === 'unmounted'), stderr })),
+  const exited = new Promise<{ code: number | null; unmounted: MountEvent | undefined; stderr: string }>(
+    (res) =>
+      proc.on('exit', (code) =>
+        res({ code, unmounted: events.find((e) => e.event === 'unmounted'), stderr }),
+      ),
   );
   const mounted = await new Promise<MountEvent>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`ferry mount did not come up in ${timeoutMs} ms: ${stderr}`)), timeoutMs);
+    const timer = setTimeout(
+      () => rej(new Error(`ferry mount did not come up in ${timeoutMs} ms: ${stderr}`)),
+      timeoutMs,
+    );
     onEvent = () => {
       const m = events.find((e) => e.event === 'mounted');
       if (m) {
@@ -88,7 +105,9 @@ export async function startMount(ref: string, target: string, env: FerryEnv, tim
 }
 
 /** The tree description of `dir`, computed in a child process (never read a FUSE mount from its own server). */
-export async function treeManifest(dir: string): Promise<{ entries: Record<string, Record<string, unknown>>; hardlinks: string[] }> {
+export async function treeManifest(
+  dir: string,
+): Promise<{ entries: Record<string, Record<string, unknown>>; hardlinks: string[] }> {
   const script = resolve(import.meta.dirname, 'tree-manifest.mjs');
   const { stdout } = await run(process.execPath, [script, dir], { maxBuffer: 512 << 20 });
   return JSON.parse(stdout) as { entries: Record<string, Record<string, unknown>>; hardlinks: string[] };

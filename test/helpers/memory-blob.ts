@@ -1,4 +1,5 @@
 // A BlobReader over an in-memory buffer, counting what was read: the fake for builders and origins.
+import { Readable } from 'node:stream';
 import type { BlobReader } from '../../src/image/blob-reader.js';
 import { sha256, type Digest } from '../../src/image/digest.js';
 
@@ -25,10 +26,8 @@ export class MemoryBlobReader implements BlobReader {
   }
 
   stream(): Promise<AsyncIterable<Buffer>> {
-    const data = this.data;
-    async function* gen(): AsyncGenerator<Buffer> {
-      for (let i = 0; i < data.length; i += 64 * 1024) yield data.subarray(i, i + 64 * 1024);
-    }
-    return Promise.resolve(gen());
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < this.data.length; i += 64 * 1024) pieces.push(this.data.subarray(i, i + 64 * 1024));
+    return Promise.resolve(Readable.from(pieces) as AsyncIterable<Buffer>);
   }
 }

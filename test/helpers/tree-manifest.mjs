@@ -41,7 +41,9 @@ async function walk(rel) {
   if (e.type !== 'dir') e.mtime = Math.floor(st.mtimeMs / 1000);
   if (e.type === 'file') {
     e.size = st.size;
-    e.sha256 = createHash('sha256').update(await readFile(path)).digest('hex');
+    e.sha256 = createHash('sha256')
+      .update(await readFile(path))
+      .digest('hex');
     if (st.nlink > 1) {
       const key = `${st.dev}:${st.ino}`;
       const group = inodes.get(key) ?? [];
@@ -63,5 +65,8 @@ async function walk(rel) {
 }
 
 await walk('');
-const hardlinks = [...inodes.values()].filter((g) => g.length > 1).map((g) => g.sort().join('=')).sort();
+const hardlinks = [...inodes.values()]
+  .filter((g) => g.length > 1)
+  .map((g) => g.sort().join('='))
+  .sort();
 process.stdout.write(JSON.stringify({ entries: out, hardlinks }));

@@ -20,7 +20,12 @@ let reference: Awaited<ReturnType<typeof treeManifest>>;
 
 beforeAll(async () => {
   registry = await startRegistry();
-  client = new RegistryClient({ log: silentLogger(), requestTimeoutMs: 30_000, maxConcurrencyPerHost: 8, retries: 2 });
+  client = new RegistryClient({
+    log: silentLogger(),
+    requestTimeoutMs: 30_000,
+    maxConcurrencyPerHost: 8,
+    retries: 2,
+  });
   const work = mkdtempSync(join(tmpdir(), 'ferry-diff-'));
   corpus = makeCorpus(join(work, 'src'), { smallFiles: 2500, bigFileBytes: 5 * 1024 * 1024 });
   ociMerge(
@@ -30,7 +35,8 @@ beforeAll(async () => {
   reference = await treeManifest(join(work, 'reference'));
 
   const variants: Record<string, () => Promise<TestLayer[]>> = {
-    gzip: () => Promise.resolve(corpus.map((l) => ({ data: gzipLayer(l.tar), mediaType: MediaType.ociLayerGzip }))),
+    gzip: () =>
+      Promise.resolve(corpus.map((l) => ({ data: gzipLayer(l.tar), mediaType: MediaType.ociLayerGzip }))),
     tar: () => Promise.resolve(corpus.map((l) => ({ data: l.tar, mediaType: MediaType.ociLayer }))),
     estargz: async () =>
       Promise.all(
