@@ -19,14 +19,17 @@ export interface FerryEnv {
   configPath: string;
 }
 
-/** A fresh state dir, run dir and config (an empty cache: a "new node"). */
-export function ferryEnv(extraToml = ''): FerryEnv {
+/**
+ * A fresh state dir, run dir and config (an empty cache: a "new node"). `registryToml` adds lines to the
+ * `[registry]` table; `extraToml` appends other tables.
+ */
+export function ferryEnv(extraToml = '', registryToml = ''): FerryEnv {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-node-'));
   const configPath = join(dir, 'config.toml');
   writeFileSync(
     configPath,
     `[daemon]\nstateDir = "${dir}/state"\nrunDir = "${dir}/run"\n\n[cache]\nmaxBytes = 2147483648\nmemoryBytes = 67108864\n\n` +
-      `[registry]\ndockerConfig = false\n\n${extraToml}\n`,
+      `[registry]\ndockerConfig = false\n${registryToml}\n\n${extraToml}\n`,
   );
   return { dir, configPath };
 }
