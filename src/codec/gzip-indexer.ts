@@ -1,5 +1,7 @@
 // Streaming gzip decoder for index building: yields the uncompressed stream and records zran checkpoints
-// (deflate block boundaries, bit offset + 32 KiB window) every `spanBytes` of output, across gzip members.
+// (deflate block boundaries, bit offset + 32 KiB window) every `spanBytes` of output, across gzip members,
+// plus one at the last block boundary before each offset asked for with `checkpointBefore` (chunk starts), so a
+// chunk read inflates little more than the chunk itself.
 import type { Checkpoint } from '../image/layer-index.js';
 import { FormatError } from '../errors.js';
 import {
@@ -32,6 +34,19 @@ export interface GzipIndexerOptions {
 
 type Mode = 'between' | 'member' | 'trailing';
 
+/** The most recent restart point seen; promoted to a checkpoint when a requested offset lies just past it. */
+interface Candidate {
+  compressedOffset: number;
+  uncompressedOffset: number;
+  bits: number;
+  memberStart: boolean;
+  /** Valid bytes of `candidateWindow` (less than 32 KiB only near the stream start). */
+  windowBytes: number;
+}
+
+/** A requested checkpoint closer than this to an existing one is not worth its 32 KiB window. */
+const NEAR_ENOUGH_BYTES = 64 * 1024;
+
 export class GzipIndexer {
   readonly checkpoints: Checkpoint[] = [];
   readonly windows: Uint8Array[] = [];
@@ -47,6 +62,10 @@ export class GzipIndexer {
   private totalIn = 0;
   private totalOut = 0;
   private lastCheckpointOut = -1;
+  private candidate: Candidate | undefined;
+  private readonly candidateWindow = new Uint8Array(WINDOW_BYTES);
+  /** Requested offsets (ascending) whose restart point has not been decided yet. */
+  private pending: number[] = [];
 
   constructor(opts: GzipIndexerOptions = {}) {
     this.spanBytes = opts.spanBytes ?? DEFAULT_SPAN_BYTES;
@@ -61,6 +80,17 @@ export class GzipIndexer {
 
   get uncompressedProduced(): number {
     return this.totalOut;
+  }
+
+  /**
+   * Asks for a checkpoint at the last restart point at or before `offset` (an uncompressed offset that has not
+   * been passed by a restart point yet). Offsets must be requested in ascending order; others are ignored.
+   */
+  checkpointBefore(offset: number): void {
+    const last = this.pending[this.pending.length - 1];
+    if (last !== undefined && offset <= last) return;
+    if (this.candidate !== undefined && this.candidate.uncompressedOffset > offset) return;
+    this.pending.push(offset);
   }
 
   /** Decodes all of `input`, calling `sink` for every piece of output. Throws FormatError on corrupt data. */
@@ -103,6 +133,7 @@ export class GzipIndexer {
     if (this.members > 0 && inflateReset2(this.strm, GZIP_WINDOW_BITS) !== Z_OK) {
       throw this.error('inflateReset2 failed', this.totalIn);
     }
+    this.passRestartPoint(0, true);
     if (this.lastCheckpointOut < 0 || this.totalOut - this.lastCheckpointOut >= this.spanBytes) {
       this.addCheckpoint({ bits: 0, memberStart: true, window: new Uint8Array(0) });
     }
@@ -130,6 +161,8 @@ export class GzipIndexer {
       sink(piece, this.totalIn);
     }
     if (ret === Z_STREAM_END) {
+      // The member's end passes requested offsets too; the next member's start becomes the candidate.
+      this.resolvePending();
       this.mode = 'between';
       return strm.next_in;
     }
@@ -141,14 +174,49 @@ export class GzipIndexer {
     if (ret === Z_BUF_ERROR && consumed === 0 && produced === 0 && !atBoundary) {
       throw this.error('inflate made no progress', this.totalIn);
     }
-    if (
-      atBoundary &&
-      this.totalOut - this.lastCheckpointOut >= this.spanBytes &&
-      (strm.state?.bits ?? 8) < 8
-    ) {
-      this.addCheckpoint({ bits: dt & 7, memberStart: false, window: this.currentWindow() });
+    if (atBoundary && (strm.state?.bits ?? 8) < 8) {
+      this.passRestartPoint(dt & 7, false);
+      if (this.totalOut - this.lastCheckpointOut >= this.spanBytes) {
+        this.addCheckpoint({ bits: dt & 7, memberStart: false, window: this.currentWindow() });
+      }
     }
     return strm.next_in;
+  }
+
+  /** At a restart point (block boundary or member start): settle what is behind, then remember this point. */
+  private passRestartPoint(bits: number, memberStart: boolean): void {
+    this.resolvePending();
+    // Always kept: a chunk start is asked for only when its tar header has streamed past, which may be after
+    // the restart point it needs.
+    const windowBytes = memberStart ? 0 : this.copyWindowInto(this.candidateWindow);
+    this.candidate = {
+      compressedOffset: this.totalIn,
+      uncompressedOffset: this.totalOut,
+      bits,
+      memberStart,
+      windowBytes,
+    };
+  }
+
+  /** Requested offsets now behind us are served by the candidate, the last restart point before them. */
+  private resolvePending(): void {
+    const c = this.candidate;
+    while (this.pending.length > 0 && this.pending[0]! < this.totalOut) {
+      const target = this.pending.shift()!;
+      if (c === undefined || c.uncompressedOffset > target) continue;
+      if (c.uncompressedOffset - this.lastCheckpointOut < NEAR_ENOUGH_BYTES && this.lastCheckpointOut >= 0)
+        continue;
+      if (target - this.lastCheckpointOut < NEAR_ENOUGH_BYTES && this.lastCheckpointOut >= 0) continue;
+      this.checkpoints.push({
+        compressedOffset: c.compressedOffset,
+        bits: c.bits,
+        uncompressedOffset: c.uncompressedOffset,
+        window: this.windows.length,
+        memberStart: c.memberStart,
+      });
+      this.windows.push(c.memberStart ? new Uint8Array(0) : this.candidateWindow.slice(0, c.windowBytes));
+      this.lastCheckpointOut = c.uncompressedOffset;
+    }
   }
 
   private addCheckpoint(cp: { bits: number; memberStart: boolean; window: Uint8Array }): void {
@@ -173,13 +241,18 @@ export class GzipIndexer {
 
   /** The last min(32 KiB, output so far) bytes of output, oldest first. */
   private currentWindow(): Uint8Array {
+    const w = new Uint8Array(Math.min(this.totalOut, WINDOW_BYTES));
+    this.copyWindowInto(w);
+    return w;
+  }
+
+  private copyWindowInto(w: Uint8Array): number {
     const have = Math.min(this.totalOut, WINDOW_BYTES);
-    const w = new Uint8Array(have);
     const start = (this.ringPos - have + WINDOW_BYTES) % WINDOW_BYTES;
     const first = Math.min(have, WINDOW_BYTES - start);
     w.set(this.ring.subarray(start, start + first), 0);
     if (first < have) w.set(this.ring.subarray(0, have - first), first);
-    return w;
+    return have;
   }
 
   private error(what: string, offset: number): FormatError {

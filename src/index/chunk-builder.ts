@@ -25,6 +25,8 @@ interface Piece {
 export interface ChunkBuilderOptions {
   chunkSizeBytes: number;
   onChunk?: (chunkIndex: number, bytes: Buffer) => void;
+  /** Called with each chunk's start offset as soon as it is planned (ascending), before its bytes arrive. */
+  onPlanned?: (start: number) => void;
 }
 
 export class ChunkBuilder {
@@ -32,6 +34,7 @@ export class ChunkBuilder {
   private readonly chunkSize: number;
   private readonly bigFileBytes: number;
   private readonly onChunk: ((chunkIndex: number, bytes: Buffer) => void) | undefined;
+  private readonly onPlanned: ((start: number) => void) | undefined;
   private readonly ready: Range[] = [];
   private pack: Range | undefined;
   private pieces: Piece[] = [];
@@ -41,6 +44,7 @@ export class ChunkBuilder {
     this.chunkSize = Math.max(1, Math.floor(opts.chunkSizeBytes));
     this.bigFileBytes = Math.max(1, Math.floor(this.chunkSize / 4));
     this.onChunk = opts.onChunk;
+    this.onPlanned = opts.onPlanned;
   }
 
   /** Plans chunks for a regular file's data [dataOffset, dataOffset+size), called as its header is parsed. */
@@ -49,13 +53,17 @@ export class ChunkBuilder {
     const end = dataOffset + size;
     if (size >= this.bigFileBytes) {
       this.closePack();
-      for (let o = dataOffset; o < end; o += this.chunkSize)
+      for (let o = dataOffset; o < end; o += this.chunkSize) {
         this.ready.push({ start: o, end: Math.min(end, o + this.chunkSize) });
+        this.onPlanned?.(o);
+      }
       return;
     }
     if (this.pack !== undefined && end - this.pack.start > this.chunkSize) this.closePack();
-    if (this.pack === undefined) this.pack = { start: dataOffset, end };
-    else this.pack.end = end;
+    if (this.pack === undefined) {
+      this.pack = { start: dataOffset, end };
+      this.onPlanned?.(dataOffset);
+    } else this.pack.end = end;
   }
 
   /** Appends the next piece of the uncompressed stream (copied). */
