@@ -158,6 +158,27 @@ describe('ferry mount under faults', () => {
     }
   });
 
+  it('cleans up after a killed run at the next start and mounts again at the same place', async () => {
+    const first = await mountNode();
+    expect((await catSha(join(first.target, dataFile(3)))).sha).toBe(refSha(dataFile(3)));
+    first.m.proc.kill('SIGKILL');
+    await first.m.exited;
+    const dead = await run('cat', ['/proc/self/mountinfo']);
+    expect(dead.stdout).toContain(first.env.dir); // the killed run left its mounts behind
+    const again = await startMount(ref, first.target, first.env);
+    try {
+      expect((await catSha(join(first.target, dataFile(5)))).sha).toBe(refSha(dataFile(5)));
+      const { stdout } = await run('cat', ['/proc/self/mountinfo']);
+      // One overlay at the target and one FUSE mount per layer: nothing left over from the dead run.
+      const ours = stdout.split('\n').filter((l) => l.includes(first.env.dir));
+      expect(ours.filter((l) => l.includes(' - overlay '))).toHaveLength(1);
+      expect(ours.filter((l) => l.includes(' - fuse'))).toHaveLength(3);
+    } finally {
+      await ferry(['umount', first.target], first.env);
+      await again.exited;
+    }
+  });
+
   it('keeps serving with a full cache disk and logs it once', async () => {
     const env = ferryEnv(`[fuse]\nreadDeadlineMs = ${DEADLINE_MS}\n`);
     const cacheDir = join(env.dir, 'state', 'chunks');
