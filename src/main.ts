@@ -2,6 +2,8 @@
 import { Command, Option } from 'commander';
 import { isFerryError } from './errors.js';
 
+type TraceRunner = (ref: string, opts: Record<string, unknown>) => Promise<void>;
+
 function collectInt(v: string): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`not a positive integer: ${v}`);
@@ -48,6 +50,44 @@ export function buildProgram(): Command {
     .action(async (dir: string, opts: { config?: string }) => {
       const { runUmount } = await import('./cli/mount-command.js');
       await runUmount(dir, opts);
+    });
+
+  const trace = program
+    .command('trace')
+    .description('startup traces: what a start of an image read, replayed as prefetch on the next start');
+  const traceSub = (name: string, description: string, load: () => Promise<TraceRunner>): void => {
+    trace
+      .command(name)
+      .description(description)
+      .argument('<ref>', 'image reference')
+      .option('--json', 'print JSON')
+      .option('--workload <key>', 'the workload key that separates traces of different commands on one image')
+      .option('-c, --config <file>', 'config file (TOML)')
+      .action(async (ref: string, opts: Record<string, unknown>) => (await load())(ref, opts));
+  };
+  traceSub('show', "print the files, bytes and timeline of an image's trace", async () => {
+    return (await import('./cli/trace-command.js')).runTraceShow;
+  });
+  traceSub(
+    'push',
+    'store the local trace in the registry as an artifact referring to the image',
+    async () => {
+      return (await import('./cli/trace-command.js')).runTracePush;
+    },
+  );
+  traceSub('pull', 'fetch the trace published for an image into the local store', async () => {
+    return (await import('./cli/trace-command.js')).runTracePull;
+  });
+
+  program
+    .command('daemon')
+    .description(
+      'run the containerd remote snapshotter (snapshots API on a unix socket) until SIGTERM/SIGINT',
+    )
+    .option('-c, --config <file>', 'config file (TOML)')
+    .action(async (opts: { config?: string }) => {
+      const { runDaemon } = await import('./cli/daemon-command.js');
+      await runDaemon(opts);
     });
 
   program

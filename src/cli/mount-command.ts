@@ -8,12 +8,16 @@ import { loadConfig } from '../config/load.js';
 import { createLogger, type Logger } from '../log.js';
 import { fetchChunkFromOrigin } from '../source/origin.js';
 import { composeSource } from '../source/compose.js';
+import { OriginSource, type OriginSourceOptions } from '../source/origin-source.js'; // p2p wiring
 import { cleanStaleMounts, fuseMountsUnder } from '../fuse/stale.js';
 import { lazyUnmount } from '../fuse/mount.js';
 import { mountImage } from '../mount/image-mount.js';
 import { MountStateDir, processAlive, recordName, type MountRecord } from '../mount/mount-state.js';
 import { isMountPoint, unmount } from '../mount/system-mount.js';
 import { createContext } from './context.js';
+// prefetch wiring (src/prefetch/)
+import { ImagePrefetch } from '../prefetch/image-prefetch.js';
+import { TraceStore } from '../prefetch/trace-store.js';
 import { formatBytes, shortDigest } from './format.js';
 
 export interface MountCommandOptions {
@@ -65,28 +69,59 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       throw new FerryError('ALREADY_EXISTS', `${target} is already a mount point`);
 
     const t0 = performance.now();
+    const p2p = await ctx.p2p(); // p2p wiring: peers first, registry after (src/p2p/)
     const image = await ctx.registry.resolve(ref);
     const provided = await ctx.provider.forImage(image);
+    const originOptions: OriginSourceOptions = {
+      blobFor: (index) =>
+        ctx.registry.blobReader(image.ref, index.layerDigest, index.compressedSize),
+      fetch: fetchChunkFromOrigin,
+    };
+    const peerFirst = p2p?.wrapOrigin(new OriginSource(originOptions)); // p2p wiring
     const composed = composeSource({
       store: ctx.chunks,
-      origin: {
-        blobFor: (index) => ctx.registry.blobReader(image.ref, index.layerDigest, index.compressedSize),
-        fetch: fetchChunkFromOrigin,
-      },
+      origin: originOptions,
       concurrency: config.registry.maxConcurrencyPerHost,
       log,
+      ...(peerFirst !== undefined ? { originOverride: peerFirst } : {}), // p2p wiring
     });
-    const workDir = join(config.daemon.runDir, 'mnt', recordName(target).replace(/\.json$/, ''));
-    const mounted = await mountImage({
-      target,
-      workDir,
+    const unregisterPeers = p2p?.register(provided.map((p) => p.index), composed.source); // p2p wiring
+    // --- prefetch wiring: record this start's reads, replay a trace (local or from the registry) ---
+    const prefetch = new ImagePrefetch({
+      image,
       indexes: provided.map((p) => p.index),
       source: composed.source,
+      cached: ctx.chunks,
+      traces: new TraceStore({
+        dir: join(config.daemon.stateDir, 'traces'),
+        merge: { maxEntries: config.prefetch.maxTraceChunks },
+        log,
+      }),
+      registry: ctx.registry,
+      settings: config.prefetch,
       log,
-      readDeadlineMs: config.fuse.readDeadlineMs,
-      attrTimeoutSec: config.fuse.attrTimeoutS,
-      entryTimeoutSec: config.fuse.entryTimeoutS,
     });
+    // --- end prefetch wiring ---
+    const prefetching = prefetch.start(); // prefetch wiring: starts while the layers mount
+    const workDir = join(config.daemon.runDir, 'mnt', recordName(target).replace(/\.json$/, ''));
+    let mounted: Awaited<ReturnType<typeof mountImage>>;
+    try {
+      mounted = await mountImage({
+        target,
+        workDir,
+        indexes: provided.map((p) => p.index),
+        source: composed.source,
+        log,
+        readDeadlineMs: config.fuse.readDeadlineMs,
+        attrTimeoutSec: config.fuse.attrTimeoutS,
+        entryTimeoutSec: config.fuse.entryTimeoutS,
+        onChunkRead: prefetch.onChunkRead, // prefetch wiring
+      });
+    } catch (e) {
+      await prefetch.stop(); // prefetch wiring
+      await prefetching; // prefetch wiring
+      throw e;
+    }
     await states.write({
       target,
       pid: process.pid,
@@ -120,16 +155,40 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       );
     }
     out('serving on demand; Ctrl-C or `ferry umount` to stop');
+    // --- prefetch wiring: report when the prefetch is done; stop it and save the trace at unmount ---
+    const prefetched = prefetching.then((r) => {
+      out({ event: 'prefetched', target, ...r });
+      out(
+        `prefetch ${r.phase} (trace: ${r.traceOrigin}): ${r.stats.fetched}/${r.stats.planned} chunks ` +
+          `(${formatBytes(r.stats.fetchedBytes)}) fetched, ${r.stats.alreadyCached} already cached`,
+      );
+    });
+    // --- end prefetch wiring ---
 
     await waitForStop(target);
+    await prefetch.stop(); // prefetch wiring
+    await prefetched; // prefetch wiring
     await mounted.unmount();
     await states.remove(target);
-    const s = composed.stats();
-    out({ event: 'unmounted', target, served: s, cache: ctx.chunks.stats() });
+    unregisterPeers?.(); // p2p wiring
+    const p2pStats = p2p?.stats(); // p2p wiring
+    const s = p2pStats
+      ? { ...composed.stats(), origin: p2pStats.registry, peer: p2pStats.peer } // p2p wiring: tiers
+      : composed.stats();
+    const prefetchStats = prefetch.stats(); // prefetch wiring
+    out({
+      event: 'unmounted',
+      target,
+      served: s,
+      cache: ctx.chunks.stats(),
+      prefetch: prefetchStats,
+      ...(p2pStats !== undefined ? { p2p: p2pStats } : {}), // p2p wiring
+    });
     out(
       `unmounted ${target}: served ${s.memory.chunks} chunks from memory, ${s.disk.chunks} from disk, ` +
         `${s.origin.chunks} (${formatBytes(s.origin.bytes)}) from the registry`,
     );
+    out(`prefetch hits: ${prefetchStats.hits} of ${prefetchStats.demandChunks} chunks read`); // prefetch wiring
   } finally {
     await ctx.close();
   }

@@ -64,6 +64,18 @@ export const configSchema = z.strictObject({
         .default(2 * MiB),
     })
     .prefault({}),
+  snapshotter: z
+    .strictObject({
+      /** containerd's `[proxy_plugins.ferry] address`. Defaults to `<runDir>/snapshotter.sock`. */
+      socketPath: z.string().min(1).optional(),
+      /** Snapshot dirs and metadata. Defaults to `<stateDir>/snapshots`; keep it short (overlay option limit). */
+      root: z.string().min(1).optional(),
+      /** Mount layers lazily when Prepare names one; false = every snapshot is an ordinary one. */
+      lazy: z.boolean().default(true),
+      /** A lazy mount not ready within this long falls back to an ordinary snapshot (a normal pull). */
+      remoteTimeoutMs: z.number().int().positive().default(30_000),
+    })
+    .prefault({}),
   fuse: z
     .strictObject({
       readDeadlineMs: z.number().int().positive().default(60_000),
@@ -71,6 +83,103 @@ export const configSchema = z.strictObject({
       entryTimeoutS: z.number().positive().default(3600),
     })
     .prefault({}),
+  prefetch: z
+    .strictObject({
+      /** Off: no prefetch at mount (startups are still recorded). */
+      enabled: z.boolean().default(true),
+      /** A start's trace keeps first accesses for at most this long after its first read… */
+      windowMs: z.number().int().positive().default(30_000),
+      /** …or until no read arrived for this long. */
+      quietMs: z.number().int().positive().default(5_000),
+      /** Prefetch fetches in flight per image (demand reads always go first in the source's limiter). */
+      concurrency: z.number().int().positive().max(256).default(8),
+      /** Bytes of trace (or default) chunks prefetched per mount at most. */
+      budgetBytes: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(2 * GiB),
+      /** After the trace: fetch nothing more, the rest of the layers the trace touched, or every layer. */
+      background: z.enum(['none', 'trace', 'all']).default('none'),
+      /** Without any trace: prefetch this many bytes from the start of each layer (0: none). */
+      defaultBytesPerLayer: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(4 * MiB),
+      /** Chunks a merged trace keeps at most. */
+      maxTraceChunks: z.number().int().positive().default(50_000),
+      /** Look for a trace published in the registry when there is none locally. */
+      pullFromRegistry: z.boolean().default(true),
+    })
+    .prefault({}),
+  // --- readAhead (src/layer/read-ahead*.ts): sequential readers get the following chunks fetched ahead ---
+  readAhead: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Bytes fetched ahead of a reader once its reads turn sequential. */
+      minWindowBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(2 * MiB),
+      /** The window doubles while the reader consumes read-ahead chunks, up to this. */
+      maxWindowBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(32 * MiB),
+      /** Read-ahead chunk fetches in flight per open file. */
+      maxInFlightChunks: z.number().int().positive().max(256).default(8),
+      /** Bytes of read-ahead in flight across all files of a mount; past it no more is started. */
+      memoryBytes: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(64 * MiB),
+    })
+    .refine((r) => r.maxWindowBytes >= r.minWindowBytes, {
+      message: 'maxWindowBytes must be at least minWindowBytes',
+    })
+    .prefault({}),
+  // --- end readAhead ---
+  // --- p2p (src/p2p/): peer chunk sharing; see deploy/README.md ---
+  p2p: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** host:port the peer server binds (h2c; authenticated by the cluster secret). */
+      listen: z.string().min(1).default('0.0.0.0:7420'),
+      /** host:port other peers use for this node (its id in rendezvous hashing); defaults to `listen`. */
+      advertise: z.string().min(1).optional(),
+      /** Static peers (host:port); may include this node. */
+      peers: z.array(z.string()).default([]),
+      /** A/AAAA name (peers on the listen port) or `_service._tcp.name` SRV name, re-resolved periodically. */
+      dnsName: z.string().min(1).optional(),
+      /** A file of host:port lines (# comments), watched for changes. */
+      peersFile: z.string().min(1).optional(),
+      /** Re-read DNS and the peers file this often. */
+      refreshIntervalMs: z.number().int().positive().default(10_000),
+      /** File holding the shared cluster secret (preferred), or the secret inline; at least 16 bytes. */
+      clusterSecretFile: z.string().min(1).optional(),
+      secret: z.string().min(16).optional(),
+      /** Try the next owner (or the registry) when a peer has not accepted a request within this long. */
+      hedgeAfterMs: z.number().int().nonnegative().default(150),
+      /** Abandon an accepted peer request after this long. */
+      peerTimeoutMs: z.number().int().positive().default(10_000),
+      /** Owners per chunk (rendezvous hashing), tried in rank order before the registry. */
+      ownerCount: z.number().int().positive().max(8).default(2),
+      probeIntervalMs: z.number().int().positive().default(1000),
+      /** A peer that does not answer a probe within this long is down (re-probed with backoff). */
+      probeTimeoutMs: z.number().int().positive().default(300),
+      /** A peer that sent bad bytes is avoided this long. */
+      penaltyMs: z.number().int().positive().default(60_000),
+      /** Requests in flight per requesting peer; more get 503 (the requester goes elsewhere). */
+      maxConcurrentPerPeer: z.number().int().positive().default(64),
+      /** Requests per second per requesting peer (token bucket); 0 = unlimited. */
+      maxRequestsPerSecondPerPeer: z.number().int().nonnegative().default(0),
+    })
+    .prefault({}),
+  // --- end p2p ---
 });
 
 export type FerryConfig = z.infer<typeof configSchema>;

@@ -1,0 +1,196 @@
+// ImagePrefetch: prefetch and tracing for one mounted image — records this start's reads, finds a trace
+// (local store, then the registry), plans and runs the prefetch, and on stop saves the new trace.
+import type { LayerIndex } from '../image/layer-index.js';
+import type { ChunkReadHook } from '../layer/layer-reader.js';
+import type { Logger } from '../log.js';
+import type { RegistryClient, ResolvedImage } from '../registry/client.js';
+import type { ChunkSource } from '../source/chunk-source.js';
+import { planPrefetch, type BackgroundMode } from './plan.js';
+import { Prefetcher, type CachedCheck, type PrefetchStats, type PrefetchStatus } from './prefetcher.js';
+import { TraceRecorder } from './recorder.js';
+import { pullTrace } from './trace-registry.js';
+import type { TraceStore } from './trace-store.js';
+import type { MergedTrace, Trace } from './trace.js';
+
+/** The `[prefetch]` config section (config.prefetch fits). */
+export interface PrefetchSettings {
+  readonly enabled: boolean;
+  readonly windowMs: number;
+  readonly quietMs: number;
+  readonly concurrency: number;
+  readonly budgetBytes: number;
+  readonly background: BackgroundMode;
+  readonly defaultBytesPerLayer: number;
+  readonly maxTraceChunks: number;
+  readonly pullFromRegistry: boolean;
+}
+
+export type TraceOrigin = 'local' | 'registry' | 'none';
+
+export interface ImagePrefetchOptions {
+  image: ResolvedImage;
+  /** Bottom layer first. */
+  indexes: readonly LayerIndex[];
+  source: ChunkSource;
+  cached?: CachedCheck;
+  traces: TraceStore;
+  /** Where to look for a shared trace when there is no local one. */
+  registry?: RegistryClient;
+  settings: PrefetchSettings;
+  workloadKey?: string;
+  log: Logger;
+}
+
+export interface ImagePrefetchStatus extends PrefetchStatus {
+  traceOrigin: TraceOrigin | 'loading';
+  traceStartups: number;
+  pruned: number;
+  recorder: { state: string; chunks: number };
+}
+
+export interface ImagePrefetchResult {
+  traceOrigin: TraceOrigin;
+  pruned: number;
+  stats: PrefetchStats;
+  phase: PrefetchStatus['phase'];
+}
+
+/** Finds the trace to replay: the local store first, then (optionally) the registry, saved locally if found. */
+export async function findTrace(o: {
+  image: ResolvedImage;
+  traces: TraceStore;
+  registry?: RegistryClient | undefined;
+  workloadKey?: string | undefined;
+  log: Logger;
+  signal?: AbortSignal;
+}): Promise<{ trace: MergedTrace; origin: 'local' | 'registry' } | undefined> {
+  const local = await o.traces.get(o.image.manifestDigest, o.workloadKey, o.signal);
+  if (local !== undefined) return { trace: local, origin: 'local' };
+  if (o.registry === undefined) return undefined;
+  const remote = await pullTrace(o.registry, o.image, o.log, o.workloadKey, o.signal);
+  if (remote === undefined) return undefined;
+  await o.traces
+    .put(remote, o.signal)
+    .catch((e: unknown) => o.log.warn({ err: e }, 'cannot store pulled trace'));
+  return { trace: remote, origin: 'registry' };
+}
+
+export class ImagePrefetch {
+  private readonly o: ImagePrefetchOptions;
+  private readonly log: Logger;
+  private readonly recorder: TraceRecorder;
+  private readonly prefetcher: Prefetcher;
+  private saving: Promise<unknown> = Promise.resolve();
+  private origin: TraceOrigin | 'loading' = 'loading';
+  private startups = 0;
+  private pruned = 0;
+  private started: Promise<ImagePrefetchResult> | undefined;
+  /** Pass as mountImage's `onChunkRead`: records the read and counts prefetch hits. */
+  readonly onChunkRead: ChunkReadHook;
+
+  constructor(options: ImagePrefetchOptions) {
+    this.o = options;
+    this.log = options.log.child({ component: 'prefetch', image: options.image.manifestDigest });
+    const s = options.settings;
+    this.recorder = new TraceRecorder({
+      manifestDigest: options.image.manifestDigest,
+      workloadKey: options.workloadKey,
+      windowMs: s.windowMs,
+      quietMs: s.quietMs,
+      maxEntries: s.maxTraceChunks,
+      onComplete: (trace) => this.save(trace),
+    });
+    this.prefetcher = new Prefetcher({
+      source: options.source,
+      ...(options.cached !== undefined ? { cached: options.cached } : {}),
+      concurrency: s.concurrency,
+      log: options.log,
+    });
+    const record = this.recorder.hook;
+    this.onChunkRead = (index, chunk, tMs) => {
+      record(index, chunk, tMs);
+      this.prefetcher.noteDemand(index, chunk);
+    };
+  }
+
+  /** Starts recording and prefetching; resolves when the prefetch is done or stopped. Never rejects. */
+  start(): Promise<ImagePrefetchResult> {
+    this.started ??= this.run().catch((e: unknown) => {
+      this.log.warn({ err: e }, 'prefetch failed');
+      this.prefetcher.cancel();
+      return { traceOrigin: 'none', pruned: 0, stats: this.prefetcher.stats(), phase: 'failed' } as const;
+    });
+    return this.started;
+  }
+
+  private async run(): Promise<ImagePrefetchResult> {
+    this.recorder.start();
+    const s = this.o.settings;
+    let trace: MergedTrace | undefined;
+    let origin: TraceOrigin = 'none';
+    try {
+      if (s.enabled) {
+        const found = await findTrace({
+          image: this.o.image,
+          traces: this.o.traces,
+          registry: s.pullFromRegistry ? this.o.registry : undefined,
+          workloadKey: this.o.workloadKey,
+          log: this.log,
+          signal: this.prefetcher.signal,
+        });
+        trace = found?.trace;
+        origin = found?.origin ?? 'none';
+        this.startups = trace?.startups ?? 0;
+      }
+    } catch (e) {
+      if (!this.prefetcher.signal.aborted)
+        this.log.warn({ err: e }, 'cannot load a trace; using the default');
+    }
+    this.origin = origin;
+    const plan = planPrefetch({
+      indexes: this.o.indexes,
+      trace: trace?.entries,
+      budgetBytes: s.budgetBytes,
+      defaultBytesPerLayer: s.defaultBytesPerLayer,
+      background: s.background,
+    });
+    this.pruned = plan.pruned;
+    const items = s.enabled && !this.prefetcher.signal.aborted ? plan.items : [];
+    this.log.info(
+      { trace: origin, chunks: items.length, pruned: plan.pruned, overBudget: plan.overBudget },
+      'prefetch planned',
+    );
+    const stats = await this.prefetcher.run(items);
+    const phase = this.prefetcher.status().phase;
+    this.log.info({ ...stats, phase }, 'prefetch finished');
+    return { traceOrigin: origin, pruned: plan.pruned, stats, phase };
+  }
+
+  /** Cancels the prefetch, closes the recording and waits for the trace to be saved. */
+  async stop(): Promise<void> {
+    this.prefetcher.cancel();
+    this.recorder.finish();
+    await this.saving;
+  }
+
+  status(): ImagePrefetchStatus {
+    return {
+      ...this.prefetcher.status(),
+      traceOrigin: this.origin,
+      traceStartups: this.startups,
+      pruned: this.pruned,
+      recorder: { state: this.recorder.state, chunks: this.recorder.entries },
+    };
+  }
+
+  stats(): PrefetchStats {
+    return this.prefetcher.stats();
+  }
+
+  private save(trace: Trace): void {
+    this.saving = this.o.traces
+      .record(trace)
+      .then((m) => this.log.info({ chunks: trace.entries.length, startups: m.startups }, 'trace saved'))
+      .catch((e: unknown) => this.log.warn({ err: e }, 'cannot save trace'));
+  }
+}
