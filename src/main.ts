@@ -79,6 +79,24 @@ export function buildProgram(): Command {
     return (await import('./cli/trace-command.js')).runTracePull;
   });
 
+  // --- prefetch --files (src/cli/prefetch-command.ts) ---
+  program
+    .command('prefetch')
+    .description("fetch every chunk of an image's files matching --files into the node's chunk cache")
+    .argument('<ref>', 'image reference')
+    .requiredOption(
+      '--files <glob...>',
+      'files to fetch: a glob without `/` matches base names (e.g. "*.safetensors"), else whole paths',
+    )
+    .addOption(new Option('--concurrency <n>', 'chunk fetches in flight').argParser(collectInt))
+    .option('--json', 'print the result as JSON')
+    .option('-c, --config <file>', 'config file (TOML)')
+    .action(async (ref: string, opts: Record<string, unknown>) => {
+      const { runPrefetch } = await import('./cli/prefetch-command.js');
+      await runPrefetch(ref, opts);
+    });
+  // --- end prefetch --files ---
+
   program
     .command('daemon')
     .description(

@@ -42,6 +42,7 @@ const HOMES: Record<string, string[]> = {
   'smol-toml': ['config'],
   'prom-client': ['metrics'],
   'tar-stream': ['image'],
+  'better-sqlite3': ['snapshot'],
 };
 
 function walk(dir: string): string[] {

@@ -1,0 +1,220 @@
+// The snapshot metadata: one SQLite database (better-sqlite3, WAL) whose transactions survive kill -9. Keys map
+// to never-reused integer ids; the ids name the snapshot directories. Checks and writes happen in one transaction.
+import Database from 'better-sqlite3';
+import { FerryError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import type { SnapshotInfo, SnapshotKind } from './types.js';
+
+export interface SnapshotRecord extends SnapshotInfo {
+  readonly id: number;
+  readonly parentId: number | undefined;
+  readonly sizeBytes: number;
+  readonly inodes: number;
+  /** Mounted lazily by the RemoteFileSystem (restored from labels at start). */
+  readonly remote: boolean;
+}
+
+interface Row {
+  id: number;
+  key: string;
+  parent_id: number | null;
+  parent_key: string | null;
+  kind: string;
+  created_ms: number;
+  updated_ms: number;
+  labels: string;
+  size_bytes: number;
+  inodes: number;
+  remote: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS snapshots (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  key TEXT NOT NULL UNIQUE,
+  parent_id INTEGER REFERENCES snapshots(id),
+  kind TEXT NOT NULL CHECK (kind IN ('view', 'active', 'committed')),
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  labels TEXT NOT NULL DEFAULT '{}',
+  size_bytes INTEGER NOT NULL DEFAULT 0,
+  inodes INTEGER NOT NULL DEFAULT 0,
+  remote INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent_id);
+`;
+
+const SELECT = `SELECT s.*, p.key AS parent_key FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id`;
+
+function toRecord(r: Row): SnapshotRecord {
+  return {
+    id: r.id,
+    name: r.key,
+    parent: r.parent_key ?? '',
+    parentId: r.parent_id ?? undefined,
+    kind: r.kind as SnapshotKind,
+    createdAtMs: r.created_ms,
+    updatedAtMs: r.updated_ms,
+    labels: JSON.parse(r.labels) as Record<string, string>,
+    sizeBytes: r.size_bytes,
+    inodes: r.inodes,
+    remote: r.remote !== 0,
+  };
+}
+
+export interface MetadataStoreOptions {
+  /** The database file (created if missing). */
+  path: string;
+}
+
+export interface CreateSnapshot {
+  key: string;
+  parent: string;
+  kind: 'active' | 'view';
+  labels: Readonly<Record<string, string>>;
+  nowMs: number;
+}
+
+export interface CommitSnapshot {
+  key: string;
+  name: string;
+  labels: Readonly<Record<string, string>>;
+  sizeBytes: number;
+  inodes: number;
+  remote: boolean;
+  nowMs: number;
+}
+
+export class MetadataStore {
+  private readonly db: Database.Database;
+
+  constructor(options: MetadataStoreOptions) {
+    this.db = new Database(options.path);
+    // WAL: a transaction is either fully in the log or not at all after a crash; NORMAL syncs at checkpoints,
+    // which is enough against a killed process (the OS still holds the pages).
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.exec(SCHEMA);
+  }
+
+  get(key: string): SnapshotRecord | undefined {
+    const row = this.db.prepare(`${SELECT} WHERE s.key = ?`).get(key) as Row | undefined;
+    return row === undefined ? undefined : toRecord(row);
+  }
+
+  /** Like get, but a miss is NOT_FOUND naming the key. */
+  require(key: string): SnapshotRecord {
+    const r = this.get(key);
+    if (r === undefined) throw new NotFoundError(`snapshot ${JSON.stringify(key)} does not exist`);
+    return r;
+  }
+
+  all(): SnapshotRecord[] {
+    return (this.db.prepare(`${SELECT} ORDER BY s.id`).all() as Row[]).map(toRecord);
+  }
+
+  /** Parents of `record`, nearest first. */
+  parents(record: SnapshotRecord): SnapshotRecord[] {
+    const out: SnapshotRecord[] = [];
+    const byId = this.db.prepare(`${SELECT} WHERE s.id = ?`);
+    for (let id = record.parentId; id !== undefined;) {
+      const row = byId.get(id) as Row | undefined;
+      if (row === undefined) break;
+      const r = toRecord(row);
+      out.push(r);
+      id = r.parentId;
+    }
+    return out;
+  }
+
+  hasChildren(id: number): boolean {
+    return this.db.prepare('SELECT 1 FROM snapshots WHERE parent_id = ? LIMIT 1').get(id) !== undefined;
+  }
+
+  /** Creates an active or view snapshot. Errors as containerd's storage.CreateSnapshot. */
+  create(c: CreateSnapshot): SnapshotRecord {
+    return this.db
+      .transaction((): SnapshotRecord => {
+        if (this.get(c.key) !== undefined)
+          throw new FerryError('ALREADY_EXISTS', `snapshot ${JSON.stringify(c.key)}: already exists`);
+        let parentId: number | null = null;
+        if (c.parent !== '') {
+          const p = this.get(c.parent);
+          if (p === undefined)
+            throw new NotFoundError(`parent snapshot ${JSON.stringify(c.parent)} does not exist`);
+          if (p.kind !== 'committed')
+            throw new InvalidArgumentError(`parent ${JSON.stringify(c.parent)} is not committed snapshot`);
+          parentId = p.id;
+        }
+        this.db
+          .prepare(
+            'INSERT INTO snapshots (key, parent_id, kind, created_ms, updated_ms, labels) VALUES (?, ?, ?, ?, ?, ?)',
+          )
+          .run(c.key, parentId, c.kind, c.nowMs, c.nowMs, JSON.stringify(c.labels));
+        return this.require(c.key);
+      })
+      .immediate();
+  }
+
+  /** Turns active `key` into committed `name` (same id, same parent). Errors as storage.CommitActive. */
+  commit(c: CommitSnapshot): SnapshotRecord {
+    return this.db
+      .transaction((): SnapshotRecord => {
+        const r = this.require(c.key);
+        if (r.kind !== 'active')
+          throw new FerryError('FAILED_PRECONDITION', `snapshot ${JSON.stringify(c.key)} is not active`);
+        if (this.get(c.name) !== undefined)
+          throw new FerryError('ALREADY_EXISTS', `snapshot ${JSON.stringify(c.name)}: already exists`);
+        this.db
+          .prepare(
+            `UPDATE snapshots SET key = ?, kind = 'committed', updated_ms = ?, labels = ?, size_bytes = ?,
+           inodes = ?, remote = ? WHERE id = ?`,
+          )
+          .run(c.name, c.nowMs, JSON.stringify(c.labels), c.sizeBytes, c.inodes, c.remote ? 1 : 0, r.id);
+        return this.require(c.name);
+      })
+      .immediate();
+  }
+
+  /** Deletes `key`; a snapshot with children is FAILED_PRECONDITION. */
+  remove(key: string): SnapshotRecord {
+    return this.db
+      .transaction((): SnapshotRecord => {
+        const r = this.require(key);
+        if (this.hasChildren(r.id))
+          throw new FerryError(
+            'FAILED_PRECONDITION',
+            `cannot remove snapshot ${JSON.stringify(key)}: has children`,
+          );
+        this.db.prepare('DELETE FROM snapshots WHERE id = ?').run(r.id);
+        return r;
+      })
+      .immediate();
+  }
+
+  /** Replaces the labels of `key` (the caller computes them from the field mask). */
+  setLabels(key: string, labels: Readonly<Record<string, string>>, nowMs: number): SnapshotRecord {
+    return this.db
+      .transaction((): SnapshotRecord => {
+        const r = this.require(key);
+        this.db
+          .prepare('UPDATE snapshots SET labels = ?, updated_ms = ? WHERE id = ?')
+          .run(JSON.stringify(labels), nowMs, r.id);
+        return this.require(key);
+      })
+      .immediate();
+  }
+
+  /** Runs `fn` in one write transaction (for callers combining several steps atomically). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  integrityCheck(): string {
+    return String(this.db.pragma('integrity_check', { simple: true }));
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,13 @@
+// The boundary between snapshot semantics and lazy layers: mount a layer at a directory, check it still
+// serves, unmount it. The FUSE implementation lives in lazy-layer-fs.ts; tests use fakes.
+import type { RemoteLayerRef } from './remote-labels.js';
+import type { SnapshotUsage } from './types.js';
+
+export interface RemoteFileSystem {
+  /** Mounts the layer read-only at `mountpoint` (an existing empty dir); resolves once it serves. */
+  mount(mountpoint: string, layer: RemoteLayerRef, signal?: AbortSignal): Promise<SnapshotUsage>;
+  /** Throws UnavailableError when the layer at `mountpoint` no longer serves (or was never mounted). */
+  check(mountpoint: string, signal?: AbortSignal): Promise<void>;
+  /** Unmounts; a mountpoint this filesystem does not hold is not an error. */
+  unmount(mountpoint: string, signal?: AbortSignal): Promise<void>;
+}

@@ -1,0 +1,31 @@
+// The snapshot model shared by the store, the snapshotter and the gRPC layer: kinds, info, mounts, usage.
+
+export type SnapshotKind = 'view' | 'active' | 'committed';
+
+/** What containerd sees of a snapshot (containerd.services.snapshots.v1.Info). */
+export interface SnapshotInfo {
+  readonly name: string;
+  /** Backend name of the parent, '' for none. */
+  readonly parent: string;
+  readonly kind: SnapshotKind;
+  readonly createdAtMs: number;
+  readonly updatedAtMs: number;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** containerd.types.Mount (target is left empty, as the 1.6 proxy client drops it). */
+export interface SnapshotMount {
+  readonly type: string;
+  readonly source: string;
+  readonly options: readonly string[];
+}
+
+export interface SnapshotUsage {
+  readonly sizeBytes: number;
+  readonly inodes: number;
+}
+
+/** Label the unpacker sets to the chain ID it wants; a remote snapshot is committed under that name. */
+export const LABEL_TARGET_REF = 'containerd.io/snapshot.ref';
+/** Marker on snapshots this snapshotter mounted lazily (same key as stargz, so tools recognise it). */
+export const LABEL_REMOTE = 'containerd.io/snapshot/remote';

@@ -1,0 +1,277 @@
+// Starts Debian's containerd as a child process with its own root, state, socket and config, with Ferry as the
+// `ferry` proxy snapshotter, and runs `ctr`/`ctr-remote` against it. Missing binaries fail loudly.
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import tarStream from 'tar-stream';
+import { MediaType } from '../../src/image/manifest.js';
+import type { RegistryClient } from '../../src/registry/client.js';
+import { gzipLayer } from './corpus.js';
+import { pushImage, type PushedImage, type TestLayer } from './push-image.js';
+
+const run = promisify(execFile);
+
+export const CONTAINERD_BINARY = '/usr/bin/containerd';
+export const CTR_BINARY = '/usr/bin/ctr';
+export const CTR_REMOTE_BINARY = '/usr/bin/ctr-remote';
+export const RUNC_BINARY = '/usr/sbin/runc';
+/** busybox-static: one binary that lets a test container run commands. */
+export const BUSYBOX = '/usr/bin/busybox';
+
+export function requireBinaries(paths: readonly string[]): void {
+  const missing = paths.filter((p) => !existsSync(p));
+  if (missing.length > 0) {
+    throw new Error(
+      `missing ${missing.join(', ')}: containerd integration tests need Debian's containerd, runc and ` +
+        'stargz-snapshotter (scripts/install-deps.sh). This is a prerequisite, not an optional test.',
+    );
+  }
+}
+
+export interface TestContainerd {
+  dir: string;
+  /** containerd's own gRPC socket (for ctr --address). */
+  address: string;
+  /** Runs `ctr --address <sock> -n <namespace> ...args`. */
+  ctr(
+    args: string[],
+    opts?: { timeoutMs?: number; namespace?: string },
+  ): Promise<{ stdout: string; stderr: string }>;
+  /** Runs `ctr-remote --address <sock> -n <namespace> ...args`. */
+  ctrRemote(
+    args: string[],
+    opts?: { timeoutMs?: number; namespace?: string },
+  ): Promise<{ stdout: string; stderr: string }>;
+  log(): string;
+  stop(): Promise<void>;
+}
+
+export async function startContainerd(opts: {
+  snapshotterSocket: string;
+  snapshotterName?: string;
+}): Promise<TestContainerd> {
+  requireBinaries([CONTAINERD_BINARY, CTR_BINARY, RUNC_BINARY]);
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-ctd-'));
+  const address = join(dir, 'containerd.sock');
+  const name = opts.snapshotterName ?? 'ferry';
+  const config = join(dir, 'config.toml');
+  writeFileSync(
+    config,
+    [
+      'version = 2',
+      `root = "${dir}/root"`,
+      `state = "${dir}/state"`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      '[grpc]',
+      `  address = "${address}"`,
+      '[ttrpc]',
+      `  address = "${address}.ttrpc"`,
+      '[debug]',
+      `  address = ""`,
+      '[metrics]',
+      `  address = ""`,
+      '[proxy_plugins]',
+      `  [proxy_plugins.${name}]`,
+      '    type = "snapshot"',
+      `    address = "${opts.snapshotterSocket}"`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(CONTAINERD_BINARY, ['--config', config, '--log-level', 'info'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  child.stderr.on('data', (c: Buffer) => {
+    log = (log + c.toString()).slice(-200_000);
+  });
+  let exited: number | null | undefined;
+  child.on('exit', (code) => {
+    exited = code;
+  });
+  const ctrWith =
+    (bin: string) =>
+    async (args: string[], o: { timeoutMs?: number; namespace?: string } = {}) => {
+      try {
+        return await run(bin, ['--address', address, '-n', o.namespace ?? 'test', ...args], {
+          timeout: o.timeoutMs ?? 60_000,
+          maxBuffer: 64 << 20,
+        });
+      } catch (e) {
+        const x = e as { stderr?: string; stdout?: string; message: string };
+        throw new Error(
+          `${bin} ${args.join(' ')} failed: ${x.message}\nstdout: ${x.stdout ?? ''}\nstderr: ${x.stderr ?? ''}`,
+        );
+      }
+    };
+  const ctr = ctrWith(CTR_BINARY);
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (exited !== undefined) throw new Error(`containerd exited early (${exited}): ${log}`);
+    try {
+      await run(CTR_BINARY, ['--address', address, 'version'], { timeout: 5_000 });
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`containerd did not answer on ${address} within 20 s: ${log}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    dir,
+    address,
+    ctr,
+    ctrRemote: ctrWith(CTR_REMOTE_BINARY),
+    log: () => log,
+    async stop() {
+      if (exited === undefined) {
+        const gone = new Promise<void>((r) => child.once('exit', () => r()));
+        child.kill('SIGTERM');
+        await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+        if (exited === undefined) child.kill('SIGKILL');
+      }
+      // Leftover shim mounts under the state dir would make rm fail: detach them first.
+      await run('sh', [
+        '-c',
+        `grep -o " ${dir}[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`,
+      ]).catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RunningFerryDaemon {
+  socketPath: string;
+  root: string;
+  pid: number;
+  stderr(): string;
+  /** Sends `signal` and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+/** Starts `ferry daemon` from the built dist (bin/ferry.js) and waits for its "ferry daemon ready" log line. */
+export async function startFerryDaemon(
+  ferryBin: string,
+  configPath: string,
+  paths: { socketPath: string; root: string },
+  timeoutMs = 30_000,
+): Promise<RunningFerryDaemon> {
+  const child = spawn(process.execPath, [ferryBin, 'daemon', '--config', configPath], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  let onData: (() => void) | undefined;
+  child.stderr.on('data', (c: Buffer) => {
+    stderr = (stderr + c.toString()).slice(-500_000);
+    onData?.();
+  });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`ferry daemon not ready in ${timeoutMs} ms: ${stderr}`)),
+      timeoutMs,
+    );
+    onData = () => {
+      if (stderr.includes('"ferry daemon ready"')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`ferry daemon exited (${code}) before it was ready: ${stderr}`));
+    });
+  });
+  return {
+    ...paths,
+    pid: child.pid!,
+    stderr: () => stderr,
+    exited,
+    async stop(signal = 'SIGTERM', stopTimeoutMs = 30_000) {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill(signal);
+      const code = await Promise.race([
+        exited,
+        new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), stopTimeoutMs)),
+      ]);
+      if (code === 'timeout') {
+        child.kill('SIGKILL');
+        throw new Error(
+          `ferry daemon did not stop within ${stopTimeoutMs} ms after ${signal}: ${stderr.slice(-4000)}`,
+        );
+      }
+      return code;
+    },
+  };
+}
+
+/** FUSE mounts (fstype fuse.*) at or below `dir`, from /proc/self/mountinfo. */
+export async function fuseMountsBelow(dir: string): Promise<string[]> {
+  const { readFile } = await import('node:fs/promises');
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  return text
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => {
+      const dash = f.indexOf('-');
+      return dash > 0 && (f[dash + 1] ?? '').startsWith('fuse');
+    })
+    .map((f) => (f[4] ?? '').replace(/\\040/g, ' '))
+    .filter((mp) => mp === dir || mp.startsWith(`${dir}/`));
+}
+
+async function tar(
+  entries: Array<{ name: string; data?: Buffer; mode?: number; type?: 'directory' }>,
+): Promise<Buffer> {
+  const pack = tarStream.pack();
+  const parts: Buffer[] = [];
+  pack.on('data', (b: unknown) => parts.push(b as Buffer));
+  const done = new Promise<void>((r) => pack.on('end', () => r()));
+  for (const e of entries) {
+    if (e.type === 'directory') pack.entry({ name: e.name, type: 'directory', mode: 0o755 });
+    else pack.entry({ name: e.name, mode: e.mode ?? 0o644 }, e.data ?? Buffer.alloc(0));
+  }
+  pack.finalize();
+  await done;
+  return Buffer.concat(parts);
+}
+
+export interface BusyboxApp {
+  layers: TestLayer[];
+  pushed: PushedImage;
+  /** Compressed bytes of all layers. */
+  layerBytes: number;
+}
+
+/** Two gzip layers: /bin/busybox, then /hello.txt (the greeting) beside `bigBytes` of random data nobody reads. */
+export async function pushBusyboxApp(
+  client: RegistryClient,
+  ref: string,
+  greeting: string,
+  bigBytes: number,
+): Promise<BusyboxApp> {
+  const base = gzipLayer(
+    await tar([
+      { name: 'bin', type: 'directory' },
+      { name: 'bin/busybox', data: readFileSync(BUSYBOX), mode: 0o755 },
+    ]),
+  );
+  const top = gzipLayer(
+    await tar([
+      { name: 'hello.txt', data: Buffer.from(greeting) },
+      { name: 'data', type: 'directory' },
+      { name: 'data/big.bin', data: randomBytes(bigBytes) },
+    ]),
+  );
+  const layers = [
+    { data: base, mediaType: MediaType.ociLayerGzip },
+    { data: top, mediaType: MediaType.ociLayerGzip },
+  ];
+  const pushed = await pushImage(client, ref, { layers });
+  return { layers, pushed, layerBytes: base.length + top.length };
+}
