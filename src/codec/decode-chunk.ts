@@ -1,7 +1,8 @@
 // Random-access chunk decoding: turns a chunk's compressed span into exactly its bytes (identity, zran
-// restart from a checkpoint, or gunzip from a gzip member start). Never returns a partial result.
+// restart from a checkpoint, gunzip from a gzip member start, zstd frames). Never returns a partial result.
 import type { LayerIndex } from '../image/layer-index.js';
-import { FormatError, InvalidArgumentError } from '../errors.js';
+import { FormatError } from '../errors.js';
+import { chunkJob, type ChunkJob, type InflateStart } from './chunk-job.js';
 import {
   GZIP_WINDOW_BITS,
   RAW_WINDOW_BITS,
@@ -17,6 +18,8 @@ import {
   inflateSetDictionary,
   newZStream,
 } from './pako-zlib.js';
+import { inflateWithZlib } from './zlib-inflate.js';
+import { decodeZstdSpan } from './zstd-decode.js';
 
 const GZIP_TRAILER_BYTES = 8;
 
@@ -25,46 +28,38 @@ const GZIP_TRAILER_BYTES = 8;
  * Returns exactly `chunk.size` bytes; corrupt or truncated input is a FormatError.
  */
 export function decodeChunk(index: LayerIndex, chunkIndex: number, compressed: Uint8Array): Buffer {
-  const chunk = index.chunks[chunkIndex];
-  if (chunk === undefined) {
-    throw new InvalidArgumentError(
-      `layer ${index.layerDigest}: no chunk ${chunkIndex} (has ${index.chunks.length})`,
-    );
-  }
-  const where = `layer ${index.layerDigest} chunk ${chunkIndex}`;
-  const need = chunk.skip + chunk.size;
-  if (index.codec === 'identity') {
-    if (compressed.length < need) {
-      throw new FormatError(`${where}: span has ${compressed.length} bytes, need ${need}`);
-    }
-    return Buffer.from(compressed.buffer, compressed.byteOffset + chunk.skip, chunk.size);
-  }
-  if (index.codec === 'gzip-member') {
-    return inflateSpan(compressed, 0, { gzip: true, bits: 0, window: undefined }, need, chunk.skip, where);
-  }
-  const cp = index.checkpoints[chunk.checkpoint];
-  if (cp === undefined) throw new FormatError(`${where}: checkpoint ${chunk.checkpoint} missing from index`);
-  const window = index.windows[cp.window];
-  if (!cp.memberStart && window === undefined) throw new FormatError(`${where}: window ${cp.window} missing`);
-  const spanStart = cp.memberStart || cp.bits === 0 ? cp.compressedOffset : cp.compressedOffset - 1;
-  if (spanStart !== chunk.compressedStart) {
-    throw new FormatError(`${where}: span starts at ${chunk.compressedStart}, checkpoint at ${spanStart}`);
-  }
-  return inflateSpan(compressed, 0, { gzip: cp.memberStart, bits: cp.bits, window }, need, chunk.skip, where);
+  return decodeJob(chunkJob(index, chunkIndex), compressed);
 }
 
-interface Start {
-  /** Start in gzip framing (at a member header) rather than raw deflate. */
-  gzip: boolean;
-  bits: number;
-  window: Uint8Array | undefined;
+/**
+ * 'auto' takes Node's zlib (native, several times faster) where it can start — at a gzip member or a
+ * byte-aligned checkpoint — and pako otherwise, or whenever zlib cannot deliver all bytes (crossing into
+ * another member from raw deflate, corrupt data), so results and errors are always pako's.
+ */
+export type DecodeEngine = 'auto' | 'pako';
+
+/** Decodes one chunk from its plain job description (see chunkJob); the result may view `compressed`. */
+export function decodeJob(job: ChunkJob, compressed: Uint8Array, engine: DecodeEngine = 'auto'): Buffer {
+  const need = job.skip + job.size;
+  if (job.codec === 'identity') {
+    if (compressed.length < need) {
+      throw new FormatError(`${job.label}: span has ${compressed.length} bytes, need ${need}`);
+    }
+    return Buffer.from(compressed.buffer, compressed.byteOffset + job.skip, job.size);
+  }
+  if (job.codec === 'zstd-frame') return decodeZstdSpan(compressed, job.skip, job.size, job.label);
+  if (engine === 'auto' && need > 0) {
+    const fast = inflateWithZlib(compressed, job.start, need);
+    if (fast !== undefined) return fast.subarray(job.skip, need);
+  }
+  return inflateSpan(compressed, 0, job.start, need, job.skip, job.label);
 }
 
 /** Inflates from `input[pos]` until `need` bytes came out, crossing gzip members; returns the last need−skip. */
 export function inflateSpan(
   input: Uint8Array,
   pos: number,
-  start: Start,
+  start: InflateStart,
   need: number,
   skip: number,
   where: string,

@@ -8,9 +8,10 @@ export const LAYER_INDEX_VERSION = 1;
 export type LayerCodec =
   | 'identity' // uncompressed tar: the compressed span is the bytes
   | 'zran' // gzip: raw inflate from a checkpoint (bit offset + 32 KiB window)
-  | 'gzip-member'; // eStargz: the span starts a gzip member; gunzip it
+  | 'gzip-member' // eStargz: the span starts a gzip member; gunzip it
+  | 'zstd-frame'; // zstd, zstd:chunked: the span starts a zstd frame; decode frames until skip+size bytes
 
-export type LayerFormat = 'tar' | 'gzip' | 'estargz';
+export type LayerFormat = 'tar' | 'gzip' | 'estargz' | 'zstd' | 'zstd-chunked';
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'whiteout';
 

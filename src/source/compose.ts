@@ -18,6 +18,11 @@ export interface ComposeSourceOptions {
   log: Logger;
   /** When set, callers get DeadlineError after this long; the shared fetch still completes into the store. */
   deadlineMs?: number;
+  /**
+   * Used instead of the OriginSource under verify (p2p's peer-first source, which wraps its own origin);
+   * dedupe, store-through, limit and verify stay above it. `origin` stats then stay zero.
+   */
+  originOverride?: ChunkSource;
 }
 
 export interface SourceTierStats {
@@ -37,7 +42,7 @@ export interface ComposedSource {
 
 export function composeSource(options: ComposeSourceOptions): ComposedSource {
   const origin = new OriginSource(options.origin);
-  const verify = new VerifySource({ next: origin });
+  const verify = new VerifySource({ next: options.originOverride ?? origin });
   const limit = new LimitSource({ next: verify, concurrency: options.concurrency });
   const storeThrough = new StoreThroughSource({ store: options.store, next: limit, log: options.log });
   const dedupe = new DedupeSource({ next: storeThrough });

@@ -1,9 +1,31 @@
-// The random-access reader primitive: one chunk from the origin blob (range read → decode → verify).
-import { IntegrityError, InvalidArgumentError } from '../errors.js';
-import { sha256 } from '../image/digest.js';
+// The random-access reader primitive: one chunk from the origin blob (range read → decode → verify), with
+// decoding and hashing on the decode pool's worker threads so a cold read never stalls the event loop.
 import type { LayerIndex } from '../image/layer-index.js';
-import { decodeChunk } from '../codec/decode-chunk.js';
+import { chunkJob } from '../codec/chunk-job.js';
+import { DecodePool } from '../codec/worker-pool.js';
 import type { BlobReader } from '../image/blob-reader.js';
+
+let defaultPool: DecodePool | undefined;
+
+/** The pool fetchChunkFromOrigin uses, created on first use with default options. */
+export function decodePool(): DecodePool {
+  defaultPool ??= new DecodePool();
+  return defaultPool;
+}
+
+/** Makes `pool` the one fetchChunkFromOrigin uses; the previous one is returned, not closed. */
+export function setDecodePool(pool: DecodePool): DecodePool | undefined {
+  const previous = defaultPool;
+  defaultPool = pool;
+  return previous;
+}
+
+/** Closes the current pool (its running jobs fail); the next fetch creates a fresh default pool. */
+export async function closeDecodePool(): Promise<void> {
+  const pool = defaultPool;
+  defaultPool = undefined;
+  await pool?.close();
+}
 
 /** Fetches, decodes and verifies chunk `chunkIndex` of `index` from `blob`; returns exactly its bytes. */
 export async function fetchChunkFromOrigin(
@@ -12,19 +34,8 @@ export async function fetchChunkFromOrigin(
   blob: BlobReader,
   signal?: AbortSignal,
 ): Promise<Buffer> {
-  const chunk = index.chunks[chunkIndex];
-  if (chunk === undefined) {
-    throw new InvalidArgumentError(
-      `layer ${index.layerDigest}: no chunk ${chunkIndex} (has ${index.chunks.length})`,
-    );
-  }
+  const job = chunkJob(index, chunkIndex);
+  const chunk = index.chunks[chunkIndex]!;
   const compressed = await blob.readRange(chunk.compressedStart, chunk.compressedEnd, signal);
-  const bytes = decodeChunk(index, chunkIndex, compressed);
-  const actual = sha256(bytes);
-  if (actual !== chunk.digest) {
-    throw new IntegrityError(
-      `layer ${index.layerDigest} chunk ${chunkIndex} (${chunk.digest}): decoded bytes hash to ${actual}`,
-    );
-  }
-  return bytes;
+  return decodePool().decodeAndVerify(job, compressed, signal !== undefined ? { signal } : {});
 }

@@ -1,14 +1,18 @@
-// fetchChunkFromOrigin: one range read per chunk, decoded and verified; tampering is an IntegrityError.
-import { describe, expect, it } from 'vitest';
-import { IntegrityError, InvalidArgumentError } from '../../src/errors.js';
+// fetchChunkFromOrigin: one range read per chunk, decoded and verified on the decode pool; tampering is an
+// IntegrityError; the pool can be swapped and closed.
+import { afterAll, describe, expect, it } from 'vitest';
+import { DecodePool } from '../../src/codec/worker-pool.js';
+import { AbortedError, IntegrityError, InvalidArgumentError } from '../../src/errors.js';
 import { sha256 } from '../../src/image/digest.js';
 import type { LayerIndex } from '../../src/image/layer-index.js';
 import { buildIndexFromStream } from '../../src/index/build-stream.js';
-import { fetchChunkFromOrigin } from '../../src/source/origin.js';
+import { closeDecodePool, decodePool, fetchChunkFromOrigin, setDecodePool } from '../../src/source/origin.js';
 import { MemoryBlobReader } from '../helpers/memory-blob.js';
 import { makeLayer } from '../index/layer-fixture.js';
 
 const layer = makeLayer({ smallFiles: 200, seed: 3 });
+
+afterAll(() => closeDecodePool());
 
 describe.each([
   ['tar', layer.tar],
@@ -44,5 +48,38 @@ describe.each([
     const err = await fetchChunkFromOrigin(tampered, 1, blob).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IntegrityError);
     expect((err as Error).message).toContain(`layer ${index.layerDigest} chunk 1`);
+  });
+});
+
+describe('fetchChunkFromOrigin and the decode pool', () => {
+  it('decodes through the pool set with setDecodePool; closeDecodePool makes the next fetch start a new one', async () => {
+    const blob = new MemoryBlobReader(layer.gz);
+    const index = await buildIndexFromStream({ layerDigest: blob.digest, mediaType: 'x', blob });
+    const big = index.chunks.findIndex((c) => c.size >= 256 * 1024);
+    const pool = new DecodePool({ workers: 1 });
+    setDecodePool(pool);
+    expect(decodePool()).toBe(pool);
+    const c = index.chunks[big]!;
+    const got = await fetchChunkFromOrigin(index, big, blob);
+    expect(got.equals(layer.tar.subarray(c.offset, c.offset + c.size))).toBe(true);
+    expect(pool.stats()).toMatchObject({ workers: 1, completed: 1 });
+    await closeDecodePool();
+    await expect(
+      pool.decodeAndVerify(
+        { label: 'x', codec: 'identity', skip: 0, size: 0, digest: c.digest },
+        Buffer.alloc(0),
+      ),
+    ).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    const fresh = decodePool();
+    expect(fresh).not.toBe(pool);
+    expect((await fetchChunkFromOrigin(index, big, blob)).equals(got)).toBe(true);
+  });
+
+  it('passes its AbortSignal to the read and the decode', async () => {
+    const blob = new MemoryBlobReader(layer.gz);
+    const index = await buildIndexFromStream({ layerDigest: blob.digest, mediaType: 'x', blob });
+    const ac = new AbortController();
+    ac.abort();
+    await expect(fetchChunkFromOrigin(index, 0, blob, ac.signal)).rejects.toBeInstanceOf(AbortedError);
   });
 });

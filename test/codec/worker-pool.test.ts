@@ -1,0 +1,197 @@
+// DecodePool: worker threads give the same verified bytes as the main thread, typed errors cross the thread
+// boundary, a killed worker fails its job and is replaced, and the event loop stays free while 32 chunks decode.
+import { execFileSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chunkJob, type ChunkJob } from '../../src/codec/chunk-job.js';
+import { decodeChunk } from '../../src/codec/decode-chunk.js';
+import { DecodePool } from '../../src/codec/worker-pool.js';
+import { compressZstdFrame } from '../../src/codec/zstd-binding.js';
+import { AbortedError, FormatError, IntegrityError, UnavailableError } from '../../src/errors.js';
+import { sha256 } from '../../src/image/digest.js';
+import { makeGzipLayer, spanOf, type GzipLayer } from './gzip-layer.js';
+import { textPayload } from './payload.js';
+
+let layer: GzipLayer;
+/** Every job goes to a worker (no inline shortcut), two threads. */
+const pool = new DecodePool({ workers: 2, inlineBelowBytes: 0 });
+
+beforeAll(async () => {
+  layer = await makeGzipLayer({ totalBytes: 34 * 1024 * 1024, compression: 'node' });
+});
+afterAll(() => pool.close());
+
+let slow: { job: ChunkJob; compressed: Buffer } | undefined;
+
+/** A gzip-member job big enough (64 MiB out) that a worker is surely still busy when the test kills it. */
+function slowJob(): { job: ChunkJob; compressed: Buffer } {
+  const data = Buffer.concat(Array.from({ length: 256 }, (_, i) => textPayload(256 * 1024, i % 16)));
+  slow ??= {
+    job: {
+      label: 'slow job',
+      codec: 'gzip-member',
+      start: { gzip: true, bits: 0, window: undefined },
+      skip: 0,
+      size: data.length,
+      digest: sha256(data),
+    },
+    compressed: gzipSync(data, { level: 1 }),
+  };
+  return { job: slow.job, compressed: Buffer.from(slow.compressed) };
+}
+
+describe('DecodePool', () => {
+  it('decodes every chunk of a layer to exactly what the main thread decodes', async () => {
+    const { index } = layer;
+    expect(index.chunks.length).toBeGreaterThanOrEqual(32);
+    const got = await Promise.all(
+      index.chunks.map((_, i) => pool.decodeAndVerify(chunkJob(index, i), spanOf(layer, i))),
+    );
+    got.forEach((bytes, i) => {
+      expect(bytes.equals(decodeChunk(index, i, spanOf(layer, i)))).toBe(true);
+    });
+    expect(pool.stats()).toMatchObject({ workers: 2, busy: 0, queued: 0, failed: 0, crashed: 0 });
+    expect(pool.stats().completed).toBe(index.chunks.length);
+  });
+
+  it('leaves the caller its buffers: spans and index windows are copied, never detached', async () => {
+    const i = layer.index.chunks.findIndex((c) => c.checkpoint > 0);
+    const job = chunkJob(layer.index, i);
+    const window = job.codec === 'zran' ? job.start.window : undefined;
+    const span = spanOf(layer, i);
+    await pool.decodeAndVerify(job, span);
+    expect(span.length).toBeGreaterThan(0);
+    expect(window?.length).toBeGreaterThan(0);
+    const handed = spanOf(layer, i);
+    await pool.decodeAndVerify(job, handed, { handOver: true });
+    expect(handed.length).toBe(0); // transferred, as asked
+  });
+
+  it('decodes zstd-frame chunks too (the native zstd binding loads in worker threads)', async () => {
+    const data = textPayload(600_000, 9);
+    const frames = Buffer.concat([
+      compressZstdFrame(data.subarray(0, 250_000)),
+      compressZstdFrame(data.subarray(250_000)),
+    ]);
+    const slice = data.subarray(100_000, 500_000);
+    const job: ChunkJob = {
+      label: 'zstd job',
+      codec: 'zstd-frame',
+      skip: 100_000,
+      size: slice.length,
+      digest: sha256(slice),
+    };
+    expect((await pool.decodeAndVerify(job, frames)).equals(slice)).toBe(true);
+  });
+
+  it('returns a corrupt span as FormatError with its code and chunk name', async () => {
+    const i = 5;
+    const span = spanOf(layer, i);
+    const truncated = Buffer.from(span.subarray(0, span.length >> 1));
+    const err = await pool.decodeAndVerify(chunkJob(layer.index, i), truncated).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FormatError);
+    expect((err as FormatError).code).toBe('FORMAT');
+    expect((err as FormatError).message).toContain(`chunk ${i}:`);
+    const garbage = Buffer.alloc(span.length, 0xff);
+    const err2 = await pool.decodeAndVerify(chunkJob(layer.index, i), garbage).catch((e: unknown) => e);
+    expect(err2).toBeInstanceOf(FormatError);
+    expect((err2 as FormatError).message).toMatch(/corrupt deflate data|truncated|ended/);
+  });
+
+  it('returns bytes that do not match the digest as IntegrityError', async () => {
+    const job = { ...chunkJob(layer.index, 3), digest: sha256('something else') };
+    const err = await pool.decodeAndVerify(job, spanOf(layer, 3)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IntegrityError);
+    expect((err as IntegrityError).code).toBe('INTEGRITY');
+    expect((err as IntegrityError).message).toContain('decoded bytes hash to');
+  });
+
+  it('fails the job of a worker killed mid-job with a typed error, then recovers', async () => {
+    const { job, compressed } = slowJob();
+    const before = pool.stats().crashed;
+    const pending = pool.decodeAndVerify(job, compressed);
+    const running = pool.runningWorkersForTest();
+    expect(running).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 20));
+    await running[0]!.terminate();
+    const err = await pending.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect((err as Error).message).toMatch(/slow job: decode worker exited/);
+    expect(pool.stats().crashed).toBe(before + 1);
+    const again = await pool.decodeAndVerify(chunkJob(layer.index, 7), spanOf(layer, 7));
+    expect(again.equals(decodeChunk(layer.index, 7, spanOf(layer, 7)))).toBe(true);
+    expect(pool.stats().workers).toBeLessThanOrEqual(2);
+  });
+
+  it('keeps the event loop responsive (timer lag < 50 ms) while 32 chunks decode', async () => {
+    const picked = layer.index.chunks
+      .map((c, i) => ({ c, i }))
+      .filter(({ c }) => c.size >= 512 * 1024)
+      .map(({ i }) => i)
+      .slice(0, 32);
+    expect(picked).toHaveLength(32);
+    const lagWhile = async (p: DecodePool): Promise<number> => {
+      const spans = picked.map((i) => spanOf(layer, i));
+      let lagMax = 0;
+      let last = performance.now();
+      const timer = setInterval(() => {
+        const now = performance.now();
+        lagMax = Math.max(lagMax, now - last - 1);
+        last = now;
+      }, 1);
+      await new Promise((r) => setTimeout(r, 20));
+      lagMax = 0;
+      const out = await Promise.all(
+        picked.map((i, k) => p.decodeAndVerify(chunkJob(layer.index, i), spans[k]!)),
+      );
+      await new Promise((r) => setTimeout(r, 5));
+      clearInterval(timer);
+      expect(out.reduce((n, b) => n + b.length, 0)).toBeGreaterThan(28 * 1024 * 1024);
+      return lagMax;
+    };
+    expect(await lagWhile(pool)).toBeLessThan(50);
+    // Control: the same work inline on this thread does stall the loop, so the bound above means something.
+    const inline = new DecodePool({ workers: 1, inlineBelowBytes: Number.MAX_SAFE_INTEGER });
+    expect(await lagWhile(inline)).toBeGreaterThan(50);
+    await inline.close();
+  });
+
+  it('rejects queued jobs whose signal aborts, and everything once closed', async () => {
+    const own = new DecodePool({ workers: 1, inlineBelowBytes: 0 });
+    const { job, compressed } = slowJob();
+    const first = own.decodeAndVerify(job, compressed);
+    const ac = new AbortController();
+    const queued = own.decodeAndVerify(chunkJob(layer.index, 1), spanOf(layer, 1), { signal: ac.signal });
+    expect(own.stats().queued).toBe(1);
+    ac.abort();
+    await expect(queued).rejects.toBeInstanceOf(AbortedError);
+    expect(own.stats().queued).toBe(0);
+    await own.close();
+    await expect(first).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(own.decodeAndVerify(chunkJob(layer.index, 1), spanOf(layer, 1))).rejects.toBeInstanceOf(
+      UnavailableError,
+    );
+  });
+
+  it('never keeps the process alive: a script that leaves its pool open exits', () => {
+    const script = `
+      import { gzipSync } from 'node:zlib';
+      import { createHash } from 'node:crypto';
+      import { DecodePool } from ${JSON.stringify(new URL('../../src/codec/worker-pool.ts', import.meta.url).href)};
+      const data = Buffer.alloc(1 << 20, 'ferry ');
+      const digest = 'sha256:' + createHash('sha256').update(data).digest('hex');
+      const pool = new DecodePool({ workers: 2, inlineBelowBytes: 0 });
+      const job = { label: 'x', codec: 'gzip-member', start: { gzip: true, bits: 0, window: undefined },
+        skip: 0, size: data.length, digest };
+      const out = await pool.decodeAndVerify(job, gzipSync(data));
+      console.log('decoded', out.length, pool.stats().workers);
+    `;
+    const started = performance.now();
+    const stdout = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      timeout: 20_000,
+      encoding: 'utf8',
+    });
+    expect(stdout.trim()).toBe(`decoded ${1 << 20} 1`);
+    expect(performance.now() - started).toBeLessThan(20_000);
+  });
+});
