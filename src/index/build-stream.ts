@@ -18,6 +18,7 @@ import type { BlobReader } from '../image/blob-reader.js';
 import { GzipIndexer } from '../codec/gzip-indexer.js';
 import { ChunkBuilder, type RawChunk } from './chunk-builder.js';
 import { EntryTable, type MutableEntry } from './entry-table.js';
+import { routeZstdStream } from './zstd-stream.js';
 
 export const DEFAULT_CHUNK_SIZE_BYTES = 1024 * 1024;
 /** Extra compressed bytes past the measured end, in case a decoder reads ahead of where output stopped. */
@@ -92,7 +93,9 @@ export async function buildIndexFromStream(opts: BuildFromStreamOptions): Promis
     else output(piece, compressed);
   };
 
-  const stream = await opts.blob.stream(signal);
+  const routed = await routeZstdStream(opts, await opts.blob.stream(signal));
+  if (routed.index !== undefined) return routed.index;
+  const stream = routed.stream;
   let formatError: FormatError | undefined;
   for await (const raw of stream) {
     checkAbort();

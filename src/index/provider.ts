@@ -9,6 +9,7 @@ import { FerryError } from '../errors.js';
 import { buildIndexFromStream } from './build-stream.js';
 import { buildEstargzIndex } from './estargz.js';
 import type { IndexStore } from './index-store.js';
+import { buildZstdChunkedIndex, zstdChunkedManifestRef } from './zstd-chunked.js';
 import { fetchPublishedIndex, findPublishedIndexes } from './publish.js';
 
 export const TOC_DIGEST_ANNOTATION = 'containerd.io/snapshot/stargz/toc.digest';
@@ -66,7 +67,7 @@ export class IndexProvider {
         }
         published ??= await findPublishedIndexes(this.options.registry, image, this.log, opts.signal);
         const remote = await this.fromRegistry(image, layer, published.get(layer.digest), opts.signal);
-        if (remote !== undefined) {
+        if (remote !== undefined && !onlyStreamable(remote)) {
           await this.options.store.put(remote, opts.signal);
           out.push(done(remote, 'registry'));
           continue;
@@ -106,6 +107,19 @@ export class IndexProvider {
     layer: Descriptor,
     signal?: AbortSignal,
   ): Promise<LayerIndex | undefined> {
+    const zstdChunked = zstdChunkedManifestRef(
+      layer.annotations,
+      `${image.ref.toString()}: layer ${layer.digest}`,
+    );
+    if (zstdChunked !== undefined && layerCompression(layer.mediaType) === 'zstd') {
+      return buildZstdChunkedIndex({
+        layerDigest: layer.digest,
+        mediaType: layer.mediaType,
+        blob: this.options.registry.blobReader(image.ref, layer.digest, layer.size),
+        manifest: zstdChunked,
+        ...(signal !== undefined ? { signal } : {}),
+      });
+    }
     const tocDigest = layer.annotations?.[TOC_DIGEST_ANNOTATION];
     // Without the annotation nothing vouches for the TOC, so such layers are built (and verified) instead.
     if (tocDigest === undefined || !isDigest(tocDigest) || layerCompression(layer.mediaType) !== 'gzip') {
@@ -128,12 +142,7 @@ export class IndexProvider {
         `${image.ref.toString()}: ${layer.digest} has non-layer type ${layer.mediaType}`,
       );
     }
-    if (compression === 'zstd') {
-      throw new FerryError(
-        'UNIMPLEMENTED',
-        `${image.ref.toString()}: zstd layer ${layer.digest} is not supported yet`,
-      );
-    }
+    // zstd blobs are recognised by their magic inside buildIndexFromStream (zstd-stream.ts).
     const sink = this.options.onBuiltChunk;
     return buildIndexFromStream({
       layerDigest: layer.digest,
@@ -146,4 +155,14 @@ export class IndexProvider {
       ...(sink !== undefined ? { onChunk: (_i: number, bytes: Buffer) => sink(sha256(bytes), bytes) } : {}),
     });
   }
+}
+
+/**
+ * A single-frame zstd layer has no restart points: every chunk read from the registry would decode from byte 0.
+ * Building streams the layer once and keeps every chunk, so that is the cheaper way to a cold cache.
+ */
+function onlyStreamable(index: LayerIndex): boolean {
+  return (
+    index.format === 'zstd' && index.chunks.length > 1 && index.chunks.every((c) => c.compressedStart === 0)
+  );
 }

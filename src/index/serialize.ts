@@ -74,7 +74,10 @@ export function deserializeIndex(buf: Uint8Array, expectedLayerDigest?: Digest):
     throw new FormatError(`${what}: bad header length`);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(gunzipSync(body.subarray(FIXED_BYTES, FIXED_BYTES + headerLen)).toString('utf8'));
+    // Bounded: a well-checksummed header can still be a gzip bomb (JSON compresses ~10x, a bomb ~1000x).
+    const maxOutputLength = Math.min(MAX_HEADER_BYTES, Math.max(64 << 20, headerLen * 64));
+    const header = body.subarray(FIXED_BYTES, FIXED_BYTES + headerLen);
+    parsed = JSON.parse(gunzipSync(header, { maxOutputLength }).toString('utf8'));
   } catch (e) {
     throw new FormatError(`${what}: unreadable header`, { cause: e });
   }

@@ -43,6 +43,7 @@ const HOMES: Record<string, string[]> = {
   'prom-client': ['metrics'],
   'tar-stream': ['image'],
   'better-sqlite3': ['snapshot'],
+  'zstd-napi': ['codec'],
 };
 
 function walk(dir: string): string[] {

@@ -168,11 +168,11 @@ describe('buildIndexFromStream failures', () => {
     }
   });
 
-  it('zstd is UNIMPLEMENTED; garbage is a FormatError', async () => {
+  it('a broken zstd frame and garbage are FormatErrors', async () => {
     const z = new MemoryBlobReader(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]));
     await expect(
       buildIndexFromStream({ layerDigest: z.digest, mediaType: 'x', blob: z }),
-    ).rejects.toMatchObject({ code: 'UNIMPLEMENTED' });
+    ).rejects.toBeInstanceOf(FormatError);
     const g = new MemoryBlobReader(Buffer.alloc(3000, 0x41));
     await expect(
       buildIndexFromStream({ layerDigest: g.digest, mediaType: 'x', blob: g }),

@@ -1,0 +1,241 @@
+// Builds a LayerIndex for a plain zstd layer (one or many frames, no TOC) in one pass over the blob stream,
+// with the chunking policy of build-stream.ts; checks the layer digest at the end.
+//
+// Random access into zstd exists only at frame starts, so each chunk's span starts at the frame holding its
+// first byte (codec 'zstd-frame', skip = bytes of that frame's output before the chunk) and ends where the
+// stream had been consumed when the chunk's last byte came out. Multi-frame layers with small frames thus
+// get cheap Range reads; a single-frame layer gets compressedStart 0 for every chunk: correct, but a cold
+// origin read decodes from the layer start — such layers are meant to be served from the chunk cache and
+// peers, which the build fills (onChunk) as the stream passes.
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { AbortedError, FerryError, FormatError, IntegrityError } from '../errors.js';
+import { DigestHasher, digestAlgorithm, sha256 } from '../image/digest.js';
+import type { Chunk, LayerIndex } from '../image/layer-index.js';
+import { LAYER_INDEX_VERSION } from '../image/layer-index.js';
+import { TarParser } from '../image/tar.js';
+import { createZstdDecoder, ZSTD_BACKEND } from '../codec/zstd-binding.js';
+import { SKIPPABLE_MAGIC, ZSTD_MAGIC, ZstdFrameScanner } from '../codec/zstd-frames.js';
+import type { BuildFromStreamOptions } from './build-stream.js';
+import { ChunkBuilder, type RawChunk } from './chunk-builder.js';
+import { EntryTable, type MutableEntry } from './entry-table.js';
+
+const DEFAULT_CHUNK_SIZE_BYTES = 1024 * 1024;
+/** Largest compressed piece decoded between event-loop checks, and how long the builder may hold the loop. */
+const MAX_PIECE_BYTES = 64 * 1024;
+const MAX_BUSY_MS = 20;
+const BUILD_TOOL = `ferry zstd-stream 1 (${ZSTD_BACKEND})`;
+
+/** A data frame with where its output lies in the tar stream. */
+export interface DecodedFrame {
+  readonly compressedStart: number;
+  readonly compressedEnd: number;
+  readonly uncompressedStart: number;
+  readonly uncompressedEnd: number;
+}
+
+export async function buildZstdIndexFromStream(
+  opts: BuildFromStreamOptions,
+  stream?: AsyncIterable<Buffer>,
+): Promise<LayerIndex> {
+  const started = Date.now();
+  const label = `layer ${opts.layerDigest}`;
+  const signal = opts.signal;
+  const checkAbort = (): void => {
+    if (signal?.aborted === true)
+      throw new AbortedError(`${label}: index build aborted`, { cause: signal.reason });
+  };
+  checkAbort();
+  const hasher = new DigestHasher(digestAlgorithm(opts.layerDigest));
+  const chunker = new ChunkBuilder({
+    chunkSizeBytes: opts.chunkSizeBytes ?? DEFAULT_CHUNK_SIZE_BYTES,
+    ...(opts.onChunk !== undefined ? { onChunk: opts.onChunk } : {}),
+  });
+  const table = new EntryTable();
+  let file: { entry: MutableEntry; hasher: DigestHasher; left: number } | undefined;
+  const tar = new TarParser({
+    label,
+    onEntry: (t) => {
+      const e = table.add(t);
+      file = undefined;
+      if (t.type !== 'file') return;
+      chunker.addFile(t.dataOffset, t.size);
+      if (e === undefined) return;
+      if (t.size === 0) table.setDigest(e, sha256(new Uint8Array(0)));
+      else file = { entry: e, hasher: new DigestHasher(), left: t.size };
+    },
+    onData: (_t, data) => {
+      if (file === undefined) return;
+      file.hasher.update(data);
+      file.left -= data.length;
+      if (file.left === 0) table.setDigest(file.entry, file.hasher.digest());
+    },
+  });
+  const scanner = new ZstdFrameScanner(label);
+  const decoder = createZstdDecoder(label);
+  const frames: DecodedFrame[] = [];
+  let produced = 0;
+  let frameOut = 0;
+  let compressed = 0;
+  const decode = (piece: Buffer, consumedAfter: number): void => {
+    decoder.decode(piece, (out) => {
+      chunker.addOutput(out, consumedAfter);
+      tar.push(out);
+      produced += out.length;
+      chunker.flush();
+      return false;
+    });
+  };
+  // Feeds one piece, cut at frame ends so the output count at each end is the next frame's start.
+  const feed = (piece: Buffer): void => {
+    const base = compressed;
+    const ends = scanner.push(piece);
+    let from = 0;
+    for (const end of ends) {
+      decode(piece.subarray(from, end - base), end);
+      from = end - base;
+      const f = scanner.frames[scanner.frames.length - 1]!;
+      if (!decoder.atFrameEnd) throw new FormatError(`${label}: zstd frame ending at ${end} did not end`);
+      if (!f.skippable) {
+        frames.push({
+          compressedStart: f.start,
+          compressedEnd: f.end,
+          uncompressedStart: frameOut,
+          uncompressedEnd: produced,
+        });
+      }
+      frameOut = produced;
+    }
+    if (from < piece.length) decode(piece.subarray(from), base + piece.length);
+    compressed = base + piece.length;
+  };
+
+  const input = stream ?? (await opts.blob.stream(signal));
+  let formatError: FormatError | undefined;
+  let busySince = Date.now();
+  for await (const raw of input) {
+    checkAbort();
+    hasher.update(raw);
+    if (formatError !== undefined) {
+      // Keep hashing: if the bytes are not the layer's, that (not the parse error) is the failure to report.
+      compressed += raw.length;
+      continue;
+    }
+    for (let i = 0; i < raw.length; i += MAX_PIECE_BYTES) {
+      const piece = raw.subarray(i, Math.min(raw.length, i + MAX_PIECE_BYTES));
+      try {
+        feed(piece);
+      } catch (e) {
+        if (!(e instanceof FormatError)) throw e;
+        formatError = e;
+        compressed += raw.length - i;
+        break;
+      }
+      if (Date.now() - busySince > MAX_BUSY_MS) {
+        await yieldToEventLoop();
+        checkAbort();
+        busySince = Date.now();
+      }
+    }
+    opts.onProgress?.(compressed);
+  }
+  try {
+    if (formatError !== undefined) throw formatError;
+    scanner.finish();
+    tar.end();
+  } catch (e) {
+    const actual = hasher.digest();
+    if (e instanceof FormatError && actual !== opts.layerDigest) {
+      throw new IntegrityError(`${label}: blob digest is ${actual}, expected ${opts.layerDigest}`, {
+        cause: e,
+      });
+    }
+    throw e;
+  }
+  chunker.finish();
+  const actual = hasher.digest();
+  if (actual !== opts.layerDigest) {
+    throw new IntegrityError(`${label}: blob digest is ${actual}, expected ${opts.layerDigest}`);
+  }
+  return {
+    version: LAYER_INDEX_VERSION,
+    layerDigest: opts.layerDigest,
+    mediaType: opts.mediaType,
+    format: 'zstd',
+    codec: 'zstd-frame',
+    compressedSize: compressed,
+    uncompressedSize: produced,
+    entries: table.entries(),
+    chunks: chunker.chunks.map((c) => frameChunk(c, frames, label)),
+    checkpoints: [],
+    windows: [],
+    build: { tool: BUILD_TOOL, createdAt: new Date(started).toISOString(), durationMs: Date.now() - started },
+  };
+}
+
+/** The chunk's span: from the start of the frame holding its first byte to where its last byte came out. */
+export function frameChunk(c: RawChunk, frames: readonly DecodedFrame[], label: string): Chunk {
+  let lo = 0;
+  let hi = frames.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (frames[mid]!.uncompressedStart <= c.offset) lo = mid;
+    else hi = mid - 1;
+  }
+  // Empty frames share their start with the next one; step forward to the frame that has the byte.
+  while (lo + 1 < frames.length && frames[lo]!.uncompressedEnd <= c.offset) lo++;
+  const f = frames[lo];
+  if (f === undefined || f.uncompressedStart > c.offset || f.uncompressedEnd <= c.offset) {
+    throw new FerryError('INTERNAL', `${label}: no zstd frame holds offset ${c.offset}`);
+  }
+  return {
+    digest: c.digest,
+    offset: c.offset,
+    size: c.size,
+    compressedStart: f.compressedStart,
+    compressedEnd: c.consumedAtEnd,
+    checkpoint: -1,
+    skip: c.offset - f.uncompressedStart,
+  };
+}
+
+/** Reads the stream's first bytes: zstd streams go to buildZstdIndexFromStream; others come back replayable. */
+export async function routeZstdStream(
+  opts: BuildFromStreamOptions,
+  stream: AsyncIterable<Buffer>,
+): Promise<{ index: LayerIndex } | { index?: undefined; stream: AsyncIterable<Buffer> }> {
+  const it = stream[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let have = 0;
+  let done = false;
+  while (have < 4) {
+    const r = await it.next();
+    if (r.done === true) {
+      done = true;
+      break;
+    }
+    head.push(r.value);
+    have += r.value.length;
+  }
+  const replay: AsyncIterable<Buffer> = {
+    async *[Symbol.asyncIterator]() {
+      try {
+        yield* head;
+        while (!done) {
+          const r = await it.next();
+          if (r.done === true) done = true;
+          else yield r.value;
+        }
+      } finally {
+        // A consumer that stops early (an error, an abort) must still release the underlying stream.
+        if (!done) await it.return?.();
+      }
+    },
+  };
+  const first = Buffer.concat(head).subarray(0, 4);
+  const magic = first.length === 4 ? first.readUInt32LE(0) : 0;
+  // A zstd stream may open with a skippable frame as well as a data frame.
+  if (magic === ZSTD_MAGIC || (magic & 0xfffffff0) >>> 0 === SKIPPABLE_MAGIC) {
+    return { index: await buildZstdIndexFromStream(opts, replay) };
+  }
+  return { stream: replay };
+}
