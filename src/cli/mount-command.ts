@@ -73,8 +73,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
     const image = await ctx.registry.resolve(ref);
     const provided = await ctx.provider.forImage(image);
     const originOptions: OriginSourceOptions = {
-      blobFor: (index) =>
-        ctx.registry.blobReader(image.ref, index.layerDigest, index.compressedSize),
+      blobFor: (index) => ctx.registry.blobReader(image.ref, index.layerDigest, index.compressedSize),
       fetch: fetchChunkFromOrigin,
     };
     const peerFirst = p2p?.wrapOrigin(new OriginSource(originOptions)); // p2p wiring
@@ -85,7 +84,10 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       log,
       ...(peerFirst !== undefined ? { originOverride: peerFirst } : {}), // p2p wiring
     });
-    const unregisterPeers = p2p?.register(provided.map((p) => p.index), composed.source); // p2p wiring
+    const unregisterPeers = p2p?.register(
+      provided.map((p) => p.index),
+      composed.source,
+    ); // p2p wiring
     // --- prefetch wiring: record this start's reads, replay a trace (local or from the registry) ---
     const prefetch = new ImagePrefetch({
       image,
@@ -116,6 +118,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
         attrTimeoutSec: config.fuse.attrTimeoutS,
         entryTimeoutSec: config.fuse.entryTimeoutS,
         onChunkRead: prefetch.onChunkRead, // prefetch wiring
+        readAhead: config.readAhead,
       });
     } catch (e) {
       await prefetch.stop(); // prefetch wiring

@@ -91,7 +91,9 @@ export function createLayerOps(options: LayerOpsOptions): LayerOps {
         return cb(EROFS);
       }
       if (node.type === 'whiteout') return cb(EACCES);
-      cb(0, allocFh(node));
+      const fh = allocFh(node);
+      reader.readAhead?.open(fh, node); // read-ahead hook
+      cb(0, fh);
     },
     read(path, fh, buf, len, pos, cb) {
       const node = handles.get(fh) ?? tree.lookup(path);
@@ -106,6 +108,7 @@ export function createLayerOps(options: LayerOpsOptions): LayerOps {
         return;
       }
       let work = reader.readFile(node, pos, len, closing.signal);
+      reader.readAhead?.onRead(fh, node, pos, len); // read-ahead hook: after the demand fetch has started
       if (readDeadlineMs !== undefined) {
         work = raceDeadline(
           work,
@@ -127,6 +130,7 @@ export function createLayerOps(options: LayerOpsOptions): LayerOps {
     },
     release(_path, fh, cb) {
       handles.delete(fh);
+      reader.readAhead?.release(fh); // read-ahead hook
       cb(0);
     },
     opendir(path, _flags, cb) {
@@ -165,6 +169,9 @@ export function createLayerOps(options: LayerOpsOptions): LayerOps {
     ops,
     errors,
     openHandles: () => handles.size,
-    close: () => closing.abort(),
+    close: () => {
+      closing.abort();
+      reader.readAhead?.close(); // read-ahead hook
+    },
   };
 }

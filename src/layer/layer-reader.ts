@@ -5,14 +5,23 @@ import { chunksCovering, type LayerIndex } from '../image/layer-index.js';
 import { FormatError, InvalidArgumentError } from '../errors.js';
 import type { ChunkSource } from '../source/chunk-source.js';
 import type { LayerNode } from './layer-tree.js';
+// read-ahead hook (src/layer/read-ahead*.ts)
+import type { ReadAheadBudget } from './read-ahead-budget.js';
+import { ReadAhead, type ReadAheadSettings } from './read-ahead.js';
 
 /** Called once per chunk a read touches; `tMs` is milliseconds since the reader was created (≈ mount time). */
 export type ChunkReadHook = (index: LayerIndex, chunk: number, tMs: number) => void;
+
+/** metrics hook: called as a read starts; the returned function once it ends (error undefined on success). */
+export type ReadHook = (index: LayerIndex, lengthBytes: number) => (error: unknown, bytes?: number) => void;
 
 export interface LayerReaderOptions {
   index: LayerIndex;
   source: ChunkSource;
   onChunkRead?: ChunkReadHook;
+  onRead?: ReadHook; // metrics hook
+  /** read-ahead hook: sequential readers get the following chunks fetched ahead (see read-ahead.ts). */
+  readAhead?: { settings: Readonly<ReadAheadSettings>; budget: ReadAheadBudget };
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -21,19 +30,44 @@ export class LayerReader {
   readonly index: LayerIndex;
   private readonly source: ChunkSource;
   private readonly onChunkRead: ChunkReadHook | undefined;
+  private readonly onRead: ReadHook | undefined; // metrics hook
   private readonly startedAt = performance.now();
+  /** read-ahead hook: the FUSE ops feed it open/read/release per file handle. */
+  readonly readAhead: ReadAhead | undefined;
 
   constructor(options: LayerReaderOptions) {
     this.index = options.index;
     this.source = options.source;
     this.onChunkRead = options.onChunkRead;
+    this.onRead = options.onRead; // metrics hook
+    const ra = options.readAhead;
+    this.readAhead =
+      ra === undefined
+        ? undefined
+        : new ReadAhead({ index: this.index, source: this.source, settings: ra.settings, budget: ra.budget });
   }
 
   /**
    * Up to `length` bytes of the file from `offset`; shorter at EOF, empty past it. The result may be a view
    * into a cached chunk buffer: callers must not modify it.
    */
-  async readFile(node: LayerNode, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+  readFile(node: LayerNode, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    const done = this.onRead?.(this.index, length); // metrics hook
+    const work = this.readRange(node, offset, length, signal);
+    if (done !== undefined)
+      work.then(
+        (b) => done(undefined, b.length),
+        (e: unknown) => done(e),
+      );
+    return work;
+  }
+
+  private async readRange(
+    node: LayerNode,
+    offset: number,
+    length: number,
+    signal?: AbortSignal,
+  ): Promise<Buffer> {
     if (node.type !== 'file') throw new InvalidArgumentError(`not a regular file: ${node.path}`);
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
       throw new InvalidArgumentError(`bad read range ${offset}+${length} of ${node.path}`);

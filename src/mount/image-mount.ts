@@ -8,6 +8,15 @@ import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
 import { mountLayer, type MountedLayer } from '../fuse/mount.js';
 import { mountReadOnlyOverlay, unmount } from './system-mount.js';
+// read-ahead options (src/layer/read-ahead*.ts)
+import { ReadAheadBudget } from '../layer/read-ahead-budget.js';
+import { DEFAULT_READ_AHEAD_SETTINGS, type ReadAheadSettings } from '../layer/read-ahead.js';
+
+/** The `[readAhead]` config section's shape; `memoryBytes` bounds read-ahead in flight across all layers. */
+export interface ImageReadAheadOptions extends ReadAheadSettings {
+  enabled: boolean;
+  memoryBytes: number;
+}
 
 export interface ImageMountOptions {
   target: string;
@@ -21,6 +30,8 @@ export interface ImageMountOptions {
   attrTimeoutSec: number;
   entryTimeoutSec: number;
   onChunkRead?: ChunkReadHook;
+  /** Sequential read-ahead (config `[readAhead]`); defaults to on with the default settings. */
+  readAhead?: ImageReadAheadOptions;
 }
 
 export interface MountedImage {
@@ -38,6 +49,10 @@ export async function mountImage(o: ImageMountOptions): Promise<MountedImage> {
     for (const l of layers.reverse()) await l.unmount().catch(() => undefined);
     await rm(o.workDir, { recursive: true, force: true }).catch(() => undefined);
   };
+  const ra = o.readAhead ?? { enabled: true, memoryBytes: 64 * 1024 * 1024, ...DEFAULT_READ_AHEAD_SETTINGS };
+  const readAhead = ra.enabled
+    ? { settings: ra, budget: new ReadAheadBudget({ maxBytes: ra.memoryBytes }) }
+    : undefined;
   try {
     await mkdir(o.target, { recursive: true });
     for (const [i, index] of o.indexes.entries()) {
@@ -45,6 +60,7 @@ export async function mountImage(o: ImageMountOptions): Promise<MountedImage> {
         index,
         source: o.source,
         ...(o.onChunkRead !== undefined ? { onChunkRead: o.onChunkRead } : {}),
+        ...(readAhead !== undefined ? { readAhead } : {}),
       });
       readers.push(reader);
       layers.push(
