@@ -8,7 +8,10 @@ import { workerEntry } from './worker-entry.js';
 import { errorFrom, ownedView, type DecodeReply, type DecodeRequest } from './worker-protocol.js';
 
 export interface DecodePoolOptions {
-  /** Worker threads, started on demand; default min(4, availableParallelism()). */
+  /**
+   * Worker threads, started on demand; default min(4, cores - 1), at least 1: the main thread still answers
+   * FUSE, hashes and copies, and each worker costs ~20 MB of RSS.
+   */
   workers?: number;
   /** Jobs with less work than this (compressed + decoded bytes) run inline: a round trip costs more. */
   inlineBelowBytes?: number;
@@ -58,7 +61,7 @@ export class DecodePool {
   private counts = { completed: 0, failed: 0, crashed: 0 };
 
   constructor(options: DecodePoolOptions = {}) {
-    this.size = options.workers ?? Math.min(4, Math.max(1, availableParallelism()));
+    this.size = options.workers ?? Math.min(4, Math.max(1, availableParallelism() - 1));
     if (!Number.isInteger(this.size) || this.size < 1) {
       throw new InvalidArgumentError(`decode pool: workers must be a positive integer, got ${this.size}`);
     }

@@ -18,6 +18,12 @@ export const configSchema = z.strictObject({
       runDir: z.string().min(1).default('/run/ferry'),
       logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
       shutdownTimeoutMs: z.number().int().positive().default(20_000),
+      // --- operations (src/metrics/, systemd/) ---
+      /** Log destination: `auto` = stdout under systemd (journald sets JOURNAL_STREAM), else stderr. */
+      logTo: z.enum(['auto', 'stdout', 'stderr']).default('auto'),
+      /** The status socket `ferry status` talks to (HTTP JSON, mode 0600). Defaults to `<runDir>/ferry.sock`. */
+      statusSocketPath: z.string().min(1).optional(),
+      // --- end operations ---
     })
     .prefault({}),
   cache: z
@@ -33,7 +39,7 @@ export const configSchema = z.strictObject({
         .number()
         .int()
         .nonnegative()
-        .default(256 * MiB),
+        .default(32 * MiB), // re-reads hit the page cache (kernel_cache); this tier serves chunks read in parts
     })
     .prefault({}),
   registry: z
@@ -111,6 +117,22 @@ export const configSchema = z.strictObject({
       maxTraceChunks: z.number().int().positive().default(50_000),
       /** Look for a trace published in the registry when there is none locally. */
       pullFromRegistry: z.boolean().default(true),
+      // --- prefetch hints (proto/prefetch.proto, src/api/prefetch-*.ts): schedulers say "image X starts soon" ---
+      /** Serve the hint API from `ferry daemon`. */
+      hintApi: z.boolean().default(true),
+      /** Unix socket of the hint API (mode 0600). Defaults to `<runDir>/prefetch.sock`. */
+      hintSocketPath: z.string().min(1).optional(),
+      /** Also serve it on TCP at host:port (for off-node schedulers); needs `hintTokenFile`. */
+      hintListen: z.string().min(1).optional(),
+      /** File holding the bearer token TCP callers must send (`authorization: Bearer <token>`). */
+      hintTokenFile: z.string().min(1).optional(),
+      /** Hint jobs waiting at most; more are refused with RESOURCE_EXHAUSTED. */
+      maxQueuedHints: z.number().int().positive().max(100_000).default(256),
+      /** Hint jobs running at once. */
+      hintConcurrency: z.number().int().positive().max(64).default(2),
+      /** Finished hint jobs stay visible to Watch/List this long. */
+      hintRetainMs: z.number().int().positive().default(600_000),
+      // --- end prefetch hints ---
     })
     .prefault({}),
   // --- readAhead (src/layer/read-ahead*.ts): sequential readers get the following chunks fetched ahead ---
@@ -180,6 +202,19 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   // --- end p2p ---
+  // --- metrics (src/metrics/): Prometheus endpoint; see README "Operating Ferry" ---
+  metrics: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** host:port serving /metrics, /healthz and /readyz (no auth: keep it on loopback or a private net). */
+      address: z.string().min(1).default('127.0.0.1:9650'),
+      /** An on-demand read in flight longer than this counts as hung (ferry_reads_hung). */
+      hungReadSeconds: z.number().positive().default(10),
+      /** Layers given their own ferry_layer_fetched_ratio series at most. */
+      maxLayerSeries: z.number().int().nonnegative().max(1000).default(50),
+    })
+    .prefault({}),
+  // --- end metrics ---
 });
 
 export type FerryConfig = z.infer<typeof configSchema>;

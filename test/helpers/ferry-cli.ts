@@ -28,7 +28,7 @@ export function ferryEnv(extraToml = '', registryToml = ''): FerryEnv {
   const configPath = join(dir, 'config.toml');
   writeFileSync(
     configPath,
-    `[daemon]\nstateDir = "${dir}/state"\nrunDir = "${dir}/run"\n\n[cache]\nmaxBytes = 2147483648\nmemoryBytes = 67108864\n\n` +
+    `[daemon]\nstateDir = "${dir}/state"\nrunDir = "${dir}/run"\n\n[cache]\nmaxBytes = 2147483648\nmemoryBytes = 33554432\n\n` +
       `[registry]\ndockerConfig = false\n${registryToml}\n\n${extraToml}\n`,
   );
   return { dir, configPath };
