@@ -1,6 +1,7 @@
 // Prefetch benchmark: one generated gzip image behind a shaped link (RTT + bandwidth, like a remote registry);
 // time to read a scattered ~5% working set on (a) a cold node without a trace, (b) a cold node that pulls the
-// trace recorded in (a) from the registry, (d) the same node warm. Prints times and ratios from one run.
+// trace recorded in (a) from the registry, (c) a cold node whose daemon got a prefetch Hint (`ferry prefetch
+// --wait`) before the start, (d) the same node as (b) warm. Prints times and ratios from one run.
 // Run: npx tsx bench/prefetch.ts [--rtt-ms 20] [--mbit 200] (needs root, FUSE, docker-registry, `npm run build`)
 import { mkdtempSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -16,6 +17,8 @@ import { gzipLayer, makeCorpus } from '../test/helpers/corpus.js';
 import { ferry, ferryEnv, type FerryEnv } from '../test/helpers/ferry-cli.js';
 import { pushImage } from '../test/helpers/push-image.js';
 import { startRegistry } from '../test/helpers/registry.js';
+import { startFerryDaemon } from '../test/helpers/containerd.js';
+import { FERRY_BIN } from '../test/helpers/ferry-cli.js';
 import { ferryWith, readWorkingSet, spawnMount, type Event } from '../test/prefetch/mount-process.js';
 
 const { values: args } = parseArgs({
@@ -120,6 +123,24 @@ async function startOnce(name: string, ref: string, env: FerryEnv, link: { bytes
   }
 }
 
+/** Node `env` gets a Hint through its daemon (waited for), then the daemon stops; returns the hint's ms. */
+async function hintNode(ref: string, env: FerryEnv): Promise<{ ms: number; final: Record<string, unknown> }> {
+  const daemon = await startFerryDaemon(FERRY_BIN, env.configPath, {
+    socketPath: join(env.dir, 'run', 'snapshotter.sock'),
+    root: join(env.dir, 'state', 'snapshots'),
+  });
+  try {
+    const t0 = performance.now();
+    const out = await ferryWith(['prefetch', ref, '--wait', '--json'], env);
+    const ms = performance.now() - t0;
+    const final = JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    if (final['phase'] !== 'DONE') throw new Error(`hint did not finish: ${JSON.stringify(final)}`);
+    return { ms, final };
+  } finally {
+    await daemon.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const registry = await startRegistry();
   const link = await shapedLink(registry.host);
@@ -147,13 +168,16 @@ async function main(): Promise<void> {
     const nodeB = ferryEnv(CONFIG);
     const b = await startOnce('(b) cold, trace from the registry', ref, nodeB, link);
     const d = await startOnce('(d) warm (same node again)', ref, nodeB, link);
+    const nodeC = ferryEnv(CONFIG);
+    const hint = await hintNode(ref, nodeC);
+    const c = await startOnce('(c) after a completed Hint', ref, nodeC, link);
 
     const shown = JSON.parse(await ferryWith(['trace', 'show', ref, '--json'], recorder)) as {
       bytes: number;
       chunks: number;
     };
     const wsLinkMs = shown.bytes / BYTES_PER_MS;
-    const rows = [a, rec, b, d];
+    const rows = [a, rec, b, c, d];
     console.log(
       `link: ${RTT_MS} ms RTT, ${args.mbit} Mbit/s; image ${(imageBytes / 1e6).toFixed(1)} MB compressed`,
     );
@@ -172,6 +196,16 @@ async function main(): Promise<void> {
           `hits ${pf.stats?.hits}/${pf.stats?.demandChunks}`,
       );
     }
+    console.log(
+      `hint on node C: ${hint.ms.toFixed(0)} ms for ${String(hint.final['chunks_done'])} chunks ` +
+        `(${(Number(hint.final['bytes_done']) / 1e6).toFixed(1)} MB, trace: ${String(hint.final['trace_origin'])})`,
+    );
+    const cReady = c.mountMs + c.readMs;
+    const dReady = d.mountMs + d.readMs;
+    console.log(
+      `(c)/(d) ready-time ratio: ${(cReady / dReady).toFixed(2)}x (target <= 1.2x): ${cReady <= 1.2 * dReady ? 'met' : 'NOT met'}` +
+        `; read-only ratio ${(c.readMs / d.readMs).toFixed(2)}x`,
+    );
     console.log(`read-time ratio cold/trace-prefetched (a)/(b): ${(a.readMs / b.readMs).toFixed(2)}x`);
     console.log(
       `ready-time ratio (a)/(b) incl. mount: ${((a.mountMs + a.readMs) / (b.mountMs + b.readMs)).toFixed(2)}x`,

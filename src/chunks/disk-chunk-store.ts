@@ -1,6 +1,6 @@
 // DiskChunkStore: chunk files sharded as <dir>/ab/cdef…, written tmp-then-rename, size-bounded LRU eviction,
 // rebuilt from disk by open(), verified on every read; disk trouble drops writes (logged once per incident).
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes, webcrypto } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
@@ -122,7 +122,11 @@ export class DiskChunkStore implements ChunkStore {
       this.counters.misses++;
       return undefined;
     }
-    const actual = `${digestAlgorithm(d)}:${createHash(digestAlgorithm(d)).update(bytes).digest('hex')}`;
+    // WebCrypto hashes on the libuv pool: a cold sequential read hashes every chunk it takes from disk, and on the
+    // event loop that was half of the read time (bench/seq-read.ts).
+    const algorithm = digestAlgorithm(d) === 'sha512' ? 'SHA-512' : 'SHA-256';
+    const hex = Buffer.from(await webcrypto.subtle.digest(algorithm, bytes)).toString('hex');
+    const actual = `${digestAlgorithm(d)}:${hex}`;
     if (actual !== d) {
       this.log.warn({ digest: d, actual, file: this.pathOf(d) }, 'chunk store: corrupt chunk file removed');
       this.counters.failures++;

@@ -24,7 +24,7 @@ export interface CorpusLayer {
 /** Deterministic pseudo-random bytes (xorshift): incompressible but reproducible. */
 export function pseudoRandom(size: number, seed: number): Buffer {
   const out = Buffer.allocUnsafe(size);
-  let x = seed | 1;
+  let x = (Math.imul(seed + 1, 0x9e3779b1) ^ 0x5bd1e995) | 1; // distinct seeds, distinct streams
   for (let i = 0; i + 4 <= size; i += 4) {
     x ^= x << 13;
     x ^= x >>> 17;
@@ -40,7 +40,7 @@ export function pseudoText(size: number, seed: number): Buffer {
   const words = ['lorem', 'ipsum', 'ferry', 'chunk', 'layer', 'mount', 'registry', 'index', 'zran', 'node'];
   const parts: string[] = [];
   let len = 0;
-  let x = seed | 1;
+  let x = (Math.imul(seed + 1, 0x9e3779b1) ^ 0x5bd1e995) | 1; // distinct seeds, distinct streams
   while (len < size) {
     x = (x * 1103515245 + 12345) & 0x7fffffff;
     const w = `${words[x % words.length]!}${x % 97} `;

@@ -1,0 +1,177 @@
+// A shaped "registry link" for benchmarks: a network namespace created for this run, a veth pair with private
+// 10.233.x.0/30 addresses that exist only between this machine's namespaces, `tc tbf` on both ends, and a
+// docker-registry inside the namespace serving the storage of the loopback registry. Falls back to a loopback
+// token-bucket relay when tbf is unavailable. Everything is removed on close() or process exit.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { REGISTRY_BINARY } from '../../test/helpers/registry.js';
+import { ThrottleRelay } from './throttle-relay.js';
+
+export interface ShapedLink {
+  /** `tbf`: kernel shaping on a veth into a netns; `app`: the token-bucket relay fallback. */
+  readonly mode: 'tbf' | 'app';
+  /** host:port a client (or FaultProxy) in this namespace connects to, to reach the registry over the link. */
+  readonly registryHost: string;
+  readonly description: string;
+  close(): Promise<void>;
+}
+
+export interface ShapedLinkOptions {
+  rateMbit: number;
+  /** The loopback registry's storage root (`<TestRegistry.dir>/data`), served again inside the namespace. */
+  registryDataDir: string;
+  /** The loopback registry, used by the `app` fallback. */
+  loopbackRegistryHost: string;
+  /** Scratch dir for the namespaced registry's config. */
+  workDir: string;
+  log: (line: string) => void;
+}
+
+const BURST = '256kb';
+const BURST_BYTES = 256 * 1024;
+
+function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** A /30 in 10.233.0.0/16 that no interface of this namespace uses yet. */
+function freeSubnet(): number {
+  const used = sh('ip', ['-o', '-4', 'addr', 'show']);
+  for (let k = 0; k < 250; k++) {
+    const x = (process.pid + k) % 250;
+    if (!used.includes(`10.233.${x}.`)) return x;
+  }
+  throw new Error('no free 10.233.x.0/30 subnet for the benchmark link');
+}
+
+export async function createShapedLink(options: ShapedLinkOptions): Promise<ShapedLink> {
+  const forced = process.env['FERRY_BENCH_SHAPING'];
+  if (forced !== 'app') {
+    try {
+      return await createTbfLink(options);
+    } catch (e) {
+      options.log(
+        `kernel shaping unavailable (${e instanceof Error ? e.message.split('\n')[0] : String(e)}); ` +
+          'falling back to the application-level token bucket (NOT kernel shaping)',
+      );
+    }
+  }
+  const relay = await new ThrottleRelay({
+    upstream: options.loopbackRegistryHost,
+    rateBitsPerSec: options.rateMbit * 1e6,
+    burstBytes: BURST_BYTES,
+  }).start();
+  return {
+    mode: 'app',
+    registryHost: relay.host,
+    description: `loopback token-bucket relay at ${options.rateMbit} Mbit/s (application-level, not kernel shaping)`,
+    close: () => relay.stop(),
+  };
+}
+
+async function createTbfLink(options: ShapedLinkOptions): Promise<ShapedLink> {
+  const ns = `ferrybench-${process.pid}`;
+  const hostIf = `fbh${process.pid}`.slice(0, 15);
+  const nsIf = `fbn${process.pid}`.slice(0, 15);
+  const x = freeSubnet();
+  const hostAddr = `10.233.${x}.1`;
+  const nsAddr = `10.233.${x}.2`;
+  let registry: ChildProcess | undefined;
+  const cleanup = (): void => {
+    registry?.kill('SIGKILL');
+    for (const args of [
+      ['netns', 'del', ns],
+      ['link', 'del', hostIf],
+    ]) {
+      try {
+        execFileSync('ip', args, { stdio: 'ignore' });
+      } catch {
+        // already gone
+      }
+    }
+  };
+  const onExit = (): void => cleanup();
+  const onSignal = (): void => {
+    cleanup();
+    process.exit(130);
+  };
+  process.once('exit', onExit);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const detach = (): void => {
+    process.off('exit', onExit);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  try {
+    sh('ip', ['netns', 'add', ns]);
+    sh('ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf]);
+    sh('ip', ['link', 'set', nsIf, 'netns', ns]);
+    sh('ip', ['addr', 'add', `${hostAddr}/30`, 'dev', hostIf]);
+    sh('ip', ['link', 'set', hostIf, 'up']);
+    sh('ip', ['-n', ns, 'addr', 'add', `${nsAddr}/30`, 'dev', nsIf]);
+    sh('ip', ['-n', ns, 'link', 'set', nsIf, 'up']);
+    sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    const tbf = ['root', 'tbf', 'rate', `${options.rateMbit}mbit`, 'burst', BURST, 'latency', '50ms'];
+    sh('tc', ['qdisc', 'add', 'dev', hostIf, ...tbf]);
+    sh('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', nsIf, ...tbf]);
+
+    const host = `${nsAddr}:5000`;
+    const config = join(options.workDir, `registry-${ns}.yml`);
+    writeFileSync(
+      config,
+      [
+        'version: 0.1',
+        'log:',
+        '  level: error',
+        '  accesslog:',
+        '    disabled: true',
+        'storage:',
+        '  filesystem:',
+        `    rootdirectory: ${options.registryDataDir}`,
+        'http:',
+        `  addr: ${host}`,
+        '',
+      ].join('\n'),
+    );
+    const child = spawn('ip', ['netns', 'exec', ns, REGISTRY_BINARY, 'serve', config], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    registry = child;
+    let stderr = '';
+    child.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`namespaced docker-registry exited: ${stderr}`);
+      const ok = await fetch(`http://${host}/v2/`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
+      if (ok) break;
+      if (Date.now() > deadline) throw new Error(`namespaced docker-registry did not answer: ${stderr}`);
+      await sleep(50);
+    }
+    return {
+      mode: 'tbf',
+      registryHost: host,
+      description:
+        `netns ${ns}, veth ${hostIf} ${hostAddr} <-> ${nsIf} ${nsAddr}, ` +
+        `tc tbf rate ${options.rateMbit}mbit burst ${BURST} latency 50ms on both ends`,
+      close: async () => {
+        const gone = new Promise<void>((r) =>
+          child.exitCode !== null ? r() : child.once('exit', () => r()),
+        );
+        child.kill('SIGTERM');
+        await Promise.race([gone, sleep(3000)]);
+        cleanup();
+        detach();
+      },
+    };
+  } catch (e) {
+    cleanup();
+    detach();
+    throw e;
+  }
+}
