@@ -18,6 +18,7 @@ import { TieredChunkStore } from '../chunks/tiered-chunk-store.js';
 import type { ChunkStore } from '../chunks/chunk-store.js';
 import { IndexStore } from '../index/index-store.js';
 import { IndexProvider } from '../index/provider.js';
+import { startP2PNode, type P2PNode } from '../p2p/p2p-node.js'; // p2p wiring
 
 export interface CliContext {
   readonly config: Readonly<FerryConfig>;
@@ -26,6 +27,8 @@ export interface CliContext {
   readonly indexStore: IndexStore;
   readonly chunks: ChunkStore;
   readonly provider: IndexProvider;
+  /** p2p wiring: the started peer node when `[p2p] enabled` (first call starts it; close() stops it). */
+  p2p(): Promise<P2PNode | undefined>;
   close(): Promise<void>;
 }
 
@@ -44,9 +47,14 @@ function credentialSource(config: FerryConfig, log: Logger): CredentialSource {
 export async function createContext(opts: {
   configPath?: string | undefined;
   logLevel?: string;
+  /** The daemon logs where config daemon.logTo says (stdout under journald); other commands to stderr. */
+  daemon?: boolean;
 }): Promise<CliContext> {
   const config = await loadConfig(opts.configPath);
-  const log = createLogger({ level: opts.logLevel ?? config.daemon.logLevel });
+  const log = createLogger({
+    level: opts.logLevel ?? config.daemon.logLevel,
+    to: opts.daemon === true ? config.daemon.logTo : 'stderr',
+  });
   let platform;
   if (config.registry.platform !== undefined) {
     platform = parsePlatform(config.registry.platform);
@@ -79,6 +87,13 @@ export async function createContext(opts: {
     // A build streams the whole layer anyway: keep its chunks so the first reads after it are local.
     onBuiltChunk: (digest, bytes) => void chunks.put(digest, bytes),
   });
+  // --- p2p wiring ---
+  let p2p: Promise<P2PNode | undefined> | undefined;
+  const startP2P = (): Promise<P2PNode | undefined> =>
+    (p2p ??= config.p2p.enabled
+      ? startP2PNode({ settings: config.p2p, store: chunks, log })
+      : Promise.resolve(undefined));
+  // --- end p2p wiring ---
   return {
     config,
     log,
@@ -86,7 +101,9 @@ export async function createContext(opts: {
     indexStore,
     chunks,
     provider,
+    p2p: startP2P,
     close: async () => {
+      await (await p2p?.catch(() => undefined))?.stop(); // p2p wiring
       await registry.close();
       log.flush();
     },

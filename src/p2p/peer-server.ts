@@ -1,0 +1,184 @@
+// The HTTP/2 (h2c) server side of the peer protocol. GET /chunk/<digest>?layer=<digest>&i=<n> answers from the
+// local store, or — when this node knows the layer — accepts at once (headers) and fetches on the requester's
+// behalf through the node's own singleflight stack, so the registry sees one fetch per chunk. Unknown: 404.
+// Every request carries an HMAC of the cluster secret (auth.ts); per-peer concurrency and rate limits apply.
+import {
+  createServer,
+  constants,
+  type Http2Server,
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../log.js';
+import { isDigest, type Digest } from '../image/digest.js';
+import { AUTH_HEADER, type PeerAuth } from './auth.js';
+import type { PeerLimits } from './peer-limits.js';
+import type { PeerChunkRequest } from './peer-source.js';
+
+export interface ChunkResponder {
+  /** Bytes this node already holds (memory or disk), or undefined. */
+  local(digest: Digest, signal: AbortSignal): Promise<Buffer | undefined>;
+  /** When this node can fetch the chunk for others (it knows the layer's index): the fetch; else undefined. */
+  fetcher(req: PeerChunkRequest): ((signal: AbortSignal) => Promise<Buffer>) | undefined;
+}
+
+export interface PeerServerOptions {
+  host: string;
+  port: number;
+  auth: PeerAuth;
+  limits: PeerLimits;
+  responder: ChunkResponder;
+  log: Logger;
+  /** Test-only fault (FERRY_P2P_TEST_FLIP_BITS=1): serve chunks with a flipped bit. */
+  flipBits?: boolean;
+}
+
+export interface PeerServerStats {
+  served: { chunks: number; bytes: number };
+  fetchedForPeers: number;
+  notFound: number;
+  rejectedAuth: number;
+  limited: number;
+}
+
+export class PeerServer {
+  private readonly o: PeerServerOptions;
+  private server: Http2Server | undefined;
+  private readonly counters: PeerServerStats = {
+    served: { chunks: 0, bytes: 0 },
+    fetchedForPeers: 0,
+    notFound: 0,
+    rejectedAuth: 0,
+    limited: 0,
+  };
+  private readonly authWarned = new Set<string>();
+  private readonly sessions = new Set<ServerHttp2Session>();
+
+  constructor(options: PeerServerOptions) {
+    this.o = options;
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    const server = createServer({ peerMaxConcurrentStreams: 1000 });
+    server.on('stream', (stream, headers) => void this.handle(stream, headers));
+    server.on('sessionError', () => undefined);
+    server.on('session', (session) => {
+      this.sessions.add(session);
+      session.on('close', () => this.sessions.delete(session));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.o.port, this.o.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    const a = server.address() as AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (server === undefined) return;
+    this.server = undefined;
+    // Peers keep sessions open; they would hold close() (and the process) forever. They reconnect elsewhere.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of this.sessions) s.destroy();
+    await closed;
+  }
+
+  stats(): PeerServerStats {
+    const c = this.counters;
+    return { ...c, served: { ...c.served } };
+  }
+
+  private async handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+    stream.on('error', () => undefined);
+    const method = headers[':method'] ?? '';
+    const path = headers[':path'] ?? '';
+    const remote = stream.session?.socket.remoteAddress ?? 'unknown';
+    const authHeader = headers[AUTH_HEADER];
+    const verdict = this.o.auth.verify(typeof authHeader === 'string' ? authHeader : undefined, method, path);
+    if (!verdict.ok) {
+      this.counters.rejectedAuth++;
+      const key = `${remote}/${verdict.reason}`;
+      if (!this.authWarned.has(key)) {
+        this.authWarned.add(key);
+        this.o.log.warn(
+          { remote, reason: verdict.reason },
+          `p2p: rejected a request from ${remote} (${verdict.reason})`,
+        );
+      }
+      return this.reply(stream, 401);
+    }
+    if (path === '/healthz') return this.reply(stream, 200, 'ok');
+    const req = parseChunkPath(path);
+    if (req === undefined || method !== 'GET') return this.reply(stream, 400);
+    const admitted = this.o.limits.admit(remote);
+    if (admitted === 'busy' || admitted === 'rate') {
+      this.counters.limited++;
+      return this.reply(stream, admitted === 'busy' ? 503 : 429);
+    }
+    const ac = new AbortController();
+    stream.once('close', () => ac.abort());
+    try {
+      let bytes = await this.o.responder.local(req.chunkDigest, ac.signal);
+      if (bytes === undefined) {
+        const fetch = req.cacheOnly === true ? undefined : this.o.responder.fetcher(req);
+        if (fetch === undefined) {
+          this.counters.notFound++;
+          return this.reply(stream, 404);
+        }
+        stream.respond({ ':status': 200, 'x-ferry-pending': '1' }); // accepted: the requester stops hedging
+        this.counters.fetchedForPeers++;
+        bytes = await fetch(ac.signal);
+      } else if (!stream.closed) {
+        stream.respond({ ':status': 200 });
+      }
+      if (stream.closed) return;
+      if (this.o.flipBits === true) {
+        bytes = Buffer.from(bytes);
+        bytes[0] = (bytes[0] ?? 0) ^ 0x01;
+      }
+      this.counters.served.chunks++;
+      this.counters.served.bytes += bytes.length;
+      stream.end(bytes);
+    } catch (e) {
+      if (!ac.signal.aborted) {
+        this.o.log.debug({ err: e, digest: req.chunkDigest }, 'p2p: fetch for a peer failed');
+      }
+      if (!stream.headersSent && !stream.closed) this.reply(stream, 503);
+      else if (!stream.closed) stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    } finally {
+      admitted();
+    }
+  }
+
+  private reply(stream: ServerHttp2Stream, status: number, body = ''): void {
+    if (stream.closed) return;
+    stream.respond({ ':status': status });
+    stream.end(body);
+  }
+}
+
+function parseChunkPath(path: string): PeerChunkRequest | undefined {
+  const m = /^\/chunk\/([a-z0-9]+:[0-9a-f]+)\?layer=([^&]+)&i=(\d{1,9})(&cached=1)?$/.exec(path);
+  if (m === null) return undefined;
+  const chunkDigest = m[1]!;
+  let layerDigest: string;
+  try {
+    layerDigest = decodeURIComponent(m[2]!);
+  } catch {
+    return undefined;
+  }
+  if (!isDigest(chunkDigest) || !isDigest(layerDigest)) return undefined;
+  return {
+    chunkDigest,
+    layerDigest,
+    chunkIndex: Number(m[3]),
+    ...(m[4] !== undefined ? { cacheOnly: true } : {}),
+  };
+}
