@@ -12,8 +12,9 @@ import { cleanStaleMounts } from './fuse/stale.js';
 import { closeDecodePool } from './source/origin.js';
 import { MetadataStore } from './snapshot/metadata-store.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
-import { LazyLayerFs } from './snapshot/lazy-layer-fs.js';
+import { LazyLayerFs, type LayerReadObserver } from './snapshot/lazy-layer-fs.js';
 import { claimSocketPath, SnapshotsServer } from './api/snapshots-server.js';
+import { startDaemonPrefetch, type DaemonPrefetch } from './api/prefetch-daemon.js'; // prefetch wiring
 
 export interface DaemonParts {
   config: Readonly<FerryConfig>;
@@ -22,6 +23,12 @@ export interface DaemonParts {
   indexStore: IndexStore;
   provider: IndexProvider;
   chunks: ChunkStore;
+  // --- metrics wiring (src/cli/daemon-ops.ts builds these) ---
+  /** Observes demand reads of lazy layers; set before restore re-mounts them. */
+  readObserver?: LayerReadObserver;
+  /** One call per finished snapshots API call. */
+  onGrpcCall?: (method: string, code: string, seconds: number) => void;
+  // --- end metrics wiring ---
 }
 
 export interface SnapshotterPaths {
@@ -56,7 +63,13 @@ export class Daemon {
     readonly snapshotter: Snapshotter,
     private readonly server: SnapshotsServer,
     readonly paths: SnapshotterPaths,
+    readonly prefetch?: DaemonPrefetch, // prefetch wiring: hint API, traces of mounted images
   ) {}
+
+  /** metrics wiring: the lazy layers (absent when `[snapshotter] lazy = false`), for status and metrics. */
+  get lazyLayers(): LazyLayerFs | undefined {
+    return this.lazyFs;
+  }
 
   /** Start order: claim the socket, detach dead mounts, open metadata, re-mount remote snapshots, then serve. */
   static async start(parts: DaemonParts): Promise<Daemon> {
@@ -79,6 +92,7 @@ export class Daemon {
           entryTimeoutSec: config.fuse.entryTimeoutS,
         })
       : undefined;
+    if (parts.readObserver !== undefined) lazyFs?.setReadObserver(parts.readObserver); // metrics wiring
     const snapshotter = new Snapshotter({
       root: paths.root,
       store,
@@ -87,12 +101,21 @@ export class Daemon {
       remoteTimeoutMs: config.snapshotter.remoteTimeoutMs,
       overlayOptions: await overlayOptions(),
     });
-    const server = new SnapshotsServer({ socketPath: paths.socketPath, snapshotter, log });
+    const server = new SnapshotsServer({
+      socketPath: paths.socketPath,
+      snapshotter,
+      log,
+      ...(parts.onGrpcCall !== undefined ? { onCall: parts.onGrpcCall } : {}), // metrics wiring
+    });
+    let prefetch: DaemonPrefetch | undefined; // prefetch wiring
     try {
       const restored = await snapshotter.restore();
       if (restored.restored + restored.failed > 0) log.info(restored, 'remote snapshots restored');
+      // prefetch wiring: after restore, so re-mounted layers of running containers are not taken for a start
+      prefetch = await startDaemonPrefetch({ ...parts, lazyFs });
       await server.start();
     } catch (e) {
+      await prefetch?.stop(0); // prefetch wiring
       await snapshotter.close().catch(() => undefined);
       await lazyFs?.unmountAll();
       store.close();
@@ -102,13 +125,14 @@ export class Daemon {
       { socket: paths.socketPath, root: paths.root, lazy: lazyFs !== undefined },
       'ferry daemon ready',
     );
-    return new Daemon(parts, store, lazyFs, snapshotter, server, paths);
+    return new Daemon(parts, store, lazyFs, snapshotter, server, paths, prefetch);
   }
 
   /** Stop order: stop accepting and drain calls, unmount the FUSE layers we made, close metadata and workers. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       const { config, log } = this.parts;
+      await this.prefetch?.stop(config.daemon.shutdownTimeoutMs); // prefetch wiring: hints end, traces saved
       await this.server.stop(config.daemon.shutdownTimeoutMs);
       await this.snapshotter.close();
       await this.lazyFs?.unmountAll();

@@ -80,21 +80,49 @@ export function buildProgram(): Command {
   });
 
   // --- prefetch --files (src/cli/prefetch-command.ts) ---
+  // --- prefetch hint (src/cli/prefetch-hint-command.ts): without --files, ask the daemon over its hint API ---
   program
     .command('prefetch')
-    .description("fetch every chunk of an image's files matching --files into the node's chunk cache")
+    .description(
+      "warm the node's chunk cache for an image: with --files, fetch those files' chunks here; " +
+        'without, send a prefetch hint to the running `ferry daemon` (trace-driven)',
+    )
     .argument('<ref>', 'image reference')
-    .requiredOption(
+    .option(
       '--files <glob...>',
       'files to fetch: a glob without `/` matches base names (e.g. "*.safetensors"), else whole paths',
     )
-    .addOption(new Option('--concurrency <n>', 'chunk fetches in flight').argParser(collectInt))
-    .option('--json', 'print the result as JSON')
+    .addOption(new Option('--concurrency <n>', 'chunk fetches in flight (--files)').argParser(collectInt))
+    .option('--json', 'print JSON (JSON lines with --wait)')
+    .option('--wait', 'hint: follow the job until it is done (progress bar on a terminal)')
+    .addOption(
+      new Option('--priority <n>', 'hint: higher runs sooner among queued jobs').argParser((v) => {
+        const n = Number(v);
+        if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${v}`);
+        return n;
+      }),
+    )
+    .addOption(new Option('--budget <bytes>', 'hint: bytes to prefetch at most').argParser(collectInt))
+    .addOption(
+      new Option('--deadline-ms <ms>', 'hint: give up if not done this many ms from now').argParser(
+        collectInt,
+      ),
+    )
+    .option('--workload <key>', 'hint: use the trace recorded for this workload key')
+    .option('--socket <path>', "hint: the daemon's hint socket (default <runDir>/prefetch.sock)")
+    .option('--address <host:port>', "hint: a daemon's TCP hint API instead of the local socket")
+    .option('--token-file <file>', 'hint: bearer token for --address')
     .option('-c, --config <file>', 'config file (TOML)')
     .action(async (ref: string, opts: Record<string, unknown>) => {
+      if (opts['files'] === undefined) {
+        const { runPrefetchHint } = await import('./cli/prefetch-hint-command.js');
+        await runPrefetchHint(ref, opts);
+        return;
+      }
       const { runPrefetch } = await import('./cli/prefetch-command.js');
       await runPrefetch(ref, opts);
     });
+  // --- end prefetch hint ---
   // --- end prefetch --files ---
 
   program
@@ -107,6 +135,43 @@ export function buildProgram(): Command {
       const { runDaemon } = await import('./cli/daemon-command.js');
       await runDaemon(opts);
     });
+
+  // --- operations: status, doctor, install (src/cli/{status,doctor,install}-command.ts) ---
+  program
+    .command('status')
+    .description(
+      'show what the running daemon serves: images, layers (% fetched, how reads were served), cache, prefetch, peers',
+    )
+    .option('--json', 'print the status as JSON')
+    .option('--socket <path>', 'the daemon status socket (default <runDir>/ferry.sock from the config)')
+    .option('-c, --config <file>', 'config file (TOML)')
+    .action(async (opts: { json?: boolean; socket?: string; config?: string }) => {
+      const { runStatus } = await import('./cli/status-command.js');
+      await runStatus(opts);
+    });
+
+  program
+    .command('doctor')
+    .description(
+      'check this node for what Ferry needs (FUSE, overlayfs, kernel, containerd config, sockets, disk)',
+    )
+    .option('--containerd-config <file>', 'containerd config to check', '/etc/containerd/config.toml')
+    .option('--json', 'print the findings as JSON')
+    .option('-c, --config <file>', 'config file (TOML)')
+    .action(async (opts: { containerdConfig?: string; json?: boolean; config?: string }) => {
+      const { runDoctor } = await import('./cli/doctor-command.js');
+      await runDoctor(opts);
+    });
+
+  program
+    .command('install')
+    .description('install the systemd unit and a default config, and print the containerd config snippet')
+    .option('--prefix <dir>', 'install under this root instead of /', '/')
+    .action(async (opts: { prefix?: string }) => {
+      const { runInstall } = await import('./cli/install-command.js');
+      await runInstall(opts);
+    });
+  // --- end operations ---
 
   program
     .command('config')

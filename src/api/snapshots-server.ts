@@ -18,6 +18,8 @@ export interface SnapshotsServerOptions {
   log: Logger;
   /** Default 0o660: containerd runs as root; a group may be granted access. */
   socketMode?: number;
+  /** metrics hook: one call per finished RPC (method, gRPC status name, seconds). */
+  onCall?: (method: string, code: string, seconds: number) => void;
 }
 
 async function socketIsLive(path: string): Promise<boolean> {
@@ -62,7 +64,12 @@ export class SnapshotsServer {
     const def = await loadSnapshotsProto();
     server.addService(
       serviceDefinition(def, SNAPSHOTS_SERVICE),
-      snapshotsService({ snapshotter: this.o.snapshotter, log: this.o.log, signal: this.abort.signal }),
+      snapshotsService({
+        snapshotter: this.o.snapshotter,
+        log: this.o.log,
+        signal: this.abort.signal,
+        ...(this.o.onCall !== undefined ? { onCall: this.o.onCall } : {}), // metrics hook
+      }),
     );
     await new Promise<void>((resolve, reject) =>
       server.bindAsync(`unix://${path}`, ServerCredentials.createInsecure(), (err) =>

@@ -32,6 +32,8 @@ export interface SnapshotsServiceOptions {
   log: Logger;
   /** Aborted at shutdown: in-flight work (lazy mounts, usage walks) stops. */
   signal?: AbortSignal;
+  /** metrics hook: one call per finished RPC with its method, gRPC status name and duration. Must not throw. */
+  onCall?: (method: string, code: string, seconds: number) => void;
 }
 
 function namespaceOf(call: { metadata: { get(k: string): unknown[] } }): string {
@@ -53,6 +55,7 @@ export function snapshotsService(o: SnapshotsServiceOptions): UntypedServiceImpl
         .then(
           (res) => {
             log.debug({ method, ns, ms: Math.round(performance.now() - t0) }, 'rpc ok');
+            o.onCall?.(method, 'OK', (performance.now() - t0) / 1000); // metrics hook
             callback(null, res);
           },
           (e: unknown) => {
@@ -65,6 +68,7 @@ export function snapshotsService(o: SnapshotsServiceOptions): UntypedServiceImpl
             };
             if (EXPECTED.has(code) || code === status.INVALID_ARGUMENT) log.debug(fields, 'rpc failed');
             else log.warn(fields, 'rpc failed');
+            o.onCall?.(method, status[code], (performance.now() - t0) / 1000); // metrics hook
             callback(toServiceError(e), null);
           },
         );
@@ -103,12 +107,15 @@ export function snapshotsService(o: SnapshotsServiceOptions): UntypedServiceImpl
       return {};
     }),
     List: (call: ServerWritableStream<ListRequestMsg, { info: InfoMsg[] }>): void => {
+      const t0 = performance.now(); // metrics hook
       try {
         const infos = sn.list(call.request.filters).map(infoMsg);
         for (let i = 0; i < infos.length; i += LIST_BATCH)
           call.write({ info: infos.slice(i, i + LIST_BATCH) });
         call.end();
+        o.onCall?.('List', 'OK', (performance.now() - t0) / 1000); // metrics hook
       } catch (e) {
+        o.onCall?.('List', status[grpcCode(e)], (performance.now() - t0) / 1000); // metrics hook
         log.debug({ method: 'List', ns: namespaceOf(call), err: String(e) }, 'rpc failed');
         call.emit('error', toServiceError(e));
       }

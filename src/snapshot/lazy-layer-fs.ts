@@ -8,11 +8,12 @@ import type { LayerIndex } from '../image/layer-index.js';
 import { parseReference, withDigest, type ImageReference } from '../image/reference.js';
 import type { IndexProvider, IndexOrigin } from '../index/provider.js';
 import type { IndexStore } from '../index/index-store.js';
-import { LayerReader } from '../layer/layer-reader.js';
+import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
 import { mountLayer, type MountedLayer } from '../fuse/mount.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
+import type { ChunkSource } from '../source/chunk-source.js'; // metrics wiring
 import { composeSource, type ComposedSource } from '../source/compose.js';
 import { fetchChunkFromOrigin } from '../source/origin.js';
 import type { RemoteLayerRef } from './remote-labels.js';
@@ -32,12 +33,44 @@ export interface LazyLayerFsOptions {
   entryTimeoutSec: number;
 }
 
+// --- prefetch wiring: traces of daemon-mounted images (src/prefetch/mounted-images.ts fits) ---
+export interface LayerTracer {
+  /** A layer is about to mount; returns the hook its reads report to. Must not throw. */
+  layerMounting(l: {
+    mountpoint: string;
+    imageRef: string;
+    manifestDigest?: Digest | undefined;
+    index: LayerIndex;
+  }): ChunkReadHook;
+  /** The layer at `mountpoint` was unmounted (or its mount failed). */
+  layerUnmounted(mountpoint: string): Promise<void>;
+}
+// --- end prefetch wiring ---
+
+// --- metrics wiring: read latency and how each layer's reads were served (src/metrics/read-tracker.ts fits) ---
+export interface LayerReadObserver {
+  /** A demand read starts; the returned function is called once when it ends. Must not throw. */
+  onRead(layer: Digest, lengthBytes: number): (error: unknown, bytes?: number) => void;
+  /** A demand read needs a chunk; `local` when the cache held it before the fetch. */
+  onDemandChunk(layer: Digest, local: boolean): void;
+}
+
+export interface MountedLayerInfo {
+  readonly mountpoint: string;
+  readonly imageRef: string;
+  readonly index: LayerIndex;
+}
+// --- end metrics wiring ---
+
 export class LazyLayerFs implements RemoteFileSystem {
   readonly source: ComposedSource;
   private readonly log: Logger;
   /** Where each layer's blob can be read: blobs are content-addressed, so any repository holding it will do. */
   private readonly refs = new Map<Digest, ImageReference>();
   private readonly mounts = new Map<string, MountedLayer>();
+  private tracer: LayerTracer | undefined; // prefetch wiring
+  private observer: LayerReadObserver | undefined; // metrics wiring
+  private readonly infos = new Map<string, MountedLayerInfo>(); // metrics wiring
 
   constructor(private readonly o: LazyLayerFsOptions) {
     this.log = o.log.child({ component: 'lazy-fs' });
@@ -52,6 +85,50 @@ export class LazyLayerFs implements RemoteFileSystem {
     });
   }
 
+  // --- prefetch wiring ---
+  /** Records every later mount's reads through `tracer` (set before the first mount). */
+  setTracer(tracer: LayerTracer): void {
+    this.tracer = tracer;
+  }
+
+  /** Makes layers fetchable through `source` before (or without) their mount, e.g. for a prefetch hint. */
+  addBlobRefs(ref: ImageReference, layers: readonly Digest[]): void {
+    for (const d of layers) if (!this.refs.has(d)) this.refs.set(d, ref);
+  }
+  // --- end prefetch wiring ---
+
+  // --- metrics wiring ---
+  /** Reports every later mount's demand reads to `observer` (set before the first mount). */
+  setReadObserver(observer: LayerReadObserver): void {
+    this.observer = observer;
+  }
+
+  /** The layers served now, for status and metrics. */
+  mountedLayers(): MountedLayerInfo[] {
+    return [...this.infos.values()];
+  }
+
+  /** The shared source, with each demand chunk reported as local or fetched first. */
+  private observedSource(): ChunkSource {
+    const observer = this.observer;
+    const inner = this.source.source;
+    if (observer === undefined) return inner;
+    const store = this.o.chunks;
+    return {
+      fetch: async (req, signal) => {
+        const c = req.index.chunks[req.chunk];
+        if (req.priority === 'demand' && c !== undefined)
+          observer.onDemandChunk(req.index.layerDigest, await store.has(c.digest));
+        return inner.fetch(req, signal);
+      },
+      promote: (req) => inner.promote?.(req),
+    };
+  }
+  private readHook(observer: LayerReadObserver) {
+    return (index: LayerIndex, lengthBytes: number) => observer.onRead(index.layerDigest, lengthBytes);
+  }
+  // --- end metrics wiring ---
+
   private blobFor(index: LayerIndex) {
     const ref = this.refs.get(index.layerDigest);
     if (ref === undefined) throw new NotFoundError(`no image reference known for layer ${index.layerDigest}`);
@@ -63,20 +140,39 @@ export class LazyLayerFs implements RemoteFileSystem {
     const { index, origin } = await this.resolveIndex(ref, layer, signal);
     signal?.throwIfAborted();
     if (!this.refs.has(index.layerDigest)) this.refs.set(index.layerDigest, ref);
-    const mounted = await mountLayer({
+    const onChunkRead = this.tracer?.layerMounting({
       mountpoint,
-      tree: LayerTree.fromIndex(index),
-      reader: new LayerReader({ index, source: this.source.source }),
-      log: this.log,
-      readDeadlineMs: this.o.readDeadlineMs,
-      attrTimeoutSec: this.o.attrTimeoutSec,
-      entryTimeoutSec: this.o.entryTimeoutSec,
-    });
+      imageRef: layer.imageRef,
+      manifestDigest: layer.manifestDigest,
+      index,
+    }); // prefetch wiring
+    let mounted: MountedLayer;
+    try {
+      mounted = await mountLayer({
+        mountpoint,
+        tree: LayerTree.fromIndex(index),
+        reader: new LayerReader({
+          index,
+          source: this.observedSource(), // metrics wiring
+          ...(onChunkRead !== undefined ? { onChunkRead } : {}), // prefetch wiring
+          ...(this.observer !== undefined ? { onRead: this.readHook(this.observer) } : {}), // metrics wiring
+        }),
+        log: this.log,
+        readDeadlineMs: this.o.readDeadlineMs,
+        attrTimeoutSec: this.o.attrTimeoutSec,
+        entryTimeoutSec: this.o.entryTimeoutSec,
+      });
+    } catch (e) {
+      await this.tracer?.layerUnmounted(mountpoint); // prefetch wiring
+      throw e;
+    }
     if (signal?.aborted === true) {
       await mounted.unmount();
+      await this.tracer?.layerUnmounted(mountpoint); // prefetch wiring
       signal.throwIfAborted();
     }
     this.mounts.set(mountpoint, mounted);
+    this.infos.set(mountpoint, { mountpoint, imageRef: layer.imageRef, index }); // metrics wiring
     this.log.info({ mountpoint, layer: layer.layerDigest, index: origin }, 'lazy layer mounted');
     return { sizeBytes: index.compressedSize, inodes: index.entries.length };
   }
@@ -113,7 +209,9 @@ export class LazyLayerFs implements RemoteFileSystem {
     const m = this.mounts.get(mountpoint);
     if (m === undefined) return;
     this.mounts.delete(mountpoint);
+    this.infos.delete(mountpoint); // metrics wiring
     await m.unmount();
+    await this.tracer?.layerUnmounted(mountpoint); // prefetch wiring: saves the trace after the image's last layer
   }
 
   /** Mountpoints currently served (for shutdown and status). */
