@@ -50,7 +50,8 @@ beforeAll(async () => {
   });
   app = await pushBusyboxApp(client, `${registry.host}/cri:1`, 'hello over CRI labels\n', 16 << 20);
   await ferry(['index', `${registry.host}/cri:1`, '--push'], ferryEnv());
-  const env = ferryEnv();
+  // This test counts demand-fetched bytes: no mount-time default prefetch (prefetch wiring, src/prefetch/).
+  const env = ferryEnv('[prefetch]\ndefaultBytesPerLayer = 0\n');
   root = join(env.dir, 'state', 'snapshots');
   const socketPath = join(env.dir, 'run', 'snapshotter.sock');
   daemon = await startFerryDaemon(FERRY_BIN, env.configPath, { socketPath, root });

@@ -56,7 +56,8 @@ beforeAll(async () => {
   // Publish the lazy image's layer indexes (as `ferry index --push` on a build machine would).
   await ferry(['index', `${registry.host}/app:lazy`, '--push'], ferryEnv());
 
-  env = ferryEnv('[snapshotter]\nremoteTimeoutMs = 20000\n');
+  // Counts demand-fetched bytes: no mount-time default prefetch (prefetch wiring, src/prefetch/).
+  env = ferryEnv('[snapshotter]\nremoteTimeoutMs = 20000\n\n[prefetch]\ndefaultBytesPerLayer = 0\n');
   paths = { socketPath: join(env.dir, 'run', 'snapshotter.sock'), root: join(env.dir, 'state', 'snapshots') };
   daemon = await startFerryDaemon(FERRY_BIN, env.configPath, paths);
   ctd = await startContainerd({ snapshotterSocket: paths.socketPath });

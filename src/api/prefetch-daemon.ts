@@ -1,0 +1,141 @@
+// The daemon's prefetch parts in one place: traces recorded from its lazily mounted images, the hint job queue
+// over the same chunk source, and the hint API servers; started after restore, stopped first at shutdown.
+import { join } from 'node:path';
+import type { ChunkStore } from '../chunks/chunk-store.js';
+import type { FerryConfig } from '../config/load.js';
+import type { Digest } from '../image/digest.js';
+import type { ImageReference } from '../image/reference.js';
+import type { IndexStore } from '../index/index-store.js';
+import type { IndexProvider } from '../index/provider.js';
+import type { Logger } from '../log.js';
+import { HintQueue } from '../prefetch/hint-queue.js';
+import { hintRunner } from '../prefetch/hint-runner.js';
+import { MountedImages } from '../prefetch/mounted-images.js';
+import { TraceStore } from '../prefetch/trace-store.js';
+import type { RegistryClient } from '../registry/client.js';
+import type { LazyLayerFs } from '../snapshot/lazy-layer-fs.js';
+import type { ChunkSource } from '../source/chunk-source.js';
+import { composeSource } from '../source/compose.js';
+import { fetchChunkFromOrigin } from '../source/origin.js';
+import { NotFoundError } from '../errors.js';
+import { hintSocketPath } from './prefetch-client.js';
+import { PrefetchServer, readTokenFile } from './prefetch-server.js';
+
+export interface DaemonPrefetchOptions {
+  config: Readonly<FerryConfig>;
+  log: Logger;
+  registry: RegistryClient;
+  indexStore: IndexStore;
+  provider: IndexProvider;
+  chunks: ChunkStore;
+  /** The snapshotter's lazy layers (absent when `[snapshotter] lazy = false`). */
+  lazyFs?: LazyLayerFs | undefined;
+}
+
+export interface DaemonPrefetch {
+  readonly jobs: HintQueue;
+  readonly images: MountedImages | undefined;
+  readonly socketPath: string | undefined;
+  stop(drainMs: number): Promise<void>;
+}
+
+/** Without lazy layers the hints still need a source that writes into the node's chunk store. */
+function ownSource(o: DaemonPrefetchOptions): {
+  source: ChunkSource;
+  addBlobRefs: (ref: ImageReference, layers: readonly Digest[]) => void;
+} {
+  const refs = new Map<Digest, ImageReference>();
+  const composed = composeSource({
+    store: o.chunks,
+    origin: {
+      blobFor: (index) => {
+        const ref = refs.get(index.layerDigest);
+        if (ref === undefined)
+          throw new NotFoundError(`no image reference known for layer ${index.layerDigest}`);
+        return o.registry.blobReader(ref, index.layerDigest, index.compressedSize);
+      },
+      fetch: fetchChunkFromOrigin,
+    },
+    concurrency: o.config.registry.maxConcurrencyPerHost,
+    log: o.log,
+  });
+  return {
+    source: composed.source,
+    addBlobRefs: (ref, layers) => {
+      for (const d of layers) if (!refs.has(d)) refs.set(d, ref);
+    },
+  };
+}
+
+export async function startDaemonPrefetch(o: DaemonPrefetchOptions): Promise<DaemonPrefetch> {
+  const { config, log } = o;
+  const settings = config.prefetch;
+  const traces = new TraceStore({
+    dir: join(config.daemon.stateDir, 'traces'),
+    merge: { maxEntries: settings.maxTraceChunks },
+    log,
+  });
+  const lazy = o.lazyFs;
+  const shared =
+    lazy !== undefined
+      ? {
+          source: lazy.source.source,
+          addBlobRefs: (ref: ImageReference, layers: readonly Digest[]) => lazy.addBlobRefs(ref, layers),
+        }
+      : ownSource(o);
+  const images =
+    lazy === undefined
+      ? undefined
+      : new MountedImages({
+          registry: o.registry,
+          indexes: o.indexStore,
+          traces,
+          source: shared.source,
+          cached: o.chunks,
+          settings,
+          registerBlobs: shared.addBlobRefs,
+          log,
+          layerWaitMs: config.snapshotter.remoteTimeoutMs,
+        });
+  if (images !== undefined) lazy?.setTracer(images);
+  const jobs = new HintQueue({
+    runner: hintRunner({
+      registry: o.registry,
+      provider: o.provider,
+      traces,
+      source: shared.source,
+      cached: o.chunks,
+      settings,
+      registerBlobs: shared.addBlobRefs,
+      log,
+    }),
+    maxQueued: settings.maxQueuedHints,
+    concurrency: settings.hintConcurrency,
+    retainMs: settings.hintRetainMs,
+    defaultBudgetBytes: settings.budgetBytes,
+    log,
+  });
+  let server: PrefetchServer | undefined;
+  const socketPath = settings.hintApi ? hintSocketPath(config) : undefined;
+  if (socketPath !== undefined) {
+    const token =
+      settings.hintTokenFile !== undefined ? await readTokenFile(settings.hintTokenFile) : undefined;
+    server = new PrefetchServer({ jobs, socketPath, tcpAddress: settings.hintListen, token, log });
+    try {
+      await server.start();
+    } catch (e) {
+      await jobs.close();
+      throw e;
+    }
+  }
+  return {
+    jobs,
+    images,
+    socketPath,
+    async stop(drainMs: number) {
+      await server?.stop(Math.min(drainMs, 2_000));
+      await jobs.close();
+      await images?.close();
+    },
+  };
+}
