@@ -12,7 +12,7 @@ import { cleanStaleMounts } from './fuse/stale.js';
 import { closeDecodePool } from './source/origin.js';
 import { MetadataStore } from './snapshot/metadata-store.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
-import { LazyLayerFs, type LayerReadObserver } from './snapshot/lazy-layer-fs.js';
+import { LazyLayerFs, type LayerPeers, type LayerReadObserver } from './snapshot/lazy-layer-fs.js';
 import { claimSocketPath, SnapshotsServer } from './api/snapshots-server.js';
 import { startDaemonPrefetch, type DaemonPrefetch } from './api/prefetch-daemon.js'; // prefetch wiring
 
@@ -29,6 +29,8 @@ export interface DaemonParts {
   /** One call per finished snapshots API call. */
   onGrpcCall?: (method: string, code: string, seconds: number) => void;
   // --- end metrics wiring ---
+  /** The P2P node when `[p2p] enabled`: lazy layers ask peers before the registry and serve them. */
+  peers?: LayerPeers | undefined;
 }
 
 export interface SnapshotterPaths {
@@ -90,6 +92,8 @@ export class Daemon {
           readDeadlineMs: config.fuse.readDeadlineMs,
           attrTimeoutSec: config.fuse.attrTimeoutS,
           entryTimeoutSec: config.fuse.entryTimeoutS,
+          peers: parts.peers,
+          readAhead: config.readAhead,
         })
       : undefined;
     if (parts.readObserver !== undefined) lazyFs?.setReadObserver(parts.readObserver); // metrics wiring

@@ -32,6 +32,7 @@ export async function runDaemon(opts: DaemonCommandOptions): Promise<void> {
     await ops.start(); // metrics wiring
     const daemon = await Daemon.start({
       ...ctx,
+      peers: await ctx.p2p(), // p2p wiring: undefined unless [p2p] enabled
       readObserver: ops.readObserver, // metrics wiring
       onGrpcCall: ops.onGrpcCall, // metrics wiring
     });

@@ -13,9 +13,12 @@ import { LayerTree } from '../layer/layer-tree.js';
 import { mountLayer, type MountedLayer } from '../fuse/mount.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
-import type { ChunkSource } from '../source/chunk-source.js'; // metrics wiring
+import type { ChunkSource } from '../source/chunk-source.js';
 import { composeSource, type ComposedSource } from '../source/compose.js';
 import { fetchChunkFromOrigin } from '../source/origin.js';
+import { OriginSource } from '../source/origin-source.js';
+import { ReadAheadBudget } from '../layer/read-ahead-budget.js';
+import type { ReadAheadSettings } from '../layer/read-ahead.js';
 import type { RemoteLayerRef } from './remote-labels.js';
 import type { RemoteFileSystem } from './remote-fs.js';
 import type { SnapshotUsage } from './types.js';
@@ -31,7 +34,19 @@ export interface LazyLayerFsOptions {
   readDeadlineMs: number;
   attrTimeoutSec: number;
   entryTimeoutSec: number;
+  /** Peers to ask before the registry (`[p2p]`); they may also fetch mounted layers' chunks from this node. */
+  peers?: LayerPeers | undefined;
+  /** Sequential read-ahead for every mounted layer, bounded in memory across all of them (`[readAhead]`). */
+  readAhead?: ReadAheadConfig | undefined;
 }
+
+/** What the daemon needs of a P2P node (src/p2p/p2p-node.ts P2PNode fits). */
+export interface LayerPeers {
+  wrapOrigin(origin: ChunkSource): ChunkSource;
+  register(indexes: readonly LayerIndex[], source: ChunkSource): () => void;
+}
+
+export type ReadAheadConfig = ReadAheadSettings & { enabled: boolean; memoryBytes: number };
 
 // --- prefetch wiring: traces of daemon-mounted images (src/prefetch/mounted-images.ts fits) ---
 export interface LayerTracer {
@@ -71,18 +86,26 @@ export class LazyLayerFs implements RemoteFileSystem {
   private tracer: LayerTracer | undefined; // prefetch wiring
   private observer: LayerReadObserver | undefined; // metrics wiring
   private readonly infos = new Map<string, MountedLayerInfo>(); // metrics wiring
+  private readonly readAhead: { settings: ReadAheadSettings; budget: ReadAheadBudget } | undefined;
+  /** Withdraws each mounted layer from what peers may fetch through this node. */
+  private readonly unregisterPeers = new Map<string, () => void>();
 
   constructor(private readonly o: LazyLayerFsOptions) {
     this.log = o.log.child({ component: 'lazy-fs' });
+    const origin = { blobFor: (index: LayerIndex) => this.blobFor(index), fetch: fetchChunkFromOrigin };
+    const peerFirst = o.peers?.wrapOrigin(new OriginSource(origin));
     this.source = composeSource({
       store: o.chunks,
-      origin: {
-        blobFor: (index) => this.blobFor(index),
-        fetch: fetchChunkFromOrigin,
-      },
+      origin,
+      ...(peerFirst !== undefined ? { originOverride: peerFirst } : {}),
       concurrency: o.concurrency,
       log: this.log,
     });
+    const ra = o.readAhead;
+    this.readAhead =
+      ra !== undefined && ra.enabled
+        ? { settings: ra, budget: new ReadAheadBudget({ maxBytes: ra.memoryBytes }) }
+        : undefined;
   }
 
   // --- prefetch wiring ---
@@ -156,6 +179,7 @@ export class LazyLayerFs implements RemoteFileSystem {
           source: this.observedSource(), // metrics wiring
           ...(onChunkRead !== undefined ? { onChunkRead } : {}), // prefetch wiring
           ...(this.observer !== undefined ? { onRead: this.readHook(this.observer) } : {}), // metrics wiring
+          ...(this.readAhead !== undefined ? { readAhead: this.readAhead } : {}),
         }),
         log: this.log,
         readDeadlineMs: this.o.readDeadlineMs,
@@ -173,6 +197,8 @@ export class LazyLayerFs implements RemoteFileSystem {
     }
     this.mounts.set(mountpoint, mounted);
     this.infos.set(mountpoint, { mountpoint, imageRef: layer.imageRef, index }); // metrics wiring
+    const unregister = this.o.peers?.register([index], this.source.source);
+    if (unregister !== undefined) this.unregisterPeers.set(mountpoint, unregister);
     this.log.info({ mountpoint, layer: layer.layerDigest, index: origin }, 'lazy layer mounted');
     return { sizeBytes: index.compressedSize, inodes: index.entries.length };
   }
@@ -210,6 +236,8 @@ export class LazyLayerFs implements RemoteFileSystem {
     if (m === undefined) return;
     this.mounts.delete(mountpoint);
     this.infos.delete(mountpoint); // metrics wiring
+    this.unregisterPeers.get(mountpoint)?.();
+    this.unregisterPeers.delete(mountpoint);
     await m.unmount();
     await this.tracer?.layerUnmounted(mountpoint); // prefetch wiring: saves the trace after the image's last layer
   }
