@@ -1,0 +1,150 @@
+// Two `ferry daemon` nodes with [p2p] on loopback: layers mounted through the snapshots API on node A are read
+// there first; node B then mounts and reads the same bytes from A, not from the registry.
+import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256 } from '../../src/image/digest.js';
+import { silentLogger } from '../../src/log.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { snapshotsClient, type SnapshotsClient } from '../api/grpc-client.js';
+import {
+  BUSYBOX,
+  fuseMountsBelow,
+  pushBusyboxApp,
+  requireBinaries,
+  startFerryDaemon,
+  type BusyboxApp,
+  type RunningFerryDaemon,
+} from '../helpers/containerd.js';
+import { FaultProxy } from '../helpers/fault-proxy.js';
+import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
+import { diffId } from '../helpers/push-image.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+
+const run = promisify(execFile);
+const CRI = 'containerd.io/snapshot/cri.';
+
+interface Node {
+  daemon: RunningFerryDaemon;
+  client: SnapshotsClient;
+  root: string;
+}
+
+let registry: TestRegistry;
+let proxy: FaultProxy;
+let client: RegistryClient;
+let app: BusyboxApp;
+const nodes: Node[] = [];
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as { port: number };
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Prepares both layers with CRI labels (as containerd's unpacker does); returns the FUSE mount dirs. */
+async function mountLayers(n: Node, ref: string): Promise<string[]> {
+  const digests = app.pushed.manifest.layers.map((l) => l.digest);
+  const diffs = app.layers.map(diffId);
+  const chain0 = diffs[0]!;
+  const chain1 = sha256(Buffer.from(`${chain0} ${diffs[1]!}`));
+  for (const [i, target] of [chain0, chain1].entries()) {
+    const labels = {
+      'containerd.io/snapshot.ref': target,
+      [`${CRI}image-ref`]: ref,
+      [`${CRI}manifest-digest`]: app.pushed.manifestDigest,
+      [`${CRI}layer-digest`]: digests[i]!,
+      [`${CRI}image-layers`]: digests.slice(i).join(','),
+    };
+    const code = await n.client
+      .call('Prepare', { key: `k8s.io/${i}/extract ${target}`, parent: i === 0 ? '' : chain0, labels })
+      .then(
+        () => 'ok',
+        (e: unknown) => (e as { code: number }).code,
+      );
+    expect(code).toBe(status.ALREADY_EXISTS);
+  }
+  const mounts = await fuseMountsBelow(n.root);
+  expect(mounts).toHaveLength(2);
+  return mounts;
+}
+
+/** Reads every file of every mount in a child process; returns one sha256 line per file, sorted. */
+async function readAll(mounts: string[]): Promise<string> {
+  const { stdout } = await run(
+    'sh',
+    [
+      '-c',
+      'for m in "$@"; do (cd "$m" && find . -type f -exec sha256sum {} +); done | sort',
+      'sh',
+      ...mounts,
+    ],
+    { maxBuffer: 16 << 20 },
+  );
+  return stdout;
+}
+
+beforeAll(async () => {
+  requireBinaries([BUSYBOX]);
+  requireBuild();
+  registry = await startRegistry();
+  proxy = await new FaultProxy(registry.host).start();
+  client = new RegistryClient({
+    log: silentLogger(),
+    requestTimeoutMs: 30_000,
+    maxConcurrencyPerHost: 8,
+    retries: 2,
+  });
+  app = await pushBusyboxApp(client, `${registry.host}/p2p:1`, 'hello from a peer\n', 12 << 20);
+  await ferry(['index', `${registry.host}/p2p:1`, '--push'], ferryEnv());
+  const ports = [await freePort(), await freePort()];
+  const peers = ports.map((p) => `"127.0.0.1:${p}"`).join(', ');
+  for (const port of ports) {
+    const env = ferryEnv(
+      `[prefetch]\ndefaultBytesPerLayer = 0\n\n[metrics]\nenabled = false\n\n` +
+        `[p2p]\nenabled = true\nlisten = "127.0.0.1:${port}"\nadvertise = "127.0.0.1:${port}"\n` +
+        `peers = [${peers}]\nsecret = "a-cluster-secret-for-tests"\n`,
+    );
+    const root = join(env.dir, 'state', 'snapshots');
+    const daemon = await startFerryDaemon(FERRY_BIN, env.configPath, {
+      socketPath: join(env.dir, 'run', 'snapshotter.sock'),
+      root,
+    });
+    nodes.push({ daemon, root, client: await snapshotsClient(join(env.dir, 'run', 'snapshotter.sock')) });
+  }
+}, 180_000);
+
+afterAll(async () => {
+  for (const n of nodes) {
+    n.client.close();
+    await n.daemon.stop().catch(() => undefined);
+  }
+  await proxy?.stop();
+  await client?.close();
+  await registry?.stop();
+});
+
+describe('ferry daemon with peers', () => {
+  it('serves a second node from the first instead of the registry, every byte verified', async () => {
+    const ref = `${proxy.host}/p2p:1`;
+    const [a, b] = nodes as [Node, Node];
+    proxy.resetStats();
+    const first = await readAll(await mountLayers(a, ref));
+    const egressA = proxy.stats.blobBytes;
+    expect(first).toContain('./hello.txt');
+    expect(egressA).toBeGreaterThan(app.layerBytes * 0.5);
+
+    proxy.resetStats();
+    const second = await readAll(await mountLayers(b, ref));
+    const egressB = proxy.stats.blobBytes;
+    expect(second).toBe(first);
+    console.log(`p2p daemons: node A fetched ${egressA} registry bytes, node B ${egressB}`);
+    // Node B's chunks came from node A; only its index artifact (small) crossed the registry link.
+    expect(egressB).toBeLessThan(egressA * 0.1);
+  });
+});
