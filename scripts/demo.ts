@@ -2,10 +2,9 @@
 // it lazily and runs a small application start; prints time to first byte, bytes fetched and cache hits.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { mkdir, open, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { MediaType } from '../src/image/manifest.js';
 import { silentLogger } from '../src/log.js';
 import { RegistryClient } from '../src/registry/client.js';
@@ -16,7 +15,6 @@ import { ferry, ferryEnv, startMount } from '../test/helpers/ferry-cli.js';
 import { pushImage } from '../test/helpers/push-image.js';
 import { startRegistry } from '../test/helpers/registry.js';
 
-const run = promisify(execFile);
 const MB = 1e6;
 const ms = (t0: number) => performance.now() - t0;
 const fmt = (n: number) => `${(n / MB).toFixed(1)} MB`;
@@ -128,11 +126,13 @@ async function main(): Promise<void> {
     const image = await client.resolve(parseReference(ref));
     const extract = join(work, 'full');
     rmSync(extract, { recursive: true, force: true });
-    await run('mkdir', ['-p', extract]);
+    await mkdir(extract, { recursive: true });
     for (const l of image.manifest.layers) {
       const blob = await client.fetchBlob(image.ref, l.digest, 1 << 30);
       await new Promise<void>((resolve, reject) => {
-        const tar = execFile('tar', ['-xzf', '-', '-C', extract], (e) => (e ? reject(e) : resolve()));
+        const tar = execFile('tar', ['-xzf', '-', '-C', extract], (e) =>
+          e === null ? resolve() : reject(new Error(`tar -x failed: ${e.message}`)),
+        );
         tar.stdin?.end(blob);
       });
     }
