@@ -27,19 +27,69 @@ const r = await runLoad({
 });
 const mb = (kb: number): string => `${(kb / 1024).toFixed(0)} MiB`;
 const sum = r.rssKb.reduce((a, b) => a + b, 0);
-const failures = r.warm.errors.length + r.warm.mismatches.length + r.measure.errors.length + r.measure.mismatches.length;
+const failures =
+  r.warm.errors.length + r.warm.mismatches.length + r.measure.errors.length + r.measure.mismatches.length;
 emitResults(
   'load',
   [
-    { metric: 'cached read p50', ferry: `${r.measure.p50Ms.toFixed(2)} ms`, baseline: '-', ratio: '-', target: '-' },
-    { metric: 'cached read p99', ferry: `${r.measure.p99Ms.toFixed(2)} ms`, baseline: '-', ratio: '-', target: '< 50 ms', met: r.measure.p99Ms < 50 },
-    { metric: 'cached read max', ferry: `${r.measure.maxMs.toFixed(1)} ms`, baseline: '-', ratio: '-', target: '-' },
-    { metric: 'cached reads/s', ferry: (r.measure.reads / seconds).toFixed(0), baseline: '-', ratio: '-', target: '-' },
-    { metric: 'first-read p99 (prefetch running)', ferry: `${r.warm.p99Ms.toFixed(1)} ms`, baseline: '-', ratio: '-', target: '-' },
-    { metric: 'errors + mismatches', ferry: String(failures), baseline: '-', ratio: '-', target: '0', met: failures === 0 },
-    { metric: 'RSS per mount (max)', ferry: mb(Math.max(...r.rssKb)), baseline: '-', ratio: '-', target: '-' },
+    {
+      metric: 'cached read p50',
+      ferry: `${r.measure.p50Ms.toFixed(2)} ms`,
+      baseline: '-',
+      ratio: '-',
+      target: '-',
+    },
+    {
+      metric: 'cached read p99',
+      ferry: `${r.measure.p99Ms.toFixed(2)} ms`,
+      baseline: '-',
+      ratio: '-',
+      target: '< 50 ms',
+      met: r.measure.p99Ms < 50,
+    },
+    {
+      metric: 'cached read max',
+      ferry: `${r.measure.maxMs.toFixed(1)} ms`,
+      baseline: '-',
+      ratio: '-',
+      target: '-',
+    },
+    {
+      metric: 'cached reads/s',
+      ferry: (r.measure.reads / seconds).toFixed(0),
+      baseline: '-',
+      ratio: '-',
+      target: '-',
+    },
+    {
+      metric: 'first-read p99 (prefetch running)',
+      ferry: `${r.warm.p99Ms.toFixed(1)} ms`,
+      baseline: '-',
+      ratio: '-',
+      target: '-',
+    },
+    {
+      metric: 'errors + mismatches',
+      ferry: String(failures),
+      baseline: '-',
+      ratio: '-',
+      target: '0',
+      met: failures === 0,
+    },
+    {
+      metric: 'RSS per mount (max)',
+      ferry: mb(Math.max(...r.rssKb)),
+      baseline: '-',
+      ratio: '-',
+      target: '-',
+    },
     { metric: `RSS sum (${images} mounts)`, ferry: mb(sum), baseline: '-', ratio: '-', target: '-' },
   ],
-  [`O_DIRECT: ${r.direct}`, `wall ${Math.round(r.wallMs / 1000)} s`, ...r.measure.errors.slice(0, 3), ...r.measure.mismatches.slice(0, 3)],
+  [
+    `O_DIRECT: ${r.direct}`,
+    `wall ${Math.round(r.wallMs / 1000)} s`,
+    ...r.measure.errors.slice(0, 3),
+    ...r.measure.mismatches.slice(0, 3),
+  ],
 );
 if (failures > 0) process.exitCode = 1;

@@ -38,6 +38,8 @@ export function decodeChunk(index: LayerIndex, chunkIndex: number, compressed: U
  */
 export type DecodeEngine = 'auto' | 'pako';
 
+const MAX_DEFLATE_RATIO = 1032;
+
 /** Decodes one chunk from its plain job description (see chunkJob); the result may view `compressed`. */
 export function decodeJob(job: ChunkJob, compressed: Uint8Array, engine: DecodeEngine = 'auto'): Buffer {
   const need = job.skip + job.size;
@@ -48,6 +50,13 @@ export function decodeJob(job: ChunkJob, compressed: Uint8Array, engine: DecodeE
     return Buffer.from(compressed.buffer, compressed.byteOffset + job.skip, job.size);
   }
   if (job.codec === 'zstd-frame') return decodeZstdSpan(compressed, job.skip, job.size, job.label);
+  // Deflate expands at most 1032:1, so an index claiming more output than its span can hold is corrupt or
+  // hostile, and must not size an allocation (found by test/fuzz/codec.test.ts: a 2^31 skip allocated 2 GiB).
+  if (need > compressed.length * MAX_DEFLATE_RATIO) {
+    throw new FormatError(
+      `${job.label}: ${need} bytes cannot come out of a ${compressed.length}-byte deflate span`,
+    );
+  }
   if (engine === 'auto' && need > 0) {
     const fast = inflateWithZlib(compressed, job.start, need);
     if (fast !== undefined) return fast.subarray(job.skip, need);

@@ -19,10 +19,12 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       clearTimeout(timer);
       reject(new AbortedError('aborted', { cause: signal?.reason }));
     };
+    // Not unref'd: the caller awaits this sleep, and in a CLI run (`ferry mount` resolving its image) it may be
+    // the only pending work; an unref'd timer let Node exit mid-retry with code 13 (unsettled top-level await).
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
-    }, ms).unref();
+    }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
