@@ -73,10 +73,11 @@ export async function createContext(opts: {
   });
   const disk = new DiskChunkStore({ dir: chunkCacheDir(config), maxBytes: config.cache.maxBytes, log });
   await disk.open();
-  const chunks = new TieredChunkStore({
-    memory: new MemoryChunkStore({ maxBytes: config.cache.memoryBytes }),
-    disk,
-  });
+  // memoryBytes = 0 turns the memory tier off (the page cache still serves re-reads).
+  const chunks: ChunkStore =
+    config.cache.memoryBytes > 0
+      ? new TieredChunkStore({ memory: new MemoryChunkStore({ maxBytes: config.cache.memoryBytes }), disk })
+      : disk;
   const indexStore = new IndexStore({ dir: join(config.daemon.stateDir, 'indexes') });
   const provider = new IndexProvider({
     store: indexStore,

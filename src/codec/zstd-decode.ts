@@ -4,12 +4,23 @@ import { FormatError } from '../errors.js';
 import { createZstdDecoder } from './zstd-binding.js';
 import { isZstdMagic } from './zstd-frames.js';
 
+/** Sizes come from an index or a TOC: refuse absurd ones before allocating (chunks are at most 64 MiB). */
+const MAX_OUTPUT_BYTES = 512 * 1024 * 1024;
+
+function checkSize(n: number, what: string, label: string): void {
+  if (!Number.isSafeInteger(n) || n < 0 || n > MAX_OUTPUT_BYTES) {
+    throw new FormatError(`${label}: ${what} of ${n} bytes is out of range`);
+  }
+}
+
 /**
  * Decodes `compressed` (starting at a zstd frame) and returns exactly `size` bytes after skipping `skip`.
  * Corrupt, truncated or too-short input is a FormatError naming `label`. The span may end mid-frame once
  * the needed bytes are out (builders cut spans where the output was complete).
  */
 export function decodeZstdSpan(compressed: Uint8Array, skip: number, size: number, label: string): Buffer {
+  checkSize(size, 'zstd chunk', label);
+  if (!Number.isSafeInteger(skip) || skip < 0) throw new FormatError(`${label}: bad zstd skip ${skip}`);
   const need = skip + size;
   const out = Buffer.allocUnsafe(size);
   if (size === 0) return out;
@@ -37,6 +48,7 @@ export function decodeZstdSpan(compressed: Uint8Array, skip: number, size: numbe
  */
 export function decodeZstdExact(compressed: Uint8Array, expectedBytes: number, label: string): Buffer {
   if (!isZstdMagic(compressed)) throw new FormatError(`${label}: not a zstd frame`);
+  checkSize(expectedBytes, 'zstd frame', label);
   const out = Buffer.allocUnsafe(expectedBytes);
   let produced = 0;
   const dec = createZstdDecoder(label);

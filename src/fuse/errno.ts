@@ -58,7 +58,8 @@ export class ErrnoMapper {
     this.failures++;
     const err = toFerryError(e);
     const errno = errnoFor(err.code);
-    const key = `${op}\0${path}\0${err.code}\0${err.message}`;
+    // One line per incident: the message varies with the byte range and with which deadline fired first.
+    const key = `${op}\0${path}\0${err.code}`;
     const now = Date.now();
     const seen = this.recent.get(key);
     if (seen !== undefined && now - seen.at < this.windowMs) {
