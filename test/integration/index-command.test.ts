@@ -105,7 +105,7 @@ describe('ferry index --push', () => {
     expect(table.stdout).toContain('registry');
 
     proxy.resetStats();
-    const env = ferryEnv();
+    const env = ferryEnv('[prefetch]\nenabled = false\n'); // count what the mount itself needs
     const target = join(env.dir, 'rootfs');
     const m = await startMount(ref, target, env);
     try {
