@@ -13,6 +13,8 @@ export interface DiskChunkStoreOptions {
   dir: string;
   maxBytes: number;
   log: Logger;
+  /** A write-trouble incident ends after this long without a failed write (default 30 s). */
+  incidentQuietMs?: number;
 }
 
 /** Errors meaning "the disk cannot take writes now": drop the write and keep serving. */
@@ -40,8 +42,13 @@ export class DiskChunkStore implements ChunkStore {
   private readonly lru: LRUCache<Digest, number>;
   private readonly maxBytes: number;
   private readonly counters = emptyStats();
-  /** The error code of the ongoing disk-trouble incident, if any: logged when it starts and when it ends. */
-  private incident: string | undefined;
+  /**
+   * The ongoing disk-trouble incident, if any: logged when it starts and when it ends. It ends only after writes
+   * have succeeded for incidentQuietMs since its last failure, so a nearly full disk that flaps between fits
+   * and misfits is one incident, one line.
+   */
+  private incident: { code: string; lastFailureMs: number } | undefined;
+  private readonly incidentQuietMs: number;
 
   constructor(options: DiskChunkStoreOptions) {
     if (!Number.isSafeInteger(options.maxBytes) || options.maxBytes <= 0) {
@@ -51,6 +58,7 @@ export class DiskChunkStore implements ChunkStore {
     }
     this.dir = options.dir;
     this.maxBytes = options.maxBytes;
+    this.incidentQuietMs = options.incidentQuietMs ?? 30_000;
     this.log = options.log;
     this.lru = new LRUCache<Digest, number>({
       maxSize: options.maxBytes,
@@ -163,8 +171,10 @@ export class DiskChunkStore implements ChunkStore {
       this.counters.failures++;
       if (signal?.aborted) return;
       const code = errCode(e) ?? 'UNKNOWN';
-      if (this.incident !== code) {
-        this.incident = code;
+      const now = Date.now();
+      if (this.incident?.code === code) this.incident.lastFailureMs = now;
+      else {
+        this.incident = { code, lastFailureMs: now };
         const msg = DISK_TROUBLE.has(code)
           ? 'chunk store: disk cannot take writes; dropping chunk writes until it recovers'
           : 'chunk store: write failed; dropping chunk writes until one succeeds';
@@ -172,8 +182,8 @@ export class DiskChunkStore implements ChunkStore {
       }
       return;
     }
-    if (this.incident !== undefined) {
-      this.log.info({ dir: this.dir, code: this.incident }, 'chunk store: writes succeed again');
+    if (this.incident !== undefined && Date.now() - this.incident.lastFailureMs >= this.incidentQuietMs) {
+      this.log.info({ dir: this.dir, code: this.incident.code }, 'chunk store: writes succeed again');
       this.incident = undefined;
     }
     this.lru.set(d, bytes.length);

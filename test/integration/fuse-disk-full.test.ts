@@ -29,7 +29,7 @@ describe('DiskChunkStore on a full disk', () => {
       },
     });
     const log = pino({ level: 'info' }, sink);
-    const store = new DiskChunkStore({ dir, maxBytes: 64 * 1024 * 1024, log });
+    const store = new DiskChunkStore({ dir, maxBytes: 64 * 1024 * 1024, log, incidentQuietMs: 0 });
     await store.open();
     const chunks = Array.from({ length: 8 }, (_, i) => Buffer.alloc(200 * 1024, i + 1));
     for (const b of chunks) await expect(store.put(sha256(b), b)).resolves.toBeUndefined();

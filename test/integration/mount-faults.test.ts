@@ -196,7 +196,8 @@ describe('ferry mount under faults', () => {
       stderr = (await m.exited).stderr;
       await run('umount', [cacheDir]);
     }
-    expect(stderr.split('\n').filter((l) => l.includes('ENOSPC'))).toHaveLength(1);
+    const enospc = stderr.split('\n').filter((l) => l.includes('ENOSPC'));
+    expect(enospc, enospc.join('\n')).toHaveLength(1);
   });
 });
 
