@@ -10,14 +10,13 @@
 // chunks are sorted and disjoint.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { AbortedError, FerryError, FormatError, IntegrityError } from '../errors.js';
-import { DigestHasher, digestAlgorithm, sha256, type Digest } from '../image/digest.js';
+import { DigestHasher, digestAlgorithm, type Digest } from '../image/digest.js';
 import type { Checkpoint, Chunk, LayerIndex } from '../image/layer-index.js';
 import { LAYER_INDEX_VERSION } from '../image/layer-index.js';
-import { TarParser } from '../image/tar.js';
 import type { BlobReader } from '../image/blob-reader.js';
 import { GzipIndexer } from '../codec/gzip-indexer.js';
-import { ChunkBuilder, type RawChunk } from './chunk-builder.js';
-import { EntryTable, type MutableEntry } from './entry-table.js';
+import type { RawChunk } from './chunk-builder.js';
+import { TarLayerSink } from './tar-layer-sink.js';
 import { routeZstdStream } from './zstd-stream.js';
 
 export const DEFAULT_CHUNK_SIZE_BYTES = 1024 * 1024;
@@ -52,36 +51,15 @@ export async function buildIndexFromStream(opts: BuildFromStreamOptions): Promis
   checkAbort();
   const hasher = new DigestHasher(digestAlgorithm(opts.layerDigest));
   let gz: GzipIndexer | undefined;
-  const chunker = new ChunkBuilder({
+  const sink = new TarLayerSink({
+    label,
     chunkSizeBytes: opts.chunkSizeBytes ?? DEFAULT_CHUNK_SIZE_BYTES,
     // A checkpoint right before each chunk keeps a chunk fetch close to the chunk's own compressed size.
     onPlanned: (start) => gz?.checkpointBefore(start),
-    ...(opts.onChunk !== undefined ? { onChunk: opts.onChunk } : {}),
-  });
-  const table = new EntryTable();
-  let file: { entry: MutableEntry; hasher: DigestHasher; left: number } | undefined;
-  const tar = new TarParser({
-    label,
-    onEntry: (t) => {
-      const e = table.add(t);
-      file = undefined;
-      if (t.type !== 'file') return;
-      chunker.addFile(t.dataOffset, t.size);
-      if (e === undefined) return;
-      if (t.size === 0) table.setDigest(e, sha256(new Uint8Array(0)));
-      else file = { entry: e, hasher: new DigestHasher(), left: t.size };
-    },
-    onData: (_t, data) => {
-      if (file === undefined) return;
-      file.hasher.update(data);
-      file.left -= data.length;
-      if (file.left === 0) table.setDigest(file.entry, file.hasher.digest());
-    },
+    onChunk: opts.onChunk,
   });
   const output = (bytes: Uint8Array, consumed: number): void => {
-    chunker.addOutput(bytes, consumed);
-    tar.push(bytes);
-    chunker.flush();
+    sink.push(bytes, consumed);
   };
 
   let kind: Kind = 'unknown';
@@ -139,7 +117,7 @@ export async function buildIndexFromStream(opts: BuildFromStreamOptions): Promis
       feed(head);
     }
     gz?.finish();
-    tar.end();
+    sink.endTar();
   } catch (e) {
     const actual = hasher.digest();
     if (e instanceof FormatError && actual !== opts.layerDigest) {
@@ -149,7 +127,7 @@ export async function buildIndexFromStream(opts: BuildFromStreamOptions): Promis
     }
     throw e;
   }
-  chunker.finish();
+  sink.finish();
 
   const actual = hasher.digest();
   if (actual !== opts.layerDigest) {
@@ -165,8 +143,8 @@ export async function buildIndexFromStream(opts: BuildFromStreamOptions): Promis
     codec: gz !== undefined ? 'zran' : 'identity',
     compressedSize: compressed,
     uncompressedSize,
-    entries: table.entries(),
-    chunks: chunker.chunks.map((c) =>
+    entries: sink.table.entries(),
+    chunks: sink.chunker.chunks.map((c) =>
       gz !== undefined ? zranChunk(c, checkpoints, compressed) : identityChunk(c),
     ),
     checkpoints,

@@ -13,8 +13,9 @@ const FIXED_BYTES = 16; // magic, version, header length
 const TRAILER_BYTES = 32;
 const MAX_HEADER_BYTES = 1 << 30;
 
-export function serializeIndex(index: LayerIndex): Buffer {
-  const json: IndexJson = {
+/** The JSON header of a serialized index (exported for tests that craft hostile but well-sealed files). */
+export function indexToJson(index: LayerIndex): IndexJson {
+  return {
     version: index.version,
     layerDigest: index.layerDigest,
     mediaType: index.mediaType,
@@ -43,6 +44,10 @@ export function serializeIndex(index: LayerIndex): Buffer {
     windowSizes: index.windows.map((w) => w.length),
     build: index.build,
   };
+}
+
+export function serializeIndex(index: LayerIndex): Buffer {
+  const json = indexToJson(index);
   const header = gzipSync(Buffer.from(JSON.stringify(json), 'utf8'));
   const fixed = Buffer.alloc(FIXED_BYTES);
   MAGIC.copy(fixed, 0);

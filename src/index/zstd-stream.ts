@@ -9,15 +9,14 @@
 // peers, which the build fills (onChunk) as the stream passes.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { AbortedError, FerryError, FormatError, IntegrityError } from '../errors.js';
-import { DigestHasher, digestAlgorithm, sha256 } from '../image/digest.js';
+import { DigestHasher, digestAlgorithm } from '../image/digest.js';
 import type { Chunk, LayerIndex } from '../image/layer-index.js';
 import { LAYER_INDEX_VERSION } from '../image/layer-index.js';
-import { TarParser } from '../image/tar.js';
 import { createZstdDecoder, ZSTD_BACKEND } from '../codec/zstd-binding.js';
 import { SKIPPABLE_MAGIC, ZSTD_MAGIC, ZstdFrameScanner } from '../codec/zstd-frames.js';
 import type { BuildFromStreamOptions } from './build-stream.js';
-import { ChunkBuilder, type RawChunk } from './chunk-builder.js';
-import { EntryTable, type MutableEntry } from './entry-table.js';
+import type { RawChunk } from './chunk-builder.js';
+import { TarLayerSink } from './tar-layer-sink.js';
 
 const DEFAULT_CHUNK_SIZE_BYTES = 1024 * 1024;
 /** Largest compressed piece decoded between event-loop checks, and how long the builder may hold the loop. */
@@ -46,29 +45,10 @@ export async function buildZstdIndexFromStream(
   };
   checkAbort();
   const hasher = new DigestHasher(digestAlgorithm(opts.layerDigest));
-  const chunker = new ChunkBuilder({
-    chunkSizeBytes: opts.chunkSizeBytes ?? DEFAULT_CHUNK_SIZE_BYTES,
-    ...(opts.onChunk !== undefined ? { onChunk: opts.onChunk } : {}),
-  });
-  const table = new EntryTable();
-  let file: { entry: MutableEntry; hasher: DigestHasher; left: number } | undefined;
-  const tar = new TarParser({
+  const sink = new TarLayerSink({
     label,
-    onEntry: (t) => {
-      const e = table.add(t);
-      file = undefined;
-      if (t.type !== 'file') return;
-      chunker.addFile(t.dataOffset, t.size);
-      if (e === undefined) return;
-      if (t.size === 0) table.setDigest(e, sha256(new Uint8Array(0)));
-      else file = { entry: e, hasher: new DigestHasher(), left: t.size };
-    },
-    onData: (_t, data) => {
-      if (file === undefined) return;
-      file.hasher.update(data);
-      file.left -= data.length;
-      if (file.left === 0) table.setDigest(file.entry, file.hasher.digest());
-    },
+    chunkSizeBytes: opts.chunkSizeBytes ?? DEFAULT_CHUNK_SIZE_BYTES,
+    onChunk: opts.onChunk,
   });
   const scanner = new ZstdFrameScanner(label);
   const decoder = createZstdDecoder(label);
@@ -78,10 +58,8 @@ export async function buildZstdIndexFromStream(
   let compressed = 0;
   const decode = (piece: Buffer, consumedAfter: number): void => {
     decoder.decode(piece, (out) => {
-      chunker.addOutput(out, consumedAfter);
-      tar.push(out);
+      sink.push(out, consumedAfter);
       produced += out.length;
-      chunker.flush();
       return false;
     });
   };
@@ -141,7 +119,7 @@ export async function buildZstdIndexFromStream(
   try {
     if (formatError !== undefined) throw formatError;
     scanner.finish();
-    tar.end();
+    sink.endTar();
   } catch (e) {
     const actual = hasher.digest();
     if (e instanceof FormatError && actual !== opts.layerDigest) {
@@ -151,7 +129,7 @@ export async function buildZstdIndexFromStream(
     }
     throw e;
   }
-  chunker.finish();
+  sink.finish();
   const actual = hasher.digest();
   if (actual !== opts.layerDigest) {
     throw new IntegrityError(`${label}: blob digest is ${actual}, expected ${opts.layerDigest}`);
@@ -164,8 +142,8 @@ export async function buildZstdIndexFromStream(
     codec: 'zstd-frame',
     compressedSize: compressed,
     uncompressedSize: produced,
-    entries: table.entries(),
-    chunks: chunker.chunks.map((c) => frameChunk(c, frames, label)),
+    entries: sink.table.entries(),
+    chunks: sink.chunker.chunks.map((c) => frameChunk(c, frames, label)),
     checkpoints: [],
     windows: [],
     build: { tool: BUILD_TOOL, createdAt: new Date(started).toISOString(), durationMs: Date.now() - started },

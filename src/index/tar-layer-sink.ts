@@ -1,0 +1,65 @@
+// Where a layer's uncompressed tar stream goes while an index is built: the tar parser, the entry table, the
+// chunk planner and per-file content hashes. Shared by the gzip/tar and zstd stream builders.
+import { DigestHasher, sha256 } from '../image/digest.js';
+import { TarParser } from '../image/tar.js';
+import { ChunkBuilder } from './chunk-builder.js';
+import { EntryTable, type MutableEntry } from './entry-table.js';
+
+export interface TarLayerSinkOptions {
+  label: string;
+  chunkSizeBytes: number;
+  onChunk?: ((chunkIndex: number, bytes: Buffer) => void) | undefined;
+  /** Each chunk start as soon as it is planned (ascending), e.g. to place a zran checkpoint before it. */
+  onPlanned?: ((start: number) => void) | undefined;
+}
+
+export class TarLayerSink {
+  readonly chunker: ChunkBuilder;
+  readonly table = new EntryTable();
+  private readonly tar: TarParser;
+  private file: { entry: MutableEntry; hasher: DigestHasher; left: number } | undefined;
+
+  constructor(o: TarLayerSinkOptions) {
+    this.chunker = new ChunkBuilder({
+      chunkSizeBytes: o.chunkSizeBytes,
+      ...(o.onChunk !== undefined ? { onChunk: o.onChunk } : {}),
+      ...(o.onPlanned !== undefined ? { onPlanned: o.onPlanned } : {}),
+    });
+    this.tar = new TarParser({
+      label: o.label,
+      onEntry: (t) => {
+        const e = this.table.add(t);
+        this.file = undefined;
+        if (t.type !== 'file') return;
+        this.chunker.addFile(t.dataOffset, t.size);
+        if (e === undefined) return;
+        if (t.size === 0) this.table.setDigest(e, sha256(new Uint8Array(0)));
+        else this.file = { entry: e, hasher: new DigestHasher(), left: t.size };
+      },
+      onData: (_t, data) => {
+        const file = this.file;
+        if (file === undefined) return;
+        file.hasher.update(data);
+        file.left -= data.length;
+        if (file.left === 0) this.table.setDigest(file.entry, file.hasher.digest());
+      },
+    });
+  }
+
+  /** The next piece of the uncompressed stream, with the compressed bytes consumed once it had come out. */
+  push(bytes: Uint8Array, consumedAfter: number): void {
+    this.chunker.addOutput(bytes, consumedAfter);
+    this.tar.push(bytes);
+    this.chunker.flush();
+  }
+
+  /** The stream ended: the tar must be complete (FormatError otherwise). */
+  endTar(): void {
+    this.tar.end();
+  }
+
+  /** Emits the last chunks; call after endTar(). */
+  finish(): void {
+    this.chunker.finish();
+  }
+}
