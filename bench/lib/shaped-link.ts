@@ -6,7 +6,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { REGISTRY_BINARY } from '../../test/helpers/registry.js';
+import { REGISTRY_BINARY, registryConfigYaml } from '../../test/helpers/registry.js';
 import { ThrottleRelay } from './throttle-relay.js';
 
 export interface ShapedLink {
@@ -120,22 +120,7 @@ async function createTbfLink(options: ShapedLinkOptions): Promise<ShapedLink> {
 
     const host = `${nsAddr}:5000`;
     const config = join(options.workDir, `registry-${ns}.yml`);
-    writeFileSync(
-      config,
-      [
-        'version: 0.1',
-        'log:',
-        '  level: error',
-        '  accesslog:',
-        '    disabled: true',
-        'storage:',
-        '  filesystem:',
-        `    rootdirectory: ${options.registryDataDir}`,
-        'http:',
-        `  addr: ${host}`,
-        '',
-      ].join('\n'),
-    );
+    writeFileSync(config, registryConfigYaml({ addr: host, rootDir: options.registryDataDir }));
     const child = spawn('ip', ['netns', 'exec', ns, REGISTRY_BINARY, 'serve', config], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });

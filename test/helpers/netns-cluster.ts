@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { MediaType } from '../../src/image/manifest.js';
 import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { registryConfigYaml } from './registry.js';
 import { gzipLayer, pseudoRandom } from './corpus.js';
 import { FERRY_BIN, ferry, ferryEnv, type FerryEnv, type MountEvent } from './ferry-cli.js';
 import { pushImage } from './push-image.js';
@@ -140,22 +141,7 @@ export async function startRegistryIn(opts: {
   const bin = '/usr/bin/docker-registry';
   if (!existsSync(bin)) throw new Error(`${bin} is missing (apt-get install docker-registry)`);
   const config = join(opts.dataDir, `config-${opts.addr.replace(/[^0-9]/g, '_')}.yml`);
-  writeFileSync(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: error',
-      '  accesslog:',
-      '    disabled: true',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${join(opts.dataDir, 'data')}`,
-      'http:',
-      `  addr: ${opts.addr}`,
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(config, registryConfigYaml({ addr: opts.addr, rootDir: join(opts.dataDir, 'data') }));
   const argv = [bin, 'serve', config];
   const child =
     opts.ns === undefined

@@ -22,6 +22,25 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** docker-registry's config: filesystem storage under `rootDir`, quiet logs, listening on `addr`. */
+export function registryConfigYaml(o: { addr: string; rootDir: string }): string {
+  return [
+    'version: 0.1',
+    'log:',
+    '  level: error',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${o.rootDir}`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    `  addr: ${o.addr}`,
+    '',
+  ].join('\n');
+}
+
 export async function startRegistry(): Promise<TestRegistry> {
   if (!existsSync(REGISTRY_BINARY)) {
     throw new Error(
@@ -33,24 +52,7 @@ export async function startRegistry(): Promise<TestRegistry> {
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
   const config = join(dir, 'config.yml');
-  writeFileSync(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: error',
-      '  accesslog:',
-      '    disabled: true',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${join(dir, 'data')}`,
-      '  delete:',
-      '    enabled: true',
-      'http:',
-      `  addr: ${host}`,
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(config, registryConfigYaml({ addr: host, rootDir: join(dir, 'data') }));
   const child = spawn(REGISTRY_BINARY, ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => {
