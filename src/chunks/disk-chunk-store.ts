@@ -49,6 +49,8 @@ export class DiskChunkStore implements ChunkStore {
    */
   private incident: { code: string; lastFailureMs: number } | undefined;
   private readonly incidentQuietMs: number;
+  /** Bytes of chunk files being written (reserved against maxBytes before the write starts). */
+  private writingBytes = 0;
 
   constructor(options: DiskChunkStoreOptions) {
     if (!Number.isSafeInteger(options.maxBytes) || options.maxBytes <= 0) {
@@ -160,6 +162,11 @@ export class DiskChunkStore implements ChunkStore {
       return;
     }
     if (bytes.length > this.maxBytes) return; // could never be kept; writing it would orphan a file
+    // Make room before writing, counting writes in flight: the bound holds on disk, not only in the LRU.
+    while (this.lru.size > 0 && this.lru.calculatedSize + this.writingBytes + bytes.length > this.maxBytes) {
+      this.lru.pop();
+    }
+    this.writingBytes += bytes.length;
     const final = this.pathOf(d);
     const tmp = `${final}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
@@ -167,6 +174,7 @@ export class DiskChunkStore implements ChunkStore {
       await writeFile(tmp, bytes, signal === undefined ? {} : { signal });
       await rename(tmp, final);
     } catch (e) {
+      this.writingBytes -= bytes.length;
       await unlink(tmp).catch(() => undefined);
       this.counters.failures++;
       if (signal?.aborted) return;
@@ -182,6 +190,7 @@ export class DiskChunkStore implements ChunkStore {
       }
       return;
     }
+    this.writingBytes -= bytes.length;
     if (this.incident !== undefined && Date.now() - this.incident.lastFailureMs >= this.incidentQuietMs) {
       this.log.info({ dir: this.dir, code: this.incident.code }, 'chunk store: writes succeed again');
       this.incident = undefined;
