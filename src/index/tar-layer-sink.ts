@@ -1,6 +1,7 @@
 // Where a layer's uncompressed tar stream goes while an index is built: the tar parser, the entry table, the
 // chunk planner and per-file content hashes. Shared by the gzip/tar and zstd stream builders.
-import { DigestHasher, sha256 } from '../image/digest.js';
+import { FormatError, IntegrityError } from '../errors.js';
+import { DigestHasher, sha256, type Digest } from '../image/digest.js';
 import { TarParser } from '../image/tar.js';
 import { ChunkBuilder } from './chunk-builder.js';
 import { EntryTable, type MutableEntry } from './entry-table.js';
@@ -53,13 +54,28 @@ export class TarLayerSink {
     this.chunker.flush();
   }
 
-  /** The stream ended: the tar must be complete (FormatError otherwise). */
-  endTar(): void {
-    this.tar.end();
-  }
-
-  /** Emits the last chunks; call after endTar(). */
-  finish(): void {
+  /**
+   * The blob has streamed past: ends the decoder (`endDecoder`) and the tar, emits the last chunks, and checks
+   * the blob's digest. A parse failure on bytes that are not the layer's is reported as the integrity failure
+   * it really is.
+   */
+  complete(o: { label: string; layerDigest: Digest; hasher: DigestHasher; endDecoder: () => void }): void {
+    try {
+      o.endDecoder();
+      this.tar.end();
+    } catch (e) {
+      const actual = o.hasher.digest();
+      if (e instanceof FormatError && actual !== o.layerDigest) {
+        throw new IntegrityError(`${o.label}: blob digest is ${actual}, expected ${o.layerDigest}`, {
+          cause: e,
+        });
+      }
+      throw e;
+    }
     this.chunker.finish();
+    const actual = o.hasher.digest();
+    if (actual !== o.layerDigest) {
+      throw new IntegrityError(`${o.label}: blob digest is ${actual}, expected ${o.layerDigest}`);
+    }
   }
 }

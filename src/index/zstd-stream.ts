@@ -8,7 +8,7 @@
 // origin read decodes from the layer start — such layers are meant to be served from the chunk cache and
 // peers, which the build fills (onChunk) as the stream passes.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { AbortedError, FerryError, FormatError, IntegrityError } from '../errors.js';
+import { AbortedError, FerryError, FormatError } from '../errors.js';
 import { DigestHasher, digestAlgorithm } from '../image/digest.js';
 import type { Chunk, LayerIndex } from '../image/layer-index.js';
 import { LAYER_INDEX_VERSION } from '../image/layer-index.js';
@@ -116,24 +116,15 @@ export async function buildZstdIndexFromStream(
     }
     opts.onProgress?.(compressed);
   }
-  try {
-    if (formatError !== undefined) throw formatError;
-    scanner.finish();
-    sink.endTar();
-  } catch (e) {
-    const actual = hasher.digest();
-    if (e instanceof FormatError && actual !== opts.layerDigest) {
-      throw new IntegrityError(`${label}: blob digest is ${actual}, expected ${opts.layerDigest}`, {
-        cause: e,
-      });
-    }
-    throw e;
-  }
-  sink.finish();
-  const actual = hasher.digest();
-  if (actual !== opts.layerDigest) {
-    throw new IntegrityError(`${label}: blob digest is ${actual}, expected ${opts.layerDigest}`);
-  }
+  sink.complete({
+    label,
+    layerDigest: opts.layerDigest,
+    hasher,
+    endDecoder: () => {
+      if (formatError !== undefined) throw formatError;
+      scanner.finish();
+    },
+  });
   return {
     version: LAYER_INDEX_VERSION,
     layerDigest: opts.layerDigest,
