@@ -8,7 +8,6 @@ import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256 } from '../../src/image/digest.js';
 import { silentLogger } from '../../src/log.js';
 import type { DaemonStatus } from '../../src/metrics/status-types.js';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -22,11 +21,11 @@ import {
   type RunningFerryDaemon,
 } from '../helpers/containerd.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
+import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
 import { diffId } from '../helpers/push-image.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const run = promisify(execFile);
-const CRI = 'containerd.io/snapshot/cri.';
 const USER = `ops-${randomBytes(4).toString('hex')}`;
 const PASS = `pw-${randomBytes(12).toString('hex')}`;
 const WRONG = `wrong-${randomBytes(12).toString('hex')}`;
@@ -185,25 +184,13 @@ async function scrape(): Promise<string> {
 describe('operating a daemon with an authenticated registry', () => {
   it('accounts for a FUSE read in /metrics and ferry status', async () => {
     const digests = app.pushed.manifest.layers.map((l) => l.digest);
-    const diffs = app.layers.map(diffId);
-    const chain0 = diffs[0]!;
-    const chain1 = sha256(Buffer.from(`${chain0} ${diffs[1]!}`));
-    for (const [i, target] of [chain0, chain1].entries()) {
-      const labels = {
-        'containerd.io/snapshot.ref': target,
-        [`${CRI}image-ref`]: `${proxy.host}/ops:1`,
-        [`${CRI}manifest-digest`]: app.pushed.manifestDigest,
-        [`${CRI}layer-digest`]: digests[i]!,
-        [`${CRI}image-layers`]: digests.slice(i).join(','),
-      };
-      const code = await c
-        .call('Prepare', { key: `k8s.io/${i}/extract ${target}`, parent: i === 0 ? '' : chain0, labels })
-        .then(
-          () => 'ok',
-          (e: unknown) => (e as { code: number }).code,
-        );
-      expect(code).toBe(6); // ALREADY_EXISTS: the layer was mounted lazily
-    }
+    const { codes } = await prepareWithCriLabels(c, {
+      ref: `${proxy.host}/ops:1`,
+      manifestDigest: app.pushed.manifestDigest,
+      layerDigests: digests,
+      diffIds: app.layers.map(diffId),
+    });
+    expect(codes).toEqual([6, 6]); // ALREADY_EXISTS: each layer was mounted lazily
     expect((await fetch(`http://${metricsAddress}/readyz`)).status).toBe(200);
     const before = await status();
     expect(before.layers.map((l) => l.digest).sort()).toEqual([...digests].sort());

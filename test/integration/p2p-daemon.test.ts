@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256 } from '../../src/image/digest.js';
 import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { snapshotsClient, type SnapshotsClient } from '../api/grpc-client.js';
@@ -21,11 +20,11 @@ import {
 } from '../helpers/containerd.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
+import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
 import { diffId } from '../helpers/push-image.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const run = promisify(execFile);
-const CRI = 'containerd.io/snapshot/cri.';
 
 interface Node {
   daemon: RunningFerryDaemon;
@@ -49,26 +48,13 @@ async function freePort(): Promise<number> {
 
 /** Prepares both layers with CRI labels (as containerd's unpacker does); returns the FUSE mount dirs. */
 async function mountLayers(n: Node, ref: string): Promise<string[]> {
-  const digests = app.pushed.manifest.layers.map((l) => l.digest);
-  const diffs = app.layers.map(diffId);
-  const chain0 = diffs[0]!;
-  const chain1 = sha256(Buffer.from(`${chain0} ${diffs[1]!}`));
-  for (const [i, target] of [chain0, chain1].entries()) {
-    const labels = {
-      'containerd.io/snapshot.ref': target,
-      [`${CRI}image-ref`]: ref,
-      [`${CRI}manifest-digest`]: app.pushed.manifestDigest,
-      [`${CRI}layer-digest`]: digests[i]!,
-      [`${CRI}image-layers`]: digests.slice(i).join(','),
-    };
-    const code = await n.client
-      .call('Prepare', { key: `k8s.io/${i}/extract ${target}`, parent: i === 0 ? '' : chain0, labels })
-      .then(
-        () => 'ok',
-        (e: unknown) => (e as { code: number }).code,
-      );
-    expect(code).toBe(status.ALREADY_EXISTS);
-  }
+  const { codes } = await prepareWithCriLabels(n.client, {
+    ref,
+    manifestDigest: app.pushed.manifestDigest,
+    layerDigests: app.pushed.manifest.layers.map((l) => l.digest),
+    diffIds: app.layers.map(diffId),
+  });
+  expect(codes).toEqual([status.ALREADY_EXISTS, status.ALREADY_EXISTS]);
   const mounts = await fuseMountsBelow(n.root);
   expect(mounts).toHaveLength(2);
   return mounts;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestHex, sha256, type Digest } from '../../src/image/digest.js';
+import { digestHex } from '../../src/image/digest.js';
 import { MediaType } from '../../src/image/manifest.js';
 import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -19,12 +19,12 @@ import { startFerryDaemon, type RunningFerryDaemon } from '../helpers/containerd
 import { gzipLayer, makeCorpus } from '../helpers/corpus.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild, type FerryEnv } from '../helpers/ferry-cli.js';
+import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
 import { diffId, pushImage, type PushedImage, type TestLayer } from '../helpers/push-image.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { ferryWith, readWorkingSet, spawnMount } from '../prefetch/mount-process.js';
 
 const run = promisify(execFile);
-const CRI = 'containerd.io/snapshot/cri.';
 const SMALL_FILES = 2000;
 const CONFIG = `
 [index]
@@ -92,24 +92,14 @@ async function daemonOn(env: FerryEnv): Promise<RunningFerryDaemon> {
 async function prepareImage(socketPath: string): Promise<string[]> {
   const c = await snapshotsClient(socketPath);
   try {
-    const digests = pushed.manifest.layers.map((l) => l.digest);
-    let parent = '';
-    for (const [i, layer] of layers.entries()) {
-      const target: Digest = i === 0 ? diffId(layer) : sha256(`${parent} ${diffId(layer)}`);
-      const labels = {
-        'containerd.io/snapshot.ref': target,
-        [`${CRI}image-ref`]: ref,
-        [`${CRI}manifest-digest`]: pushed.manifestDigest,
-        [`${CRI}layer-digest`]: digests[i]!,
-        [`${CRI}image-layers`]: digests.slice(i).join(','),
-      };
-      const code = await c.call('Prepare', { key: `k8s.io/${i}/extract ${target}`, parent, labels }).then(
-        () => 'ok',
-        (e: unknown) => (e as { code: number }).code,
-      );
-      expect(code).toBe(status.ALREADY_EXISTS);
-      parent = target;
-    }
+    const { chainIds, codes } = await prepareWithCriLabels(c, {
+      ref,
+      manifestDigest: pushed.manifestDigest,
+      layerDigests: pushed.manifest.layers.map((l) => l.digest),
+      diffIds: layers.map((l) => diffId(l)),
+    });
+    expect(codes.every((code) => code === status.ALREADY_EXISTS)).toBe(true);
+    const parent = chainIds[chainIds.length - 1]!;
     const r = await c.call<{ mounts: Array<{ type: string; options: string[] }> }>('Prepare', {
       key: 'k8s.io/ctr/rootfs',
       parent,
