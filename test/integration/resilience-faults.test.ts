@@ -129,8 +129,12 @@ interface Case {
   rule: FaultRule;
   /** Requests faulted (default: every one until cleared). */
   count?: number;
-  /** The read under the fault succeeds (fault tolerated) or fails (EIO within the deadline). */
-  expect: 'ok' | 'eio';
+  /**
+   * The read under the fault succeeds (fault tolerated) or fails (EIO within the deadline); 'either' where both
+   * are right: a flipped bit in the part of a span decoded only to be skipped leaves the chunk intact (the
+   * strict flip case, inside the chunk, is in mount-faults.test.ts).
+   */
+  expect: 'ok' | 'eio' | 'either';
 }
 
 const CASES: Case[] = [
@@ -155,7 +159,7 @@ const CASES: Case[] = [
   },
   { name: 'truncated body', rule: { type: 'truncate', bytes: 100 }, expect: 'eio' },
   { name: 'ignored Range (200 with the whole blob)', rule: { type: 'ignoreRange' }, expect: 'ok' },
-  { name: 'bit flip', rule: { type: 'flip' }, expect: 'eio' },
+  { name: 'bit flip', rule: { type: 'flip' }, expect: 'either' },
 ];
 
 describe('ferry mount with faults on blob range reads', () => {
@@ -173,7 +177,8 @@ describe('ferry mount with faults on blob range reads', () => {
         proxy.clear();
         expect(proxy.stats.faulted).toBeGreaterThan(0);
         if (faulted.sha !== undefined) expect(faulted.sha).toBe(refSha(file)); // never a wrong byte
-        if (c.expect === 'ok') expect(faulted.sha).toBe(refSha(file));
+        const failed = c.expect === 'eio' || (c.expect === 'either' && faulted.sha === undefined);
+        if (!failed) expect(faulted.sha).toBe(refSha(file));
         else expect(faulted.error).toMatch(/Input\/output error/);
         expect(faulted.ms).toBeLessThan(DEADLINE_MS + SLACK_MS);
         // Recovery: the same file reads right once the fault is gone. A read that joins a fetch still retrying
@@ -186,7 +191,7 @@ describe('ferry mount with faults on blob range reads', () => {
         expect(again.sha).toBe(refSha(file));
         await settle(200);
         const logged = warnings(node, from);
-        if (c.expect === 'ok') expect(logged, logged.join('\n')).toEqual([]);
+        if (!failed) expect(logged, logged.join('\n')).toEqual([]);
         else {
           // One incident, one line: the FUSE errno mapper logs an (op, path, code) once per window, however
           // many of the file's reads the kernel had in flight.
