@@ -191,7 +191,12 @@ describe('ferry mount with faults on blob range reads', () => {
         expect(again.sha).toBe(refSha(file));
         await settle(200);
         const logged = warnings(node, from);
-        if (!failed) expect(logged, logged.join('\n')).toEqual([]);
+        if (c.expect === 'either' && !failed) {
+          // The app's read was served right; a kernel readahead of the same file may still have hit the bad
+          // chunk and been refused: at most that one incident, named as what it is.
+          expect(logged.length, logged.join('\n')).toBeLessThanOrEqual(1);
+          for (const l of logged) expect(l).toMatch(/"code":"INTEGRITY"/);
+        } else if (!failed) expect(logged, logged.join('\n')).toEqual([]);
         else {
           // One incident, one line: the FUSE errno mapper logs an (op, path, code) once per window, however
           // many of the file's reads the kernel had in flight.
