@@ -2,6 +2,7 @@
 // the gRPC server from config and already-built shared parts, and owns the start and stop order.
 import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { FerryConfig } from './config/load.js';
 import type { ChunkStore } from './chunks/chunk-store.js';
 import type { IndexProvider } from './index/provider.js';
@@ -9,6 +10,7 @@ import type { IndexStore } from './index/index-store.js';
 import type { Logger } from './log.js';
 import type { RegistryClient } from './registry/client.js';
 import { cleanStaleMounts } from './fuse/stale.js';
+import { ensureHolder } from './fuse/holder/client.js';
 import { closeDecodePool } from './source/origin.js';
 import { MetadataStore } from './snapshot/metadata-store.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
@@ -31,11 +33,47 @@ export interface DaemonParts {
   // --- end metrics wiring ---
   /** The P2P node when `[p2p] enabled`: lazy layers ask peers before the registry and serve them. */
   peers?: LayerPeers | undefined;
+  /** Overrides `[fuse] spawnHolder` (`ferry daemon --no-spawn-holder`). */
+  spawnHolder?: boolean;
 }
 
 export interface SnapshotterPaths {
   socketPath: string;
   root: string;
+}
+
+/** Where `ferry fuse-holder` is started from: this build's own CLI. */
+const FERRY_BIN = fileURLToPath(new URL('../bin/ferry.js', import.meta.url));
+
+export function holderSocketPath(config: Readonly<FerryConfig>): string {
+  return config.fuse.holderSocket ?? join(config.daemon.runDir, 'fuse-holder.sock');
+}
+
+/** How LazyLayerFs reaches the holder: connect, or start one (detached, so it outlives this process). */
+function holderLink(config: Readonly<FerryConfig>, log: Logger, spawn: boolean) {
+  const socketPath = holderSocketPath(config);
+  const command = [
+    process.execPath,
+    FERRY_BIN,
+    'fuse-holder',
+    '--socket',
+    socketPath,
+    '--max-mounts',
+    String(config.fuse.holderMaxMounts),
+    '--orphan-timeout-ms',
+    String(config.fuse.holderOrphanTimeoutMs),
+  ];
+  return {
+    connect: (signal?: AbortSignal) =>
+      ensureHolder({
+        socketPath,
+        command: spawn ? command : [],
+        log,
+        // A holder run by a service manager may still be starting: give it longer than one we start ourselves.
+        timeoutMs: spawn ? 10_000 : 60_000,
+        ...(signal !== undefined ? { signal } : {}),
+      }),
+  };
 }
 
 export function snapshotterPaths(config: Readonly<FerryConfig>): SnapshotterPaths {
@@ -79,7 +117,6 @@ export class Daemon {
     const paths = snapshotterPaths(config);
     await claimSocketPath(paths.socketPath, log);
     await mkdir(paths.root, { recursive: true, mode: 0o700 });
-    await cleanStaleMounts({ dir: paths.root, log });
     const store = new MetadataStore({ path: join(paths.root, 'metadata.db') });
     const lazyFs = config.snapshotter.lazy
       ? new LazyLayerFs({
@@ -92,11 +129,24 @@ export class Daemon {
           readDeadlineMs: config.fuse.readDeadlineMs,
           attrTimeoutSec: config.fuse.attrTimeoutS,
           entryTimeoutSec: config.fuse.entryTimeoutS,
+          negativeTimeoutSec: config.fuse.negativeTimeoutS,
+          holder:
+            config.fuse.engine === 'holder'
+              ? holderLink(config, log, parts.spawnHolder ?? config.fuse.spawnHolder)
+              : undefined,
           peers: parts.peers,
           readAhead: config.readAhead,
         })
       : undefined;
     if (parts.readObserver !== undefined) lazyFs?.setReadObserver(parts.readObserver); // metrics wiring
+    try {
+      // First the holder, so the mounts it kept for us are known: stat'ing one before we serve it would hang.
+      await lazyFs?.start();
+      await cleanStaleMounts({ dir: paths.root, log, skip: new Set(lazyFs?.heldMountpoints() ?? []) });
+    } catch (e) {
+      store.close();
+      throw e;
+    }
     const snapshotter = new Snapshotter({
       root: paths.root,
       store,
@@ -115,29 +165,41 @@ export class Daemon {
     try {
       const restored = await snapshotter.restore();
       if (restored.restored + restored.failed > 0) log.info(restored, 'remote snapshots restored');
+      await lazyFs?.releaseUnclaimed();
       // prefetch wiring: after restore, so re-mounted layers of running containers are not taken for a start
       prefetch = await startDaemonPrefetch({ ...parts, lazyFs });
       await server.start();
     } catch (e) {
       await prefetch?.stop(0); // prefetch wiring
+      // Held layers stay with the holder: running containers may use them, and the next start adopts them.
+      if (lazyFs?.keepsMounts === true) await lazyFs.detachAll(0);
       await snapshotter.close().catch(() => undefined);
       await lazyFs?.unmountAll();
       store.close();
       throw e;
     }
     log.info(
-      { socket: paths.socketPath, root: paths.root, lazy: lazyFs !== undefined },
+      {
+        socket: paths.socketPath,
+        root: paths.root,
+        lazy: lazyFs !== undefined,
+        ...(lazyFs?.holderPid !== undefined ? { holderPid: lazyFs.holderPid } : {}),
+      },
       'ferry daemon ready',
     );
     return new Daemon(parts, store, lazyFs, snapshotter, server, paths, prefetch);
   }
 
-  /** Stop order: stop accepting and drain calls, unmount the FUSE layers we made, close metadata and workers. */
+  /**
+   * Stop order: stop accepting and drain calls; leave held layers to the holder for the next daemon (or unmount
+   * the fuse-native ones, which cannot outlive us); close metadata and workers.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       const { config, log } = this.parts;
       await this.prefetch?.stop(config.daemon.shutdownTimeoutMs); // prefetch wiring: hints end, traces saved
       await this.server.stop(config.daemon.shutdownTimeoutMs);
+      if (this.lazyFs?.keepsMounts === true) await this.lazyFs.detachAll(config.fuse.drainMs);
       await this.snapshotter.close();
       await this.lazyFs?.unmountAll();
       this.store.close();

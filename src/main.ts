@@ -131,7 +131,11 @@ export function buildProgram(): Command {
       'run the containerd remote snapshotter (snapshots API on a unix socket) until SIGTERM/SIGINT',
     )
     .option('-c, --config <file>', 'config file (TOML)')
-    .action(async (opts: { config?: string }) => {
+    .option(
+      '--no-spawn-holder',
+      'never start a FUSE holder; wait for the one a service manager runs (systemd: ferry-fuse.service)',
+    )
+    .action(async (opts: { config?: string; spawnHolder?: boolean }) => {
       const { runDaemon } = await import('./cli/daemon-command.js');
       await runDaemon(opts);
     });

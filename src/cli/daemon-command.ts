@@ -7,6 +7,8 @@ import { notifySystemd } from './systemd-notify.js'; // metrics wiring
 
 export interface DaemonCommandOptions {
   config?: string;
+  /** false: `--no-spawn-holder` (overrides `[fuse] spawnHolder`). */
+  spawnHolder?: boolean;
 }
 
 function nextSignal(): Promise<NodeJS.Signals> {
@@ -33,6 +35,7 @@ export async function runDaemon(opts: DaemonCommandOptions): Promise<void> {
     const daemon = await Daemon.start({
       ...ctx,
       peers: await ctx.p2p(), // p2p wiring: undefined unless [p2p] enabled
+      ...(opts.spawnHolder === false ? { spawnHolder: false } : {}),
       readObserver: ops.readObserver, // metrics wiring
       onGrpcCall: ops.onGrpcCall, // metrics wiring
     });

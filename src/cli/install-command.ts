@@ -1,5 +1,6 @@
-// `ferry install [--prefix DIR]`: puts the systemd unit and a default config in place (a config already there is
-// kept) and prints the containerd config snippet and the next commands. Writes nothing outside <prefix>.
+// `ferry install [--prefix DIR]`: puts the systemd units (ferry.service, ferry-fuse.service) and a default config
+// in place (a config already there is kept) and prints the containerd config snippet and the next commands.
+// Writes nothing outside <prefix>.
 import { mkdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,11 +12,14 @@ export interface InstallOptions {
   prefix?: string;
   /** The command systemd runs; default this node binary with this ferry's bin/ferry.js. */
   execStart?: string;
+  /** The FUSE holder's command (ferry-fuse.service); default likewise. */
+  holderExecStart?: string;
 }
 
 export const UNIT_DIR = 'etc/systemd/system';
 export const CONFIG_PATH = '/etc/ferry/config.toml';
 const SOCKET_PATH = '/run/ferry/snapshotter.sock';
+const HOLDER_SOCKET_PATH = '/run/ferry/fuse-holder.sock'; // the default fuse.holderSocket under runDir /run/ferry
 const CACHE_DIR = '/var/cache/ferry/chunks'; // the unit's CacheDirectory=
 
 /** The shipped units: <package>/systemd, two levels above this file in both src/ and dist/. */
@@ -23,9 +27,9 @@ export function unitSourceDir(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '../../systemd');
 }
 
-async function defaultExecStart(): Promise<string> {
+async function ferryCommand(): Promise<string> {
   const bin = await realpath(resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/ferry.js'));
-  return `${process.execPath} ${bin} daemon --config ${CONFIG_PATH}`;
+  return `${process.execPath} ${bin}`;
 }
 
 /** The default config with the cache under the unit's CacheDirectory. */
@@ -35,6 +39,7 @@ export function installConfigToml(): string {
 
 export interface InstallResult {
   unitPath: string;
+  holderUnitPath: string;
   configPath: string;
   configWritten: boolean;
   snippet: string;
@@ -42,13 +47,17 @@ export interface InstallResult {
 
 export async function install(o: InstallOptions = {}): Promise<InstallResult> {
   const prefix = resolve(o.prefix ?? '/');
-  const unitText = (await readFile(join(unitSourceDir(), 'ferry.service'), 'utf8')).replace(
-    /^ExecStart=.*$/m,
-    `ExecStart=${o.execStart ?? (await defaultExecStart())}`,
+  const ferry = await ferryCommand();
+  const unitPath = await writeUnit(
+    prefix,
+    'ferry.service',
+    o.execStart ?? `${ferry} daemon --config ${CONFIG_PATH} --no-spawn-holder`,
   );
-  const unitPath = join(prefix, UNIT_DIR, 'ferry.service');
-  await mkdir(dirname(unitPath), { recursive: true });
-  await writeFile(unitPath, unitText, { mode: 0o644 });
+  const holderUnitPath = await writeUnit(
+    prefix,
+    'ferry-fuse.service',
+    o.holderExecStart ?? `${ferry} fuse-holder --socket ${HOLDER_SOCKET_PATH} --orphan-timeout-ms 0`,
+  );
   const configPath = join(prefix, CONFIG_PATH);
   const exists = await stat(configPath).then(
     () => true,
@@ -61,16 +70,28 @@ export async function install(o: InstallOptions = {}): Promise<InstallResult> {
   }
   return {
     unitPath,
+    holderUnitPath,
     configPath,
     configWritten: !exists,
     snippet: containerdSnippet({ name: 'ferry', socketPath: SOCKET_PATH }),
   };
 }
 
+async function writeUnit(prefix: string, name: string, execStart: string): Promise<string> {
+  const text = (await readFile(join(unitSourceDir(), name), 'utf8')).replace(
+    /^ExecStart=.*$/m,
+    `ExecStart=${execStart}`,
+  );
+  const path = join(prefix, UNIT_DIR, name);
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, text, { mode: 0o644 });
+  return path;
+}
+
 export async function runInstall(o: InstallOptions): Promise<void> {
   const r = await install(o);
   const out = process.stdout;
-  out.write(`installed ${r.unitPath}\n`);
+  out.write(`installed ${r.unitPath}\ninstalled ${r.holderUnitPath}\n`);
   out.write(r.configWritten ? `wrote ${r.configPath}\n` : `kept existing ${r.configPath}\n`);
   out.write('\nAdd to /etc/containerd/config.toml (containerd 1.6/1.7, version = 2):\n\n');
   out.write(r.snippet);

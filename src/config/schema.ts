@@ -87,6 +87,24 @@ export const configSchema = z.strictObject({
       readDeadlineMs: z.number().int().positive().default(60_000),
       attrTimeoutS: z.number().positive().default(3600),
       entryTimeoutS: z.number().positive().default(3600),
+      /** Cached "no such name" answers (overlay looks up many names lower layers lack). */
+      negativeTimeoutS: z.number().positive().default(3600),
+      /**
+       * How `ferry daemon` serves lazy layers. `holder`: a long-lived `ferry fuse-holder` process keeps every
+       * /dev/fuse descriptor and replays unanswered requests, so daemon restarts (kill -9 included) do not
+       * break running containers. `fuse-native`: the daemon mounts itself (libfuse 2); a restart breaks them.
+       */
+      engine: z.enum(['holder', 'fuse-native']).default('holder'),
+      /** The holder's socket (mode 0600). Defaults to `<runDir>/fuse-holder.sock`. */
+      holderSocket: z.string().min(1).optional(),
+      /** Start a holder when none answers (off when systemd's ferry-fuse.service provides it). */
+      spawnHolder: z.boolean().default(true),
+      /** A spawned holder with mounts but no daemon for this long unmounts them and exits (0 = never). */
+      holderOrphanTimeoutMs: z.number().int().nonnegative().default(600_000),
+      /** Layers mounted at once through one holder (each holds one libuv pool thread there). */
+      holderMaxMounts: z.number().int().positive().max(1016).default(512),
+      /** On stop, reads in flight get this long to finish before the holder replays them to the successor. */
+      drainMs: z.number().int().nonnegative().default(2_000),
     })
     .prefault({}),
   prefetch: z

@@ -1,5 +1,5 @@
-// Stat and statfs shapes for fuse-native from LayerNodes: type bits, glibc rdev encoding, block counts.
-import type { FuseStat, FuseStatfs } from 'fuse-native';
+// Stat, statfs and xattr answers for LayerNodes, shared by the fuse-native ops and the raw protocol server:
+// type bits, glibc/kernel rdev encoding, block counts, the synthesised overlay opaque xattr.
 import type { LayerNode, LayerTree } from '../layer/layer-tree.js';
 
 export const S_IFMT = 0o170000;
@@ -13,7 +13,42 @@ const TYPE_BITS: Record<LayerNode['type'], number> = {
   whiteout: 0o020000, // overlay whiteout: char device 0/0
 };
 
-/** glibc makedev for the 32-bit rdev fuse-native passes (major bits above 12 do not fit). */
+/** A node's stat fields; times in ms. Structurally a fuse-native FuseStat, without importing it. */
+export interface NodeStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  dev: number;
+  nlink: number;
+  ino: number;
+  rdev: number;
+  blksize: number;
+  blocks: number;
+  atime: number;
+  mtime: number;
+  ctime: number;
+}
+
+/** Filesystem stats of a layer. Structurally a fuse-native FuseStatfs. */
+export interface LayerStatfs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  fsid: number;
+  flag: number;
+  namemax: number;
+}
+
+/**
+ * glibc makedev truncated to the 32-bit rdev both fuse-native and the kernel's fuse_attr carry (the kernel
+ * decodes it with new_decode_dev, the same layout); major bits above 12 do not fit.
+ */
 export function makeDev(major: number, minor: number): number {
   return (((major & 0xfff) << 8) | (minor & 0xff) | ((minor & ~0xff) << 12)) >>> 0;
 }
@@ -22,7 +57,7 @@ export function modeOf(node: LayerNode): number {
   return TYPE_BITS[node.type] | (node.mode & 0o7777);
 }
 
-export function statOf(node: LayerNode): FuseStat {
+export function statOf(node: LayerNode): NodeStat {
   const t = Math.max(0, node.mtimeMs);
   const isDev = node.type === 'char' || node.type === 'block';
   return {
@@ -42,7 +77,7 @@ export function statOf(node: LayerNode): FuseStat {
   };
 }
 
-export function statfsOf(tree: LayerTree): FuseStatfs {
+export function statfsOf(tree: LayerTree): LayerStatfs {
   const bsize = 4096;
   return {
     bsize,
@@ -57,4 +92,23 @@ export function statfsOf(tree: LayerTree): FuseStatfs {
     flag: 1, // ST_RDONLY
     namemax: 255,
   };
+}
+
+// Both names answer getxattr (overlay reads `user.` ones when mounted with userxattr), but only the trusted
+// one is listed: overlay hides trusted.overlay.* from the merged view, while a listed user.* name would leak.
+const OPAQUE_XATTRS: readonly string[] = ['trusted.overlay.opaque', 'user.overlay.opaque'];
+const LISTED_OPAQUE_XATTRS: readonly string[] = ['trusted.overlay.opaque'];
+const OPAQUE_VALUE = Buffer.from('y');
+
+/** The value of xattr `name` of `node`, or undefined when it has none. */
+export function xattrOf(node: LayerNode, name: string): Buffer | undefined {
+  if (node.opaque && OPAQUE_XATTRS.includes(name)) return OPAQUE_VALUE;
+  return node.xattrs.get(name);
+}
+
+/** The xattr names `node` lists. */
+export function xattrNamesOf(node: LayerNode): string[] {
+  const names = [...node.xattrs.keys()];
+  if (node.opaque) names.push(...LISTED_OPAQUE_XATTRS);
+  return names;
 }

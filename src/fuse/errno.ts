@@ -12,7 +12,10 @@ export const ENOTDIR = -20;
 export const EISDIR = -21;
 export const EINVAL = -22;
 export const EROFS = -30;
+export const ERANGE = -34;
+export const ENOSYS = -38;
 export const ENODATA = -61;
+export const EPROTO = -71;
 export const ENOTSUP = -95;
 
 const BY_CODE: Record<ErrorCode, number> = {

@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import type { LayerNode, LayerTree } from '../layer/layer-tree.js';
 import type { LayerReader } from '../layer/layer-reader.js';
 import { raceDeadline } from '../source/deadline.js';
-import { statOf, statfsOf } from './attrs.js';
+import { statOf, statfsOf, xattrNamesOf, xattrOf } from './attrs.js';
 import { EACCES, EISDIR, ENOENT, ENOTDIR, EROFS, ErrnoMapper } from './errno.js';
 
 const O_ACCMODE = 3;
@@ -15,11 +15,6 @@ const O_CREAT = 0o100;
 const O_TRUNC = 0o1000;
 const O_APPEND = 0o2000;
 const W_OK = 2;
-// Both names answer getxattr (overlay reads `user.` ones when mounted with userxattr), but only the trusted
-// one is listed: overlay hides trusted.overlay.* from the merged view, while a listed user.* name would leak.
-const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'];
-const LISTED_OPAQUE_XATTRS = ['trusted.overlay.opaque'];
-const OPAQUE_VALUE = Buffer.from('y');
 
 export interface LayerOpsOptions {
   tree: LayerTree;
@@ -145,15 +140,12 @@ export function createLayerOps(options: LayerOpsOptions): LayerOps {
     getxattr(path, name, _position, cb) {
       const node = tree.lookup(path);
       if (node === undefined) return cb(ENOENT);
-      if (node.opaque && OPAQUE_XATTRS.includes(name)) return cb(0, OPAQUE_VALUE);
-      cb(0, node.xattrs.get(name) ?? null);
+      cb(0, xattrOf(node, name) ?? null);
     },
     listxattr(path, cb) {
       const node = tree.lookup(path);
       if (node === undefined) return cb(ENOENT);
-      const names = [...node.xattrs.keys()];
-      if (node.opaque) names.push(...LISTED_OPAQUE_XATTRS);
-      cb(0, names);
+      cb(0, xattrNamesOf(node));
     },
     statfs(_path, cb) {
       cb(0, statfsOf(tree));

@@ -67,6 +67,8 @@ export async function isStale(mountpoint: string): Promise<boolean> {
 export interface CleanStaleOptions {
   dir: string;
   log: Logger;
+  /** Live mounts served through us (held by the FUSE holder): not looked at. */
+  skip?: ReadonlySet<string>;
   signal?: AbortSignal;
 }
 
@@ -78,6 +80,7 @@ export async function cleanStaleMounts(options: CleanStaleOptions): Promise<stri
   const cleaned: string[] = [];
   for (const m of await fuseMountsUnder(options.dir, options.signal)) {
     options.signal?.throwIfAborted();
+    if (options.skip?.has(m.mountpoint) === true) continue;
     if (!(await isStale(m.mountpoint))) continue;
     try {
       await lazyUnmount(m.mountpoint, options.signal);

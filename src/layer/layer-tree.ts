@@ -90,21 +90,28 @@ export class LayerTree {
   readonly root: LayerNode;
   /** Every visible path ('' is the root) → its node; hardlink names map to their target's node. */
   private readonly byPath: ReadonlyMap<string, LayerNode>;
+  /** Every node by inode number, with its parent's inode for directories (FUSE node ids are inodes). */
+  private readonly byIno: ReadonlyMap<number, { readonly node: LayerNode; readonly parent: number }>;
   /** Number of distinct nodes (inodes). */
   readonly nodeCount: number;
 
-  private constructor(index: LayerIndex, root: LayerNode, byPath: Map<string, LayerNode>, nodeCount: number) {
+  private constructor(
+    index: LayerIndex,
+    root: LayerNode,
+    byPath: Map<string, LayerNode>,
+    byIno: Map<number, { node: LayerNode; parent: number }>,
+  ) {
     this.index = index;
     this.root = root;
     this.byPath = byPath;
-    this.nodeCount = nodeCount;
+    this.byIno = byIno;
+    this.nodeCount = byIno.size;
   }
 
   static fromIndex(index: LayerIndex): LayerTree {
     const byPath = new Map<string, MutableNode>();
     const hardlinks: Entry[] = [];
     let nextIno = index.entries.length + 2;
-    let nodeCount = 0;
 
     // Pass 1: one node per non-hardlink entry. Duplicates: the last wins, except that a whiteout never
     // replaces a real entry of the same name (the whiteout targets lower layers only).
@@ -161,8 +168,8 @@ export class LayerTree {
       parent.children?.set(baseName(path), node);
     }
 
-    // Pass 4: directory link counts; drop paths that became unreachable; freeze.
-    const seen = new Set<MutableNode>();
+    // Pass 4: directory link counts; drop paths that became unreachable; index by inode; freeze.
+    const byIno = new Map<number, { node: MutableNode; parent: number }>();
     for (const [path, node] of byPath) {
       if (path !== '' && !reachable(byPath, path)) {
         byPath.delete(path);
@@ -173,13 +180,21 @@ export class LayerTree {
         for (const c of node.children?.values() ?? []) if (c.type === 'dir') subdirs++;
         node.nlink = 2 + subdirs;
       }
-      if (!seen.has(node)) {
-        seen.add(node);
-        nodeCount++;
-      }
+      // Directories have one path, so their parent is unique; for other nodes it is never asked for.
+      if (!byIno.has(node.ino)) byIno.set(node.ino, { node, parent: byPath.get(parentPath(path))?.ino ?? 1 });
     }
     const root = byPath.get('')!;
-    return new LayerTree(index, root, byPath, nodeCount);
+    return new LayerTree(index, root, byPath, byIno);
+  }
+
+  /** The node with inode number `ino` (root is 1), or undefined. */
+  node(ino: number): LayerNode | undefined {
+    return this.byIno.get(ino)?.node;
+  }
+
+  /** The inode of directory `ino`'s parent (the root is its own parent); undefined for an unknown ino. */
+  parentOf(ino: number): number | undefined {
+    return ino === 1 ? (this.byIno.has(1) ? 1 : undefined) : this.byIno.get(ino)?.parent;
   }
 
   /** Node at a layer path ('' or '/' is the root; leading '/' allowed, as FUSE passes it). */

@@ -1,6 +1,7 @@
 // The RemoteFileSystem Ferry uses: resolves a layer's index (local store first, so a restart needs no registry
 // round trip; else IndexProvider: registry artifact → TOC → build) and FUSE-mounts it over one shared chunk
-// source stack. The only snapshot/ file that knows about FUSE, layers and registries.
+// source stack, through the FUSE holder (mounts outlive this process) or fuse-native. The only snapshot/ file
+// that knows about FUSE, layers and registries.
 import type { ChunkStore } from '../chunks/chunk-store.js';
 import { UnavailableError, NotFoundError } from '../errors.js';
 import type { Digest } from '../image/digest.js';
@@ -10,7 +11,10 @@ import type { IndexProvider, IndexOrigin } from '../index/provider.js';
 import type { IndexStore } from '../index/index-store.js';
 import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
-import { mountLayer, type MountedLayer } from '../fuse/mount.js';
+import { lazyUnmount, mountLayer } from '../fuse/mount.js';
+import type { HeldMount, HolderClient } from '../fuse/holder/client.js';
+import { adoptHeldLayer, canAdopt, mountHeldLayer, type HeldLayerOptions } from '../fuse/raw/held-layer.js';
+import { isStale } from '../fuse/stale.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ChunkSource } from '../source/chunk-source.js';
@@ -34,6 +38,12 @@ export interface LazyLayerFsOptions {
   readDeadlineMs: number;
   attrTimeoutSec: number;
   entryTimeoutSec: number;
+  negativeTimeoutSec: number;
+  /**
+   * Serve layers through the FUSE holder (src/fuse/holder/): `connect` returns a client, starting a holder if
+   * none runs. Without it, layers are mounted by this process with fuse-native and die with it.
+   */
+  holder?: { connect(signal?: AbortSignal): Promise<HolderClient> } | undefined;
   /** Peers to ask before the registry (`[p2p]`); they may also fetch mounted layers' chunks from this node. */
   peers?: LayerPeers | undefined;
   /** Sequential read-ahead for every mounted layer, bounded in memory across all of them (`[readAhead]`). */
@@ -77,12 +87,23 @@ export interface MountedLayerInfo {
 }
 // --- end metrics wiring ---
 
+/** A mounted layer, whichever engine serves it. */
+interface ServedLayer {
+  unmount(): Promise<void>;
+  /** Holder mounts only: stop serving, keep the mount for the next daemon. */
+  detach?(drainMs: number): Promise<void>;
+}
+
 export class LazyLayerFs implements RemoteFileSystem {
   readonly source: ComposedSource;
   private readonly log: Logger;
   /** Where each layer's blob can be read: blobs are content-addressed, so any repository holding it will do. */
   private readonly refs = new Map<Digest, ImageReference>();
-  private readonly mounts = new Map<string, MountedLayer>();
+  private readonly mounts = new Map<string, ServedLayer>();
+  private holderClient: HolderClient | undefined;
+  /** Mounts a predecessor left with the holder, by mountpoint, until adopted or released. */
+  private readonly inherited = new Map<string, HeldMount>();
+  private detaching = false;
   private tracer: LayerTracer | undefined; // prefetch wiring
   private observer: LayerReadObserver | undefined; // metrics wiring
   private readonly infos = new Map<string, MountedLayerInfo>(); // metrics wiring
@@ -169,23 +190,29 @@ export class LazyLayerFs implements RemoteFileSystem {
       manifestDigest: layer.manifestDigest,
       index,
     }); // prefetch wiring
-    let mounted: MountedLayer;
+    let mounted: ServedLayer;
     try {
-      mounted = await mountLayer({
-        mountpoint,
-        tree: LayerTree.fromIndex(index),
-        reader: new LayerReader({
-          index,
-          source: this.observedSource(), // metrics wiring
-          ...(onChunkRead !== undefined ? { onChunkRead } : {}), // prefetch wiring
-          ...(this.observer !== undefined ? { onRead: this.readHook(this.observer) } : {}), // metrics wiring
-          ...(this.readAhead !== undefined ? { readAhead: this.readAhead } : {}),
-        }),
-        log: this.log,
-        readDeadlineMs: this.o.readDeadlineMs,
-        attrTimeoutSec: this.o.attrTimeoutSec,
-        entryTimeoutSec: this.o.entryTimeoutSec,
+      const reader = new LayerReader({
+        index,
+        source: this.observedSource(), // metrics wiring
+        ...(onChunkRead !== undefined ? { onChunkRead } : {}), // prefetch wiring
+        ...(this.observer !== undefined ? { onRead: this.readHook(this.observer) } : {}), // metrics wiring
+        ...(this.readAhead !== undefined ? { readAhead: this.readAhead } : {}),
       });
+      const tree = LayerTree.fromIndex(index);
+      mounted =
+        this.o.holder !== undefined
+          ? await this.mountHeld(mountpoint, layer.imageRef, tree, reader, signal)
+          : await mountLayer({
+              mountpoint,
+              tree,
+              reader,
+              log: this.log,
+              readDeadlineMs: this.o.readDeadlineMs,
+              attrTimeoutSec: this.o.attrTimeoutSec,
+              entryTimeoutSec: this.o.entryTimeoutSec,
+              negativeTimeoutSec: this.o.negativeTimeoutSec,
+            });
     } catch (e) {
       await this.tracer?.layerUnmounted(mountpoint); // prefetch wiring
       throw e;
@@ -202,6 +229,129 @@ export class LazyLayerFs implements RemoteFileSystem {
     this.log.info({ mountpoint, layer: layer.layerDigest, index: origin }, 'lazy layer mounted');
     return { sizeBytes: index.compressedSize, inodes: index.entries.length };
   }
+
+  // --- holder engine ---
+  /** Connects to the FUSE holder (starting one if needed) and notes the mounts a predecessor left there. */
+  async start(signal?: AbortSignal): Promise<void> {
+    if (this.o.holder === undefined) return;
+    const client = await this.connectHolder(signal);
+    for (const m of client.inherited) this.inherited.set(m.mountpoint, m);
+    if (this.inherited.size > 0)
+      this.log.info(
+        { mounts: this.inherited.size, holderPid: client.holderPid },
+        'holder kept mounts from a predecessor',
+      );
+  }
+
+  /** Mountpoints the holder serves for us: never stat them before they are adopted (the stat would wait on us). */
+  heldMountpoints(): string[] {
+    return [...this.inherited.keys(), ...(this.o.holder !== undefined ? this.mounts.keys() : [])];
+  }
+
+  get holderPid(): number | undefined {
+    return this.holderClient?.holderPid;
+  }
+
+  private async connectHolder(signal?: AbortSignal): Promise<HolderClient> {
+    if (this.holderClient !== undefined) return this.holderClient;
+    if (this.o.holder === undefined) throw new UnavailableError('no FUSE holder configured');
+    const client = await this.o.holder.connect(signal);
+    client.onClose((err) => this.holderLost(client, err));
+    this.holderClient = client;
+    return client;
+  }
+
+  /** The holder died: its mounts are dead (ENOTCONN); the next use of each re-mounts it through a new holder. */
+  private holderLost(client: HolderClient, err?: Error): void {
+    if (this.holderClient !== client || this.detaching) return;
+    this.holderClient = undefined;
+    this.inherited.clear();
+    const lost = [...this.mounts.keys()];
+    for (const mp of lost) this.forget(mp);
+    this.log.error(
+      { err: err === undefined ? undefined : String(err), lost: lost.length },
+      'FUSE holder went away',
+    );
+  }
+
+  private async mountHeld(
+    mountpoint: string,
+    imageRef: string,
+    tree: LayerTree,
+    reader: LayerReader,
+    signal?: AbortSignal,
+  ): Promise<ServedLayer> {
+    const client = await this.connectHolder(signal);
+    const o: HeldLayerOptions = {
+      client,
+      mountpoint,
+      tree,
+      reader,
+      log: this.log,
+      imageRef,
+      readDeadlineMs: this.o.readDeadlineMs,
+      attrTimeoutSec: this.o.attrTimeoutSec,
+      entryTimeoutSec: this.o.entryTimeoutSec,
+      negativeTimeoutSec: this.o.negativeTimeoutSec,
+    };
+    const held = this.inherited.get(mountpoint);
+    this.inherited.delete(mountpoint);
+    if (held !== undefined) {
+      if (canAdopt(held, tree)) return adoptHeldLayer({ ...o, held });
+      // Another index would give the kernel's cached node ids other files: never serve it on that mount.
+      this.log.warn(
+        { mountpoint, layer: tree.index.layerDigest },
+        'held mount does not match its index; remounting',
+      );
+      await client.unmount(held.id, signal);
+    }
+    if (await isStale(mountpoint)) await lazyUnmount(mountpoint, signal); // left by a holder that died
+    return mountHeldLayer(o, signal);
+  }
+
+  /** After restore: unmounts what a predecessor left with the holder that no snapshot claims any more. */
+  async releaseUnclaimed(): Promise<void> {
+    const client = this.holderClient;
+    for (const [mp, held] of this.inherited) {
+      this.inherited.delete(mp);
+      if (client === undefined) continue;
+      await client
+        .unmount(held.id)
+        .then(() => this.log.info({ mountpoint: mp }, 'unclaimed held mount released'))
+        .catch((e: unknown) =>
+          this.log.warn({ mountpoint: mp, err: String(e) }, 'unclaimed held mount not released'),
+        );
+    }
+  }
+
+  /** True when stop should leave the mounts to the holder for the next daemon rather than unmount them. */
+  get keepsMounts(): boolean {
+    return this.o.holder !== undefined;
+  }
+
+  /**
+   * Stop for a restart: stops serving every held layer (answers in flight get `drainMs`), saves traces, and
+   * disconnects; the holder keeps the mounts and replays what is unanswered to the next daemon.
+   */
+  async detachAll(drainMs: number): Promise<void> {
+    this.detaching = true;
+    const served = [...this.mounts.entries()];
+    await Promise.all(served.map(async ([, m]) => m.detach?.(drainMs)));
+    for (const [mp] of served) {
+      this.forget(mp);
+      await this.tracer?.layerUnmounted(mp); // prefetch wiring: the trace is saved as on unmount
+    }
+    await this.holderClient?.close();
+    this.holderClient = undefined;
+  }
+
+  private forget(mountpoint: string): void {
+    this.mounts.delete(mountpoint);
+    this.infos.delete(mountpoint); // metrics wiring
+    this.unregisterPeers.get(mountpoint)?.();
+    this.unregisterPeers.delete(mountpoint);
+  }
+  // --- end holder engine ---
 
   private async resolveIndex(
     ref: ImageReference,
@@ -233,11 +383,13 @@ export class LazyLayerFs implements RemoteFileSystem {
 
   async unmount(mountpoint: string): Promise<void> {
     const m = this.mounts.get(mountpoint);
-    if (m === undefined) return;
-    this.mounts.delete(mountpoint);
-    this.infos.delete(mountpoint); // metrics wiring
-    this.unregisterPeers.get(mountpoint)?.();
-    this.unregisterPeers.delete(mountpoint);
+    if (m === undefined) {
+      const held = this.inherited.get(mountpoint);
+      this.inherited.delete(mountpoint);
+      if (held !== undefined) await this.holderClient?.unmount(held.id);
+      return;
+    }
+    this.forget(mountpoint);
     await m.unmount();
     await this.tracer?.layerUnmounted(mountpoint); // prefetch wiring: saves the trace after the image's last layer
   }

@@ -261,7 +261,12 @@ export class Snapshotter {
       }
       try {
         if (this.remote === undefined) throw new UnavailableError('lazy loading is off');
-        await mkdir(join(dir, 'fs'), { recursive: true });
+        // Not `recursive` on fs/: that stats an existing path, and a layer the FUSE holder kept mounted there
+        // would answer only once we serve it (below) — a wait on ourselves.
+        await mkdir(dir, { recursive: true });
+        await mkdir(join(dir, 'fs')).catch((e: unknown) => {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        });
         await this.remote.ensure(rec, signal);
         restored++;
       } catch (e) {

@@ -46,6 +46,8 @@ export interface TestContainerd {
     opts?: { timeoutMs?: number; namespace?: string },
   ): Promise<{ stdout: string; stderr: string }>;
   log(): string;
+  /** containerd redials a proxy snapshotter with backoff (capped at 3 s) after it restarts: waits until through. */
+  waitForSnapshotter(name?: string, timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -127,6 +129,18 @@ export async function startContainerd(opts: {
     ctr,
     ctrRemote: ctrWith(CTR_REMOTE_BINARY),
     log: () => log,
+    async waitForSnapshotter(snapshotter = name, timeoutMs = 30_000) {
+      const started = Date.now();
+      for (;;) {
+        try {
+          await ctr(['snapshot', '--snapshotter', snapshotter, 'ls'], { timeoutMs: 10_000 });
+          return;
+        } catch (e) {
+          if (Date.now() - started > timeoutMs) throw e;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+    },
     async stop() {
       if (exited === undefined) {
         const gone = new Promise<void>((r) => child.once('exit', () => r()));
@@ -148,6 +162,8 @@ export interface RunningFerryDaemon {
   socketPath: string;
   root: string;
   pid: number;
+  /** The FUSE holder serving this daemon's layers (from its ready line), if any. */
+  holderPid: number | undefined;
   stderr(): string;
   /** Sends `signal` and resolves with the exit code. */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
@@ -172,10 +188,10 @@ export async function startFerryDaemon(
   });
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`ferry daemon not ready in ${timeoutMs} ms: ${stderr}`)),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // a daemon that never got ready must not outlive the test
+      reject(new Error(`ferry daemon not ready in ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
     onData = () => {
       if (stderr.includes('"ferry daemon ready"')) {
         clearTimeout(timer);
@@ -187,9 +203,13 @@ export async function startFerryDaemon(
       reject(new Error(`ferry daemon exited (${code}) before it was ready: ${stderr}`));
     });
   });
+  const readyLine = stderr.split('\n').find((l) => l.includes('"ferry daemon ready"'));
+  const holderPid = /"holderPid":(\d+)/.exec(readyLine ?? '')?.[1];
+  if (holderPid !== undefined) holdersSeen.add(Number(holderPid));
   return {
     ...paths,
     pid: child.pid!,
+    holderPid: holderPid === undefined ? undefined : Number(holderPid),
     stderr: () => stderr,
     exited,
     async stop(signal = 'SIGTERM', stopTimeoutMs = 30_000) {
@@ -248,12 +268,16 @@ export interface BusyboxApp {
   layerBytes: number;
 }
 
-/** Two gzip layers: /bin/busybox, then /hello.txt (the greeting) beside `bigBytes` of random data nobody reads. */
+/**
+ * Two gzip layers: /bin/busybox, then /hello.txt (the greeting) beside `bigBytes` of random data nobody reads
+ * and any `extra` files (names relative to the root; their directories are not created for them).
+ */
 export async function pushBusyboxApp(
   client: RegistryClient,
   ref: string,
   greeting: string,
   bigBytes: number,
+  extra: ReadonlyArray<{ name: string; data: Buffer }> = [],
 ): Promise<BusyboxApp> {
   const base = gzipLayer(
     await tar([
@@ -266,6 +290,7 @@ export async function pushBusyboxApp(
       { name: 'hello.txt', data: Buffer.from(greeting) },
       { name: 'data', type: 'directory' },
       { name: 'data/big.bin', data: randomBytes(bigBytes) },
+      ...extra,
     ]),
   );
   const layers = [
@@ -274,4 +299,35 @@ export async function pushBusyboxApp(
   ];
   const pushed = await pushImage(client, ref, { layers });
   return { layers, pushed, layerBytes: base.length + top.length };
+}
+
+const holdersSeen = new Set<number>();
+
+/** Stops every FUSE holder a daemon started by this process reported (for afterAll). */
+export async function stopHolders(): Promise<void> {
+  for (const pid of holdersSeen) await stopHolder(pid).catch(() => undefined);
+  holdersSeen.clear();
+}
+
+/** Stops a daemon's FUSE holder (SIGTERM: it unmounts every layer it holds) and waits until it is gone. */
+export async function stopHolder(pid: number | undefined, timeoutMs = 10_000): Promise<void> {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return; // already gone
+  }
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    if (Date.now() > deadline) {
+      process.kill(pid, 'SIGKILL');
+      throw new Error(`FUSE holder ${pid} did not exit within ${timeoutMs} ms of SIGTERM`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -18,6 +18,7 @@ import {
   pushBusyboxApp,
   requireBinaries,
   startFerryDaemon,
+  stopHolders,
   type BusyboxApp,
   type RunningFerryDaemon,
 } from '../helpers/containerd.js';
@@ -61,6 +62,7 @@ beforeAll(async () => {
 afterAll(async () => {
   c?.close();
   await daemon?.stop().catch(() => undefined);
+  await stopHolders();
   await proxy?.stop();
   await client?.close();
   await registry?.stop();

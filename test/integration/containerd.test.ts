@@ -16,6 +16,7 @@ import {
   requireBinaries,
   startContainerd,
   startFerryDaemon,
+  stopHolder,
   type RunningFerryDaemon,
   type TestContainerd,
 } from '../helpers/containerd.js';
@@ -66,24 +67,13 @@ beforeAll(async () => {
 afterAll(async () => {
   await ctd?.stop();
   await daemon?.stop().catch(() => undefined);
+  await stopHolder(daemon?.holderPid).catch(() => undefined);
   await proxy?.stop();
   await client?.close();
   await registry?.stop();
 });
 
-/** containerd redials the proxy with backoff (capped at 3 s) after a restart: wait until it is through. */
-async function waitForReconnect(): Promise<void> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      await ctd.ctr(['snapshot', '--snapshotter', 'ferry', 'ls'], { timeoutMs: 10_000 });
-      return;
-    } catch (e) {
-      if (Date.now() - started > 30_000) throw e;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}
+const waitForReconnect = () => ctd.waitForSnapshotter();
 
 describe('ferry daemon under containerd', () => {
   it('serves the socket with mode 0660 and registers as proxy snapshotter "ferry"', async () => {
@@ -186,9 +176,9 @@ describe('ferry daemon under containerd', () => {
     expect(snaps.stdout).toContain('Committed');
   });
 
-  it('restarts between pull and run, with the registry down: remote snapshots re-mount from local state', async () => {
+  it('restarts between pull and run, with the registry down: remote snapshots are served from local state', async () => {
     expect(await daemon.stop('SIGTERM')).toBe(0);
-    expect(await fuseMountsBelow(paths.root)).toEqual([]);
+    expect(await fuseMountsBelow(paths.root)).toHaveLength(2); // the FUSE holder keeps them
     proxy.resetStats();
     proxy.fault = 'down';
     try {
@@ -197,6 +187,7 @@ describe('ferry daemon under containerd', () => {
       proxy.fault = 'none';
     }
     expect(daemon.stderr()).toContain('"remote snapshots restored"');
+    expect(daemon.stderr().match(/"layer adopted from the holder"/g)).toHaveLength(2);
     expect(await fuseMountsBelow(paths.root)).toHaveLength(2);
     expect(proxy.stats.requests).toBe(0); // indexes and labels are local: no registry round trip to restore
     await waitForReconnect();
@@ -210,12 +201,15 @@ describe('ferry daemon under containerd', () => {
     expect(stdout).toBe('hello from a lazy layer\n');
   });
 
-  it('SIGTERM shuts down cleanly: exit 0, FUSE mounts gone, socket removed', async () => {
+  it('SIGTERM shuts down cleanly: exit 0, socket removed, layers left to the holder until it stops', async () => {
     expect(await fuseMountsBelow(paths.root)).toHaveLength(2);
+    const holderPid = daemon.holderPid;
     const code = await daemon.stop('SIGTERM');
     expect(code).toBe(0);
-    expect(await fuseMountsBelow(paths.root)).toEqual([]);
     expect(() => statSync(paths.socketPath)).toThrow();
+    expect(await fuseMountsBelow(paths.root)).toHaveLength(2);
+    await stopHolder(holderPid); // as `systemctl stop ferry-fuse`: it unmounts what it holds
+    expect(await fuseMountsBelow(paths.root)).toEqual([]);
     expect(daemon.stderr()).toContain('"ferry daemon stopped"');
     // No errors logged over the whole run (a failed restore or unmount would be one).
     expect(
@@ -226,12 +220,25 @@ describe('ferry daemon under containerd', () => {
     ).toEqual([]);
   });
 
-  it('kill -9 leaves dead mounts and a stale socket; the next start cleans both and re-mounts', async () => {
-    daemon = await startFerryDaemon(FERRY_BIN, env.configPath, paths);
+  it('kill -9 of the daemon leaves a stale socket and live held mounts; the next start adopts them', async () => {
+    daemon = await startFerryDaemon(FERRY_BIN, env.configPath, paths); // a new holder, fresh mounts
+    const ids = await fuseMountsBelow(paths.root);
+    expect(ids).toHaveLength(2);
     expect(await daemon.stop('SIGKILL')).toBeNull();
-    expect(await fuseMountsBelow(paths.root)).toHaveLength(2); // dead (ENOTCONN), still in the mount table
     daemon = await startFerryDaemon(FERRY_BIN, env.configPath, paths);
     expect(daemon.stderr()).toContain('"removed stale socket"');
+    expect(daemon.stderr().match(/"layer adopted from the holder"/g)).toHaveLength(2);
+    expect(await fuseMountsBelow(paths.root)).toEqual(ids);
+  });
+
+  it('kill -9 of the holder too leaves dead mounts; the next start detaches and re-mounts them', async () => {
+    const holderPid = daemon.holderPid!;
+    expect(await daemon.stop('SIGKILL')).toBeNull();
+    process.kill(holderPid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await fuseMountsBelow(paths.root)).toHaveLength(2); // dead (ENOTCONN), still in the mount table
+    daemon = await startFerryDaemon(FERRY_BIN, env.configPath, paths);
+    expect(daemon.holderPid).not.toBe(holderPid);
     expect(daemon.stderr().match(/"stale FUSE mount detached"/g)).toHaveLength(2);
     expect(await fuseMountsBelow(paths.root)).toHaveLength(2);
   });
@@ -251,5 +258,6 @@ describe('ferry daemon under containerd', () => {
       c.close();
     }
     expect(await daemon.stop('SIGTERM')).toBe(0);
+    await stopHolder(daemon.holderPid);
   });
 });

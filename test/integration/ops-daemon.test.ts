@@ -16,6 +16,7 @@ import {
   pushBusyboxApp,
   requireBinaries,
   startFerryDaemon,
+  stopHolders,
   BUSYBOX,
   type BusyboxApp,
   type RunningFerryDaemon,
@@ -164,6 +165,7 @@ beforeAll(async () => {
 afterAll(async () => {
   c?.close();
   await daemon?.stop().catch(() => undefined);
+  await stopHolders();
   await proxy?.stop();
   await client?.close();
   await registry?.stop();

@@ -15,6 +15,7 @@ import {
   pushBusyboxApp,
   requireBinaries,
   startFerryDaemon,
+  stopHolders,
   type BusyboxApp,
   type RunningFerryDaemon,
 } from '../helpers/containerd.js';
@@ -110,6 +111,7 @@ afterAll(async () => {
     n.client.close();
     await n.daemon.stop().catch(() => undefined);
   }
+  await stopHolders();
   await proxy?.stop();
   await client?.close();
   await registry?.stop();

@@ -15,7 +15,7 @@ import { MediaType } from '../../src/image/manifest.js';
 import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { snapshotsClient } from '../api/grpc-client.js';
-import { startFerryDaemon, type RunningFerryDaemon } from '../helpers/containerd.js';
+import { startFerryDaemon, stopHolders, type RunningFerryDaemon } from '../helpers/containerd.js';
 import { gzipLayer, makeCorpus } from '../helpers/corpus.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild, type FerryEnv } from '../helpers/ferry-cli.js';
@@ -74,6 +74,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const d of daemons) await d.stop().catch(() => undefined);
+  await stopHolders();
   await client?.close();
   await proxy?.stop();
   await registry?.stop();

@@ -27,8 +27,12 @@ describe('systemd/ferry.service', () => {
       throw new Error(`${ANALYZE} is missing: apt-get install systemd (scripts/install-deps.sh)`);
     const prefix = mkdtempSync(join(tmpdir(), 'ferry-install-'));
     const r = await install({ prefix });
-    const { stdout, stderr } = await run(ANALYZE, ['verify', r.unitPath]);
-    expect(`${stdout}${stderr}`).not.toMatch(/ferry\.service/);
+    const { stdout, stderr } = await run(ANALYZE, ['verify', r.unitPath, r.holderUnitPath]);
+    expect(`${stdout}${stderr}`).not.toMatch(/ferry(-fuse)?\.service/);
+    expect(readFileSync(r.unitPath, 'utf8')).toMatch(/^ExecStart=.* daemon --config \S+ --no-spawn-holder$/m);
+    expect(readFileSync(r.holderUnitPath, 'utf8')).toMatch(
+      /^ExecStart=.* fuse-holder --socket \/run\/ferry\/fuse-holder.sock --orphan-timeout-ms 0$/m,
+    );
   });
 
   it('declares notify readiness, directories, ordering and FUSE-safe hardening', () => {
@@ -42,6 +46,9 @@ describe('systemd/ferry.service', () => {
     expect(one('RuntimeDirectoryPreserve')).toBe('yes');
     expect(one('CacheDirectory')).toBe('ferry');
     expect(one('Restart')).toBe('on-failure');
+    // The holder is its own unit, so restarting this one (KillMode=mixed ends its whole cgroup) keeps the mounts.
+    expect(one('Wants')).toMatch(/ferry-fuse\.service/);
+    expect(one('After')).toMatch(/ferry-fuse\.service/);
     expect(Number(one('LimitNOFILE'))).toBeGreaterThanOrEqual(65536);
     expect(one('DeviceAllow')).toBe('/dev/fuse rw');
     expect(one('CapabilityBoundingSet')).toMatch(/CAP_SYS_ADMIN/);
@@ -79,5 +86,18 @@ describe('systemd/ferry.service', () => {
     expect(again.configWritten).toBe(false);
     expect(again.snippet).toMatch(/disable_snapshot_annotations = false/);
     expect(again.snippet).toMatch(/address = "\/run\/ferry\/snapshotter.sock"/);
+  });
+});
+
+describe('systemd/ferry-fuse.service', () => {
+  it('is a notify unit of its own that never gives up mounts while systemd restarts the daemon', () => {
+    const d = directives(readFileSync(join(import.meta.dirname, '../../systemd/ferry-fuse.service'), 'utf8'));
+    const one = (k: string) => d.get(k)?.[0];
+    expect(one('Type')).toBe('notify');
+    expect(one('ExecStart')).toMatch(/fuse-holder .*--orphan-timeout-ms 0/);
+    expect(one('DeviceAllow')).toBe('/dev/fuse rw');
+    expect(Number(one('OOMScoreAdjust'))).toBeLessThan(-500); // below the daemon's
+    for (const k of ['ProtectSystem', 'PrivateTmp', 'PrivateDevices', 'PrivateMounts', 'MountFlags'])
+      expect(d.has(k), k).toBe(false);
   });
 });

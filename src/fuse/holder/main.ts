@@ -1,0 +1,119 @@
+// `ferry fuse-holder`: the long-lived process that keeps every /dev/fuse descriptor and relays requests to the
+// daemon. bin/ferry.js loads this file directly (no commander, no daemon modules) to keep start-up fast and small.
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { createLogger, type Logger } from '../../log.js';
+import {
+  abortFuseConnection,
+  closeDevice,
+  fuseConnectionOf,
+  mountFuseDevice,
+  readRequests,
+  unmountFuse,
+  writeToDevice,
+} from '../raw/device.js';
+import { parseHolderArgs, type HolderArgs } from './args.js';
+import { FuseHolder } from './holder.js';
+import { listenHolder } from './server.js';
+
+/** Runs a timer while `armed()` holds; fires `fire` after `ms` of it holding without interruption. */
+function watch(holder: FuseHolder, ms: number, armed: () => boolean, fire: () => void): void {
+  if (ms === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  const check = (): void => {
+    if (armed()) {
+      if (timer === undefined) timer = setTimeout(fire, ms).unref(); // the socket keeps the process alive
+    } else if (timer !== undefined) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+  };
+  holder.onChange(check);
+  check();
+}
+
+/** Type=notify units (ferry-fuse.service) wait for READY=1; Node cannot send datagrams, systemd-notify can. */
+function notifyReady(log: Logger): void {
+  if (!process.env['NOTIFY_SOCKET']) return;
+  const child = spawn('systemd-notify', [`--pid=${process.pid}`, '--ready'], { stdio: 'ignore' });
+  child.once('error', (e) => log.error({ err: e.message }, 'systemd-notify failed'));
+}
+
+/**
+ * Mounts the libuv pool can carry: each holds a pool thread, and a few must stay free for fs work. The pool
+ * started before this code ran; if the process has fewer threads than UV_THREADPOOL_SIZE asks, it was set too
+ * late and the pool has libuv's default 4.
+ */
+async function poolMountLimit(): Promise<number> {
+  const asked = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4);
+  const threads = Number(/Threads:\s+(\d+)/.exec(await readFile('/proc/self/status', 'utf8'))?.[1] ?? 0);
+  return Math.max(0, (threads >= asked ? asked : 4) - 4);
+}
+
+export async function runHolder(args: HolderArgs): Promise<void> {
+  const log = createLogger({ level: args.logLevel }).child({ component: 'fuse-holder' });
+  const poolLimit = await poolMountLimit();
+  if (poolLimit < args.maxMounts) {
+    log.warn(
+      { maxMounts: args.maxMounts, poolLimit },
+      'libuv pool too small for --max-mounts; set UV_THREADPOOL_SIZE',
+    );
+    args = { ...args, maxMounts: poolLimit };
+  }
+  const holder = new FuseHolder({
+    log,
+    maxMounts: args.maxMounts,
+    device: {
+      mount: (o) => mountFuseDevice(o),
+      readRequests,
+      write: writeToDevice,
+      unmount: (mnt) => unmountFuse(mnt),
+      connectionOf: (mnt) => fuseConnectionOf(mnt),
+      abort: abortFuseConnection,
+      close: closeDevice,
+    },
+  });
+  const server = await listenHolder({ socketPath: args.socket, holder, log });
+  let exiting = false;
+  const exit = async (reason: string): Promise<void> => {
+    if (exiting) return;
+    exiting = true;
+    log.info({ reason, mounts: holder.mountCount }, 'holder exiting; unmounting lazily');
+    void server.close(); // resolves only when every connection is gone: shutdown() ends the daemon's
+    await holder.shutdown();
+    log.flush();
+    // Exiting closes every descriptor: the kernel ends the connections the lazy unmounts left open.
+    setImmediate(() => process.exit(0));
+  };
+  watch(
+    holder,
+    args.orphanTimeoutMs,
+    () => holder.mountCount > 0 && !holder.connected,
+    () => void exit('orphaned'),
+  );
+  watch(
+    holder,
+    args.idleExitMs,
+    () => holder.mountCount === 0 && !holder.connected,
+    () => void exit('idle'),
+  );
+  process.on('SIGTERM', () => void exit('SIGTERM'));
+  process.on('SIGINT', () => void exit('SIGINT'));
+  log.info(
+    {
+      socket: args.socket,
+      pid: process.pid,
+      maxMounts: args.maxMounts,
+      threadpool: process.env['UV_THREADPOOL_SIZE'],
+    },
+    'FUSE holder listening',
+  );
+  notifyReady(log);
+}
+
+try {
+  await runHolder(parseHolderArgs(process.argv.slice(3)));
+} catch (e) {
+  process.stderr.write(`ferry fuse-holder: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+}
