@@ -18,7 +18,7 @@ if (!existsSync(join(ROOT, 'dist/fuse/holder/main.js')))
 
 const run = promisify(execFile);
 const DAEMON = join(ROOT, 'test/load/holder-client/daemon.ts');
-const READER = join(ROOT, 'test/load/fuse-takeover/reader.mjs');
+const READER = join(ROOT, 'test/load/holder-client/reader.mjs');
 const children: ChildProcess[] = [];
 const mounts: string[] = [];
 

@@ -1,6 +1,6 @@
 // A stand-in daemon for the FUSE holder tests: mounts (or attaches to the inherited) `<mnt>` through the holder
-// with HolderClient and serves one 8 MiB pattern file, /data, statelessly (fixed node ids, fh 0) like
-// test/load/fuse-takeover/server.mjs. Prints "serving <fresh|attached> <pid>" once requests flow.
+// with HolderClient and serves one 8 MiB pattern file, /data, statelessly (fixed node ids, fh 0), so any
+// successor can answer what its predecessor left. Prints "serving <fresh|attached> <pid>" once requests flow.
 // Usage: node --import tsx daemon.ts <socket> <mnt>[,<mnt>...] [--direct] (--direct: no holder, read /dev/fuse in-process,
 // for throughput comparisons). Env: HOLDER_STALL_FILE (while it exists, READs are answered 5 s late),
 // HOLDER_DIRECT_IO=1 (FOPEN_DIRECT_IO: every read reaches the server, none from the page cache).

@@ -1,4 +1,4 @@
-// Restart prototype, the "container": reads random 128 KiB ranges of <mnt>/data for <ms>, checking each byte
+// The holder test's "container": reads random 128 KiB ranges of <mnt>/data for <ms>, checking each byte
 // against the server's pattern; a fresh open per read. Prints {reads, errors, mismatches, maxMs}.
 import { open } from 'node:fs/promises';
 const [path, ms] = process.argv.slice(2);
