@@ -243,6 +243,25 @@ describe('ferry daemon under containerd', () => {
     expect(await fuseMountsBelow(paths.root)).toHaveLength(2);
   });
 
+  it('the holder dying under a running daemon: the next container start re-mounts through a new holder', async () => {
+    const holderPid = daemon.holderPid!;
+    process.kill(holderPid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    await waitForReconnect();
+    const ref = `${proxy.host}/app:lazy`;
+    const { stdout } = await ctd.ctr(
+      ['run', '--rm', '--snapshotter', 'ferry', ref, 'c-lazy3', '/bin/busybox', 'cat', '/hello.txt'],
+      { timeoutMs: 60_000 },
+    );
+    expect(stdout).toBe('hello from a lazy layer\n');
+    const log = daemon.stderr();
+    expect(log).toContain('"FUSE holder went away"');
+    const started = [...log.matchAll(/"pid":(\d+)[^\n]*"started a FUSE holder"/g)].map((m) => Number(m[1]));
+    expect(started.at(-1)).not.toBe(holderPid);
+    expect(await fuseMountsBelow(paths.root)).toHaveLength(2);
+    daemon.holderPid = started.at(-1); // for the clean-up below
+  });
+
   it('image removal: containerd GC removes the remote snapshots through Ferry, which unmounts them', async () => {
     expect(await fuseMountsBelow(paths.root)).toHaveLength(2);
     await waitForReconnect(); // else the GC pass fails to walk Ferry and removes nothing
