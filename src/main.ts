@@ -140,6 +140,20 @@ export function buildProgram(): Command {
       await runDaemon(opts);
     });
 
+  // bin/ferry.js runs `ferry fuse-holder` without loading this CLI (the holder must start fast and small);
+  // it is declared here for `ferry --help`, and its own --help prints its options.
+  program
+    .command('fuse-holder')
+    .description(
+      'keep the FUSE mounts of `ferry daemon` across its restarts (started by the daemon or ferry-fuse.service)',
+    )
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async () => {
+      await import('./fuse/holder/main.js');
+    });
+
   // --- operations: status, doctor, install (src/cli/{status,doctor,install}-command.ts) ---
   program
     .command('status')

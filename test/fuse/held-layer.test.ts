@@ -15,7 +15,7 @@ const files = [
 ];
 const { index } = buildIdentityLayer(files);
 
-function held(tree: LayerTree, layer = tree.index.layerDigest): HeldMount {
+function held(tree: LayerTree, layer: string = tree.index.layerDigest): HeldMount {
   return { id: '/m', mountpoint: '/m', meta: { layer, tree: treeFingerprint(tree) } };
 }
 

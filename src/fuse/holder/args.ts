@@ -12,6 +12,25 @@ const USAGE =
   'usage: ferry fuse-holder --socket <path> [--max-mounts <n>] [--orphan-timeout-ms <ms>] ' +
   '[--idle-exit-ms <ms>] [--log-level <level>]';
 
+export const HOLDER_HELP = `${USAGE}
+
+Keeps the /dev/fuse descriptor of every layer \`ferry daemon\` mounts and relays the kernel's requests to the
+daemon over a unix socket (mode 0600), so daemon restarts do not break running containers. \`ferry daemon\`
+starts one when none answers; under systemd, ferry-fuse.service runs it. See docs/restart.md.
+
+  --socket <path>            the socket the daemon connects to (daemon default: <runDir>/fuse-holder.sock)
+  --max-mounts <n>           mounts held at once (default 512; each holds a libuv pool thread)
+  --orphan-timeout-ms <ms>   with mounts but no daemon this long, unmount them and exit (default 600000; 0 never)
+  --idle-exit-ms <ms>        with no mounts and no daemon this long, exit (default 30000; 0 never)
+  --log-level <level>        pino level (default info)
+SIGTERM/SIGINT: unmount every held layer (lazily) and exit.
+`;
+
+/** True when the arguments ask for the help text. */
+export function wantsHelp(argv: readonly string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
+}
+
 /** Parses `fuse-holder`'s own options (argv after the subcommand); throws with the usage on anything else. */
 export function parseHolderArgs(argv: readonly string[]): HolderArgs {
   const out: HolderArgs = {

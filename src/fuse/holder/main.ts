@@ -12,7 +12,7 @@ import {
   unmountFuse,
   writeToDevice,
 } from '../raw/device.js';
-import { parseHolderArgs, type HolderArgs } from './args.js';
+import { HOLDER_HELP, parseHolderArgs, wantsHelp, type HolderArgs } from './args.js';
 import { FuseHolder } from './holder.js';
 import { listenHolder } from './server.js';
 
@@ -112,6 +112,10 @@ export async function runHolder(args: HolderArgs): Promise<void> {
 }
 
 try {
+  if (wantsHelp(process.argv.slice(3))) {
+    process.stdout.write(HOLDER_HELP);
+    process.exit(0);
+  }
   await runHolder(parseHolderArgs(process.argv.slice(3)));
 } catch (e) {
   process.stderr.write(`ferry fuse-holder: ${e instanceof Error ? e.message : String(e)}\n`);
