@@ -1,6 +1,6 @@
 // The daemon's operator surface: the metrics registry and its providers, the read observer and gRPC hook handed to
 // the Daemon, the /metrics endpoint and the status socket, and the DaemonStatus they serve.
-import type { Daemon } from '../daemon.js';
+import { holderSocketPath, type Daemon } from '../daemon.js';
 import { FerryMetrics, type LayerFetchSample } from '../metrics/ferry-metrics.js';
 import { startMetricsServer, startStatusServer, type RunningEndpoint } from '../metrics/http-endpoints.js';
 import {
@@ -151,6 +151,9 @@ export function createDaemonOps(ctx: CliContext): DaemonOps {
       },
       prefetch: await metrics.prefetchJobs(),
       ...(peerList !== undefined ? { peers: peerList } : {}),
+      ...(daemon?.lazyLayers?.keepsMounts === true
+        ? { holder: { pid: daemon.lazyLayers.holderPid, socketPath: holderSocketPath(config) } }
+        : {}),
       rssBytes: process.memoryUsage.rss(),
     };
   };

@@ -22,6 +22,11 @@ export function renderStatus(s: DaemonStatus): string {
     `ferry daemon pid ${s.pid}, up ${s.uptimeSeconds} s, rss ${formatBytes(s.rssBytes)}, ` +
       `snapshotter ${s.socketPath || '(starting)'}${s.lazy ? '' : ' (lazy mounts off)'}`,
   );
+  if (s.holder !== undefined)
+    out.push(
+      `FUSE holder ${s.holder.pid === undefined ? 'not connected' : `pid ${s.holder.pid}`} on ${s.holder.socketPath}` +
+        ' (layers stay mounted across daemon restarts)',
+    );
   out.push('', `images: ${s.images.length}`);
   if (s.images.length > 0)
     out.push(

@@ -53,14 +53,26 @@ export async function fuseMountsUnder(dir: string, signal?: AbortSignal): Promis
     .sort((a, b) => b.mountpoint.length - a.mountpoint.length);
 }
 
-/** True when the mount's server is gone. Only call for mounts not served by this process. */
-export async function isStale(mountpoint: string): Promise<boolean> {
+/**
+ * True when the mount's server is gone. Only call for mounts not served by this process. A stat that does not
+ * answer within `timeoutMs` means a live server that is slow or waiting (e.g. a FUSE holder with no daemon
+ * attached yet): not stale. The stat itself stays pending until the kernel answers it.
+ */
+export async function isStale(mountpoint: string, timeoutMs = 2_000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await stat(mountpoint);
-    return false;
+    return await Promise.race([
+      stat(mountpoint).then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+        timer.unref();
+      }),
+    ]);
   } catch (e) {
     const code = typeof e === 'object' && e !== null && 'code' in e ? e.code : undefined;
     return code === 'ENOTCONN' || code === 'ECONNABORTED' || code === 'ENXIO';
+  } finally {
+    clearTimeout(timer);
   }
 }
 

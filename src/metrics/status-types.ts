@@ -85,6 +85,8 @@ export interface DaemonStatus {
   prefetch: PrefetchSample[];
   /** Absent when p2p is off. */
   peers?: PeerSample[];
+  /** The FUSE holder keeping the lazy layers mounted across restarts; absent with `fuse.engine = "fuse-native"`. */
+  holder?: { pid: number | undefined; socketPath: string };
   rssBytes: number;
 }
 

@@ -227,6 +227,8 @@ describe('operating a daemon with an authenticated registry', () => {
     outputs.push(table.stdout);
     expect(table.stdout).toMatch(/^registry\s+1\s/m);
     expect(table.stdout).toMatch(/layers: 2/);
+    expect(after.holder?.pid).toBe(daemon.holderPid);
+    expect(table.stdout).toContain(`FUSE holder pid ${daemon.holderPid}`);
   });
 
   it('renews the registry token after it expires', async () => {
