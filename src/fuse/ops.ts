@@ -1,11 +1,11 @@
 // The fuse-native operation handlers for one read-only layer: every callback answers exactly once, reads
 // never throw (positive count or negative errno), and xattr lookups never answer ENOSYS.
 import type { FuseOps } from 'fuse-native';
-import { DeadlineError, NotFoundError } from '../errors.js';
+import { NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { LayerNode, LayerTree } from '../layer/layer-tree.js';
 import type { LayerReader } from '../layer/layer-reader.js';
-import { raceDeadline } from '../source/deadline.js';
+import { demandRead } from './demand-read.js';
 import { statOf, statfsOf, xattrNamesOf, xattrOf } from './attrs.js';
 import { EACCES, EISDIR, ENOENT, ENOTDIR, EROFS, ErrnoMapper } from './errno.js';
 
@@ -102,18 +102,16 @@ export function createLayerOps(options: LayerOpsOptions): LayerOps {
         );
         return;
       }
-      let work = reader.readFile(node, pos, len, closing.signal);
-      reader.readAhead?.onRead(fh, node, pos, len); // read-ahead hook: after the demand fetch has started
-      if (readDeadlineMs !== undefined) {
-        work = raceDeadline(
-          work,
-          readDeadlineMs,
-          () =>
-            new DeadlineError(
-              `read ${path} [${pos}, +${len}) of layer ${tree.index.layerDigest} missed its ${readDeadlineMs} ms deadline`,
-            ),
-        );
-      }
+      const work = demandRead({
+        reader,
+        node,
+        fh,
+        offset: pos,
+        length: len,
+        path,
+        readDeadlineMs,
+        signal: closing.signal,
+      });
       work.then(
         (bytes) => {
           // Copy now: fuse-native detaches `buf` after the callback, and we must not keep it.

@@ -40,6 +40,11 @@ function reply(unique: number, error = 0): Buffer {
 
 const uniqueOf = (b: Buffer): number => Number(b.readBigUInt64LE(8));
 
+/** The MOUNT message a daemon sends (only id, mountpoint and meta vary in these tests). */
+function mountMessage(id: string, mountpoint: string, meta: Record<string, string> = {}): ControlMessage {
+  return { type: 'mount', id, mountpoint, fsname: 'f', subtype: 'ferry', options: [], meta };
+}
+
 function fakeDevice() {
   const loops = new Map<number, { onRequest: (r: Buffer) => void; end: () => void }>();
   const written: Array<{ fd: number; frame: Buffer }> = [];
@@ -97,15 +102,7 @@ async function setup(maxMounts = 4) {
   const holder = new FuseHolder({ device: dev.device, log: silentLogger(), maxMounts, pid: 4242 });
   const a = fakeLink();
   const conn = holder.connect(a.link);
-  conn.message({
-    type: 'mount',
-    id: 'm1',
-    mountpoint: '/mnt/one',
-    fsname: 'f',
-    subtype: 'ferry',
-    options: [],
-    meta: { layer: 'sha256:aa' },
-  });
+  conn.message(mountMessage('m1', '/mnt/one', { layer: 'sha256:aa' }));
   await tick();
   const mounted = a.control.find((m) => m.type === 'mounted');
   if (mounted?.type !== 'mounted') throw new Error('not mounted');
@@ -208,45 +205,13 @@ describe('FuseHolder', () => {
     const { holder, a, conn } = await setup(2);
     conn.message({ type: 'attach', id: 'nope' });
     conn.message({ type: 'unmount', id: 'nope' });
-    conn.message({
-      type: 'mount',
-      id: 'm1',
-      mountpoint: '/mnt/x',
-      fsname: 'f',
-      subtype: 'ferry',
-      options: [],
-      meta: {},
-    });
-    conn.message({
-      type: 'mount',
-      id: 'bad',
-      mountpoint: '/mnt/fail',
-      fsname: 'f',
-      subtype: 'ferry',
-      options: [],
-      meta: {},
-    });
+    conn.message(mountMessage('m1', '/mnt/x'));
+    conn.message(mountMessage('bad', '/mnt/fail'));
     conn.message({ type: 'hello', pid: 1, version: 1, mounts: [] });
     await tick();
-    conn.message({
-      type: 'mount',
-      id: 'm2',
-      mountpoint: '/mnt/two',
-      fsname: 'f',
-      subtype: 'ferry',
-      options: [],
-      meta: {},
-    });
+    conn.message(mountMessage('m2', '/mnt/two'));
     await tick();
-    conn.message({
-      type: 'mount',
-      id: 'm3',
-      mountpoint: '/mnt/three',
-      fsname: 'f',
-      subtype: 'ferry',
-      options: [],
-      meta: {},
-    });
+    conn.message(mountMessage('m3', '/mnt/three'));
     await tick();
     const answers = a.control
       .slice(2)
@@ -265,15 +230,7 @@ describe('FuseHolder', () => {
 
   it('UNMOUNT unmounts lazily, aborts the connection and stops tracking; a vanished connection is reported', async () => {
     const { dev, holder, a, conn, fd } = await setup();
-    conn.message({
-      type: 'mount',
-      id: 'm2',
-      mountpoint: '/mnt/two',
-      fsname: 'f',
-      subtype: 'ferry',
-      options: [],
-      meta: {},
-    });
+    conn.message(mountMessage('m2', '/mnt/two'));
     await tick();
     dev.kernel(fd, request(READ, 1));
     conn.message({ type: 'unmount', id: 'm1' });

@@ -2,11 +2,11 @@
 // by design (node ids are LayerTree inodes, file handles only key read-ahead), so a successor process built
 // from the same index answers whatever its predecessor's kernel connection sends next.
 import { randomInt } from 'node:crypto';
-import { AbortedError, DeadlineError, NotFoundError } from '../../errors.js';
+import { AbortedError, NotFoundError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { LayerNode, LayerTree } from '../../layer/layer-tree.js';
 import type { LayerReader } from '../../layer/layer-reader.js';
-import { raceDeadline } from '../../source/deadline.js';
+import { demandRead } from '../demand-read.js';
 import { EACCES, EINVAL, EIO, EISDIR, ENOSYS, EPROTO, EROFS, ErrnoMapper } from '../errno.js';
 import { initReply } from './negotiate.js';
 import {
@@ -101,18 +101,16 @@ export function createRawLayerServer(o: RawLayerServerOptions): RawLayerServer {
     if (node.type === 'dir') return fail(h, EISDIR);
     const len = Math.min(r.size, MAX_READ_BYTES);
     if (!handles.has(r.fh)) handles.add(r.fh); // opened by a predecessor: read-ahead registers it lazily
-    let work = reader.readFile(node, r.offset, len, closing.signal);
-    reader.readAhead?.onRead(r.fh, node, r.offset, len); // read-ahead hook: after the demand fetch started
-    if (readDeadlineMs !== undefined) {
-      work = raceDeadline(
-        work,
-        readDeadlineMs,
-        () =>
-          new DeadlineError(
-            `read ${pathOf(node)} [${r.offset}, +${len}) of layer ${layer} missed its ${readDeadlineMs} ms deadline`,
-          ),
-      );
-    }
+    const work = demandRead({
+      reader,
+      node,
+      fh: r.fh,
+      offset: r.offset,
+      length: len,
+      path: pathOf(node),
+      readDeadlineMs,
+      signal: closing.signal,
+    });
     try {
       const bytes = await Promise.race([work, closed]);
       return ok(h, bytes.length > len ? bytes.subarray(0, len) : bytes);
