@@ -24,11 +24,19 @@ const ORDER = [
   'decode',
   'stat-tree',
   'seq-read',
+  'fuse-engines',
   'mount-vs-pull',
   'prefetch',
 ];
 /** Ours take --quick/--no-cache; other benchmarks (decode, prefetch, …) run with their own defaults. */
-const TAKES_FLAGS = new Set(['index-throughput', 'random-reads', 'stat-tree', 'seq-read', 'mount-vs-pull']);
+const TAKES_FLAGS = new Set([
+  'index-throughput',
+  'random-reads',
+  'stat-tree',
+  'seq-read',
+  'fuse-engines',
+  'mount-vs-pull',
+]);
 
 function discover(): string[] {
   const found = readdirSync(import.meta.dirname)

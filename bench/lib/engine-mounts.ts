@@ -11,6 +11,7 @@ import {
   closeDevice,
   mountFuseDevice,
   readRequests,
+  setReadAhead,
   unmountFuse,
   writeToDevice,
 } from '../../src/fuse/raw/device.js';
@@ -70,6 +71,7 @@ async function mountRaw(o: EngineMountOptions): Promise<EngineMount> {
       if (reply !== undefined) writeToDevice(fd, reply);
     });
   });
+  await setReadAhead(o.mountpoint, MAX_READ_BYTES); // as mountHeldLayer does for the daemon
   return {
     mountpoint: o.mountpoint,
     failures: () => server.errors.failures,

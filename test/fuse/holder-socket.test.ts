@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HolderClient } from '../../src/fuse/holder/client.js';
 import { FuseHolder, type HolderDevice } from '../../src/fuse/holder/holder.js';
 import { listenHolder, type HolderServer } from '../../src/fuse/holder/server.js';
+import { replyBytes } from '../../src/fuse/raw/protocol.js';
 import { silentLogger } from '../../src/log.js';
 
 const log = silentLogger();
@@ -36,7 +37,7 @@ function fakeKernel() {
     mount: () => Promise.resolve(3),
     readRequests: (_fd, cb) => ((onRequest = cb), new Promise<void>(() => undefined)),
     write: (_fd, frame) => {
-      written.push(frame);
+      written.push(replyBytes(frame));
       waiters.splice(0).forEach((w) => w());
       return true;
     },
@@ -112,7 +113,7 @@ describe('holder socket + HolderClient', () => {
     const device: HolderDevice = {
       ...fakeKernel().device,
       readRequests: (_fd, cb) => (cb(request(26, 1)), new Promise<void>(() => undefined)),
-      write: (_fd, frame) => (written.push(frame), true),
+      write: (_fd, frame) => (written.push(replyBytes(frame)), true),
     };
     server = await listenHolder({ socketPath, holder: new FuseHolder({ device, log, maxMounts: 1 }), log });
     const c = await HolderClient.connect({ socketPath, log });

@@ -1,7 +1,7 @@
 // Test driver for the raw FUSE server: builds request frames as the kernel would and decodes the replies
 // (entry/attr outs, dirent pages), so unit tests speak the protocol without a mount.
 import type { RawLayerServer } from '../../src/fuse/raw/layer-server.js';
-import { Opcode, encodeInHeader } from '../../src/fuse/raw/protocol.js';
+import { Opcode, encodeInHeader, replyBytes } from '../../src/fuse/raw/protocol.js';
 
 export interface Attr {
   ino: number;
@@ -88,8 +88,9 @@ export class RawClient {
       { opcode, nodeid, unique, uid: 0, gid: 0, pid: 1, totalExtlen: 0 },
       body.length,
     );
-    const reply = await this.server.handle(Buffer.concat([head, body]));
-    if (reply === undefined) throw new Error(`no reply to opcode ${opcode}`);
+    const answer = await this.server.handle(Buffer.concat([head, body]));
+    if (answer === undefined) throw new Error(`no reply to opcode ${opcode}`);
+    const reply = replyBytes(answer);
     if (reply.readUInt32LE(0) !== reply.length || reply.readBigUInt64LE(8) !== unique)
       throw new Error(`bad reply header for opcode ${opcode}`);
     return { error: reply.readInt32LE(4), body: reply.subarray(16) };

@@ -12,6 +12,7 @@ import {
 import type { Logger } from '../../log.js';
 import { ClientSession as Session, type HolderSession } from './session.js';
 import { openHolderConnection, type Hello } from './handshake.js';
+import { replyLength } from '../raw/protocol.js';
 import { encodeControl, encodeData, encodeDataHeader, type ControlMessage, type Frame } from './wire.js';
 
 export type { FuseRequestHandler, HolderSession } from './session.js';
@@ -160,11 +161,12 @@ export class HolderClient {
     this.handles.set(id, handle);
     const s = new Session(id, mountpoint, this.log, (reply) => {
       if (this.ended || this.sessions.get(handle) !== s) return;
-      if (reply.length < 16 * 1024) return void this.sock.write(encodeData('reply', handle, reply));
-      // A READ reply: header and body in one writev, without copying the body.
+      if (Buffer.isBuffer(reply) && reply.length < 16 * 1024)
+        return void this.sock.write(encodeData('reply', handle, reply));
+      // A READ reply: frame header and reply pieces in one writev, without copying the data.
       this.sock.cork();
-      this.sock.write(encodeDataHeader('reply', handle, reply.length));
-      this.sock.write(reply);
+      this.sock.write(encodeDataHeader('reply', handle, replyLength(reply)));
+      for (const piece of Buffer.isBuffer(reply) ? [reply] : reply) this.sock.write(piece);
       this.sock.uncork();
     });
     this.sessions.set(handle, s);

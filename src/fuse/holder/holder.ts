@@ -2,6 +2,7 @@
 // daemon connection serves them, and every kernel request forwarded but not yet answered, so none is ever lost.
 import type { Logger } from '../../log.js';
 import type { FuseMountOptions } from '../raw/device.js';
+import { replyHead, replyLength, type FuseReply } from '../raw/protocol.js';
 import type { ControlMessage, HelloMount } from './wire.js';
 import { WIRE_VERSION } from './wire.js';
 
@@ -9,7 +10,7 @@ import { WIRE_VERSION } from './wire.js';
 export interface HolderDevice {
   mount(o: FuseMountOptions): Promise<number>;
   readRequests(fd: number, onRequest: (req: Buffer) => void): Promise<void>;
-  write(fd: number, frame: Buffer): boolean;
+  write(fd: number, frame: FuseReply): boolean;
   unmount(mountpoint: string): Promise<void>;
   /** The fusectl connection number of a mount (to abort it after a lazy unmount left it busy). */
   connectionOf(mountpoint: string): Promise<number | undefined>;
@@ -27,7 +28,7 @@ export interface DaemonLink {
 /** What the transport feeds in for one connection. */
 export interface HolderConnection {
   message(m: ControlMessage): void;
-  reply(handle: number, data: Buffer): void;
+  reply(handle: number, data: FuseReply): void;
   closed(): void;
 }
 
@@ -280,19 +281,23 @@ export class FuseHolder {
     this.changed();
   }
 
-  private onReply(conn: Conn, handle: number, data: Buffer): void {
+  private onReply(conn: Conn, handle: number, data: FuseReply): void {
     const held = this.byHandle.get(handle);
+    const head = replyHead(data);
     if (
       held === undefined ||
       held.owner !== conn ||
       conn !== this.current ||
       held.fd < 0 ||
-      data.length < 16
+      head === undefined
     ) {
-      this.o.log.debug({ handle, bytes: data.length }, 'reply dropped: mount not held by this connection');
+      this.o.log.debug(
+        { handle, bytes: replyLength(data) },
+        'reply dropped: mount not held by this connection',
+      );
       return;
     }
-    const unique = data.readBigUInt64LE(8);
+    const unique = head.readBigUInt64LE(8);
     // unique 0 is a notification (cache invalidation...), which answers nothing.
     if (unique !== 0n && !held.pending.delete(unique)) {
       this.o.log.debug({ id: held.id, unique: String(unique) }, 'reply dropped: request not pending');

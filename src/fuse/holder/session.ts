@@ -1,9 +1,10 @@
 // One mount as the daemon serves it through the holder: buffers requests until serve() is called, runs each
 // through the handler, and sends the reply (a handler failure becomes EIO so no reader waits forever).
 import type { Logger } from '../../log.js';
+import type { FuseReply } from '../raw/protocol.js';
 
 export interface FuseRequestHandler {
-  handle(request: Buffer): Promise<Buffer | undefined>;
+  handle(request: Buffer): Promise<FuseReply | undefined>;
 }
 
 export interface HolderSession {
@@ -34,7 +35,7 @@ export class ClientSession implements HolderSession {
     readonly id: string,
     readonly mountpoint: string,
     private readonly log: Logger,
-    private readonly sendReply: (reply: Buffer) => void,
+    private readonly sendReply: (reply: FuseReply) => void,
   ) {}
 
   serve(handler: FuseRequestHandler): void {
@@ -59,7 +60,7 @@ export class ClientSession implements HolderSession {
   }
 
   private run(handler: FuseRequestHandler, request: Buffer): void {
-    let pending: Promise<Buffer | undefined>;
+    let pending: Promise<FuseReply | undefined>;
     try {
       pending = handler.handle(request);
     } catch (e) {

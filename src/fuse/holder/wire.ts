@@ -1,6 +1,7 @@
 // Framing between the FUSE holder and the daemon over a stream socket: [u32 length][u8 kind][payload]; control
 // messages are JSON, kernel requests and replies travel as raw bytes behind a u32 mount handle.
 import { FormatError } from '../../errors.js';
+import type { FuseReply } from '../raw/protocol.js';
 
 /** Bumped on any incompatible change; both sides refuse a peer with another version. */
 export const WIRE_VERSION = 1;
@@ -41,7 +42,10 @@ export type ControlMessage =
   | { type: 'error'; id?: string; message: string };
 
 export type Frame =
-  { kind: 'control'; message: ControlMessage } | { kind: 'request' | 'reply'; handle: number; data: Buffer };
+  | { kind: 'control'; message: ControlMessage }
+  | { kind: 'request'; handle: number; data: Buffer }
+  /** A reply keeps the pieces it arrived in: the holder writes them to /dev/fuse with one writev, uncopied. */
+  | { kind: 'reply'; handle: number; data: FuseReply };
 
 export function encodeControl(message: ControlMessage): Buffer {
   const body = Buffer.from(JSON.stringify(message), 'utf8');
@@ -140,8 +144,8 @@ export function parseControl(v: unknown): ControlMessage {
 }
 
 /**
- * Splits a byte stream into frames. Chunks are kept as a list and joined once per frame, so a 1 MiB reply
- * arriving in 64 KiB pieces costs one copy. A malformed frame throws FormatError; the stream is then
+ * Splits a byte stream into frames. Chunks are kept as a list: a reply frame is handed on as the slices it
+ * arrived in (no copy), other frames are joined once. A malformed frame throws FormatError; the stream is then
  * unusable (the caller closes the connection).
  */
 export class FrameDecoder {
@@ -161,8 +165,7 @@ export class FrameDecoder {
         if (length < 1 || length > MAX_FRAME_BYTES)
           throw new FormatError(`holder wire: frame length ${length} outside 1..${MAX_FRAME_BYTES}`);
         if (this.buffered < 4 + length) break;
-        const raw = this.take(4 + length);
-        frames.push(decodeFrame(raw.subarray(4)));
+        frames.push(decodeFrame(this.take(4 + length), 4 + length));
       }
     } catch (e) {
       this.failed = true;
@@ -178,25 +181,53 @@ export class FrameDecoder {
     return Buffer.concat(this.chunks, 4).readUInt32LE(0);
   }
 
-  private take(n: number): Buffer {
-    const first = this.chunks[0]!;
-    let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      const all = Buffer.concat(this.chunks, this.buffered);
-      out = all.subarray(0, n);
-      this.chunks = all.length > n ? [all.subarray(n)] : [];
+  /** The next `n` bytes as the slices of the chunks they lie in (nothing copied). */
+  private take(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const first = this.chunks[0]!;
+      if (first.length <= left) {
+        out.push(first);
+        this.chunks.shift();
+        left -= first.length;
+      } else {
+        out.push(first.subarray(0, left));
+        this.chunks[0] = first.subarray(left);
+        left = 0;
+      }
     }
     this.buffered -= n;
     return out;
   }
 }
 
-function decodeFrame(body: Buffer): Frame {
-  const kind = body[0];
+/** `parts` minus its first `skip` bytes, as slices. */
+function dropPrefix(parts: readonly Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  let left = skip;
+  for (const p of parts) {
+    if (left >= p.length) {
+      left -= p.length;
+      continue;
+    }
+    out.push(left > 0 ? p.subarray(left) : p);
+    left = 0;
+  }
+  return out;
+}
+
+/** A frame from its pieces (length prefix included). */
+function decodeFrame(parts: readonly Buffer[], n: number): Frame {
+  const kind =
+    n > 4 ? (parts[0]!.length > 4 ? parts[0]![4] : Buffer.concat(parts as Buffer[], 5)[4]) : undefined;
+  if (kind === KIND_REPLY && parts.length > 1) {
+    if (n < 9) throw new FormatError(`holder wire: data frame of ${n - 4} bytes has no handle`);
+    const handle = Buffer.concat(parts as Buffer[], 9).readUInt32LE(5);
+    const pieces = dropPrefix(parts, 9);
+    return { kind: 'reply', handle, data: pieces.length === 1 ? pieces[0]! : pieces };
+  }
+  const body = (parts.length === 1 ? parts[0]! : Buffer.concat(parts as Buffer[], n)).subarray(4);
   if (kind === KIND_CONTROL) {
     let parsed: unknown;
     try {

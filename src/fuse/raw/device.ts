@@ -1,11 +1,11 @@
 // The raw /dev/fuse descriptor: opening and mounting it with mount(8) `-o fd=3` (no fusermount, no native code),
 // the blocking request read loop, reply writes, lazy unmount and connection abort through fusectl.
 import { spawn } from 'node:child_process';
-import { close, open, read, writeSync } from 'node:fs';
+import { close, open, read, writeSync, writevSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AbortedError, UnavailableError } from '../../errors.js';
-import { REQUEST_BUFFER_BYTES } from './protocol.js';
+import { REQUEST_BUFFER_BYTES, type FuseReply } from './protocol.js';
 
 export interface FuseMountOptions {
   mountpoint: string;
@@ -125,9 +125,11 @@ export function readRequests(fd: number, onRequest: (req: Buffer) => void): Prom
  * reply into the waiting request and returns), and the libuv pool threads are all taken by the blocking reads,
  * so an async fs.write could queue behind them forever.
  */
-export function writeToDevice(fd: number, frame: Buffer): boolean {
+export function writeToDevice(fd: number, frame: FuseReply): boolean {
   try {
-    writeSync(fd, frame);
+    // One write(2) per reply: the kernel takes a reply whole (writev gathers the pieces without a copy).
+    if (Buffer.isBuffer(frame)) writeSync(fd, frame);
+    else writevSync(fd, frame as Buffer[]);
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -184,6 +186,23 @@ export async function fuseConnectionOf(
 export async function abortFuseConnection(connection: number): Promise<boolean> {
   try {
     await writeFile(`/sys/fs/fuse/connections/${connection}/abort`, '1');
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+/**
+ * Sets the kernel read-ahead of the FUSE mount at `mountpoint` (its bdi, /sys/class/bdi/0:<n>/read_ahead_kb;
+ * 128 KiB by default). Larger read-ahead means fewer, larger READs of sequentially read files: each READ is a
+ * round trip through the holder. false when the mount or its bdi is gone.
+ */
+export async function setReadAhead(mountpoint: string, bytes: number): Promise<boolean> {
+  const connection = await fuseConnectionOf(mountpoint);
+  if (connection === undefined) return false;
+  try {
+    await writeFile(`/sys/class/bdi/0:${connection}/read_ahead_kb`, String(Math.floor(bytes / 1024)));
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;

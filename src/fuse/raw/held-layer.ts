@@ -7,6 +7,7 @@ import type { LayerReader } from '../../layer/layer-reader.js';
 import type { LayerTree } from '../../layer/layer-tree.js';
 import type { HeldMount, HolderClient, HolderSession } from '../holder/client.js';
 import { createRawLayerServer, type RawLayerServer } from './layer-server.js';
+import { setReadAhead } from './device.js';
 import { MAX_READ_BYTES } from './protocol.js';
 
 export interface HeldLayerOptions {
@@ -143,6 +144,10 @@ export async function mountHeldLayer(o: HeldLayerOptions, signal?: AbortSignal):
     server.close();
     throw e;
   }
+  const readAhead = o.maxReadaheadBytes ?? MAX_READ_BYTES;
+  await setReadAhead(o.mountpoint, readAhead).catch((e: unknown) =>
+    o.log.warn({ mountpoint: o.mountpoint, err: String(e) }, 'kernel read-ahead not raised; 128 KiB READs'),
+  );
   o.log.info({ mountpoint: o.mountpoint, layer: o.tree.index.layerDigest }, 'layer mounted');
   return serve(o, session, server);
 }

@@ -19,7 +19,9 @@ import {
   decodeReadIn,
   decodeReleaseIn,
   encodeReply,
+  encodeReplyParts,
   requestBody,
+  type FuseReply,
   type InHeader,
   type InitIn,
 } from './protocol.js';
@@ -42,7 +44,7 @@ export interface RawLayerServerOptions {
 export interface RawLayerServer {
   /** Answers one request (one whole /dev/fuse read). Resolves with the reply bytes to write, or undefined
    *  for requests that take no reply (FORGET, BATCH_FORGET, INTERRUPT). Never rejects. */
-  handle(request: Buffer): Promise<Buffer | undefined>;
+  handle(request: Buffer): Promise<FuseReply | undefined>;
   /** Takeover: a predecessor already answered INIT; `initRequest` is the INIT request the kernel sent then
    *  (undefined if unknown), so the server knows the kernel's minor version and flags without answering. */
   adopt(initRequest: Buffer | undefined): void;
@@ -60,7 +62,7 @@ const O_CREAT = 0o100;
 const O_TRUNC = 0o1000;
 const O_APPEND = 0o2000;
 
-type Reply = Buffer | undefined;
+type Reply = FuseReply | undefined;
 
 export function createRawLayerServer(o: RawLayerServerOptions): RawLayerServer {
   const { tree, reader, log, readDeadlineMs } = o;
@@ -90,7 +92,7 @@ export function createRawLayerServer(o: RawLayerServerOptions): RawLayerServer {
   const ok = (h: InHeader, body?: Buffer): Buffer => encodeReply(h.unique, 0, body);
   const fail = (h: InHeader, errno: number): Buffer => encodeReply(h.unique, errno);
 
-  async function read(h: InHeader, body: Buffer): Promise<Buffer> {
+  async function read(h: InHeader, body: Buffer): Promise<FuseReply> {
     const r = decodeReadIn(body);
     if (r === undefined) return fail(h, EINVAL);
     const node = tree.node(h.nodeid);
@@ -113,7 +115,7 @@ export function createRawLayerServer(o: RawLayerServerOptions): RawLayerServer {
     });
     try {
       const bytes = await Promise.race([work, closed]);
-      return ok(h, bytes.length > len ? bytes.subarray(0, len) : bytes);
+      return encodeReplyParts(h.unique, 0, bytes.length > len ? bytes.subarray(0, len) : bytes);
     } catch (e) {
       if (closing.signal.aborted) return fail(h, EIO);
       return fail(h, errors.fail(e, 'read', pathOf(node)));

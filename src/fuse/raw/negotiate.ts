@@ -48,7 +48,9 @@ export function initReply(init: InitIn, maxReadaheadBytes = DEFAULT_MAX_READAHEA
   return encodeInitOut({
     major: FUSE_KERNEL_VERSION,
     minor: FUSE_KERNEL_MINOR_VERSION,
-    maxReadaheadBytes: Math.min(init.maxReadahead, maxReadaheadBytes),
+    // Not capped by the kernel's offer (its bdi default, 128 KiB): the kernel takes the smaller of its current
+    // bdi setting and this, so answering ours lets setReadAhead() raise the bdi before or after INIT.
+    maxReadaheadBytes,
     flags: (WANTED & init.flags) >>> 0,
     maxBackground: 64,
     congestionThreshold: 48,

@@ -221,6 +221,46 @@ export function encodeReply(unique: bigint, error: number, body?: Buffer): Buffe
   return out;
 }
 
+/**
+ * A reply as the kernel takes it in one write(2): one buffer, or pieces (header, body) written with writev so a
+ * READ's data is never copied into a fresh header+body buffer (that copy halved 1 MiB read throughput).
+ */
+export type FuseReply = Buffer | readonly Buffer[];
+
+/** Bodies at least this long are sent as a separate piece rather than copied behind the header. */
+const SEPARATE_BODY_BYTES = 4096;
+
+/** Like encodeReply, but a large body travels as its own piece. */
+export function encodeReplyParts(unique: bigint, error: number, body: Buffer): FuseReply {
+  if (body.length < SEPARATE_BODY_BYTES) return encodeReply(unique, error, body);
+  const h = Buffer.allocUnsafe(OUT_HEADER_BYTES);
+  h.writeUInt32LE(OUT_HEADER_BYTES + body.length, 0);
+  h.writeInt32LE(error, 4);
+  h.writeBigUInt64LE(unique, 8);
+  return [h, body];
+}
+
+export function replyLength(r: FuseReply): number {
+  if (Buffer.isBuffer(r)) return r.length;
+  let n = 0;
+  for (const p of r) n += p.length;
+  return n;
+}
+
+/** The reply as one buffer (a copy when it is in pieces): for tests and logs, never on the read path. */
+export function replyBytes(r: FuseReply): Buffer {
+  return Buffer.isBuffer(r) ? r : Buffer.concat(r as Buffer[]);
+}
+
+/** The first `n` bytes of a reply as one buffer (copied only when they straddle pieces); undefined if shorter. */
+export function replyHead(r: FuseReply, n = OUT_HEADER_BYTES): Buffer | undefined {
+  if (Buffer.isBuffer(r)) return r.length >= n ? r.subarray(0, n) : undefined;
+  const first = r[0];
+  if (first !== undefined && first.length >= n) return first.subarray(0, n);
+  const head = Buffer.concat(r as Buffer[], Math.min(n, replyLength(r)));
+  return head.length >= n ? head : undefined;
+}
+
 /** FUSE_NOTIFY_RESEND: asks the kernel to queue again every request read but not yet answered. */
 export function encodeNotifyResend(): Buffer {
   const out = Buffer.alloc(OUT_HEADER_BYTES);
