@@ -219,15 +219,14 @@ function dropPrefix(parts: readonly Buffer[], skip: number): Buffer[] {
 
 /** A frame from its pieces (length prefix included). */
 function decodeFrame(parts: readonly Buffer[], n: number): Frame {
-  const kind =
-    n > 4 ? (parts[0]!.length > 4 ? parts[0]![4] : Buffer.concat(parts as Buffer[], 5)[4]) : undefined;
+  const kind = n > 4 ? (parts[0]!.length > 4 ? parts[0]![4] : Buffer.concat(parts, 5)[4]) : undefined;
   if (kind === KIND_REPLY && parts.length > 1) {
     if (n < 9) throw new FormatError(`holder wire: data frame of ${n - 4} bytes has no handle`);
-    const handle = Buffer.concat(parts as Buffer[], 9).readUInt32LE(5);
+    const handle = Buffer.concat(parts, 9).readUInt32LE(5);
     const pieces = dropPrefix(parts, 9);
     return { kind: 'reply', handle, data: pieces.length === 1 ? pieces[0]! : pieces };
   }
-  const body = (parts.length === 1 ? parts[0]! : Buffer.concat(parts as Buffer[], n)).subarray(4);
+  const body = (parts.length === 1 ? parts[0]! : Buffer.concat(parts, n)).subarray(4);
   if (kind === KIND_CONTROL) {
     let parsed: unknown;
     try {

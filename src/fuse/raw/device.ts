@@ -129,7 +129,7 @@ export function writeToDevice(fd: number, frame: FuseReply): boolean {
   try {
     // One write(2) per reply: the kernel takes a reply whole (writev gathers the pieces without a copy).
     if (Buffer.isBuffer(frame)) writeSync(fd, frame);
-    else writevSync(fd, frame as Buffer[]);
+    else writevSync(fd, frame);
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;

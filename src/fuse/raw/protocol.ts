@@ -249,7 +249,7 @@ export function replyLength(r: FuseReply): number {
 
 /** The reply as one buffer (a copy when it is in pieces): for tests and logs, never on the read path. */
 export function replyBytes(r: FuseReply): Buffer {
-  return Buffer.isBuffer(r) ? r : Buffer.concat(r as Buffer[]);
+  return Buffer.isBuffer(r) ? r : Buffer.concat(r);
 }
 
 /** The first `n` bytes of a reply as one buffer (copied only when they straddle pieces); undefined if shorter. */
@@ -257,7 +257,7 @@ export function replyHead(r: FuseReply, n = OUT_HEADER_BYTES): Buffer | undefine
   if (Buffer.isBuffer(r)) return r.length >= n ? r.subarray(0, n) : undefined;
   const first = r[0];
   if (first !== undefined && first.length >= n) return first.subarray(0, n);
-  const head = Buffer.concat(r as Buffer[], Math.min(n, replyLength(r)));
+  const head = Buffer.concat(r, Math.min(n, replyLength(r)));
   return head.length >= n ? head : undefined;
 }
 
