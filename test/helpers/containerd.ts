@@ -176,8 +176,9 @@ export async function startFerryDaemon(
   configPath: string,
   paths: { socketPath: string; root: string },
   timeoutMs = 30_000,
+  extraArgs: readonly string[] = [],
 ): Promise<RunningFerryDaemon> {
-  const child = spawn(process.execPath, [ferryBin, 'daemon', '--config', configPath], {
+  const child = spawn(process.execPath, [ferryBin, 'daemon', '--config', configPath, ...extraArgs], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
