@@ -225,7 +225,7 @@ function report(figures: Map<EngineName, EngineFigures>, notes: string[]): void 
 }
 
 // Each raw mount parks a libuv pool thread in a blocking /dev/fuse read, and libuv sizes its pool before any of
-// this code runs: without UV_THREADPOOL_SIZE in the environment, run again with it (as bin/ferry.js does).
+// this code runs (tsx loads it as ESM): without UV_THREADPOOL_SIZE in the environment, run again with it.
 if (process.env['UV_THREADPOOL_SIZE'] === undefined) {
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',

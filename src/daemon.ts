@@ -131,7 +131,7 @@ export class Daemon {
           entryTimeoutSec: config.fuse.entryTimeoutS,
           negativeTimeoutSec: config.fuse.negativeTimeoutS,
           holder:
-            config.fuse.engine === 'holder'
+            config.fuse.engine === 'raw'
               ? holderLink(config, log, parts.spawnHolder ?? config.fuse.spawnHolder)
               : undefined,
           peers: parts.peers,

@@ -117,6 +117,8 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
         readDeadlineMs: config.fuse.readDeadlineMs,
         attrTimeoutSec: config.fuse.attrTimeoutS,
         entryTimeoutSec: config.fuse.entryTimeoutS,
+        negativeTimeoutSec: config.fuse.negativeTimeoutS,
+        engine: config.fuse.engine,
         onChunkRead: prefetch.onChunkRead, // prefetch wiring
         readAhead: config.readAhead,
       });

@@ -90,11 +90,13 @@ export const configSchema = z.strictObject({
       /** Cached "no such name" answers (overlay looks up many names lower layers lack). */
       negativeTimeoutS: z.number().positive().default(3600),
       /**
-       * How `ferry daemon` serves lazy layers. `holder`: a long-lived `ferry fuse-holder` process keeps every
-       * /dev/fuse descriptor and replays unanswered requests, so daemon restarts (kill -9 included) do not
-       * break running containers. `fuse-native`: the daemon mounts itself (libfuse 2); a restart breaks them.
+       * The FUSE server of lazy layers. `raw`: Ferry's own (src/fuse/raw/: 1 MiB reads, READDIRPLUS); `ferry
+       * daemon` serves it through a long-lived `ferry fuse-holder` that keeps every /dev/fuse descriptor and
+       * replays unanswered requests, so daemon restarts (kill -9 included) do not break running containers;
+       * `ferry mount` serves it in-process. `fuse-native`: libfuse 2 through fuse-native, in the mounting
+       * process (a daemon restart breaks running containers' layers).
        */
-      engine: z.enum(['holder', 'fuse-native']).default('holder'),
+      engine: z.enum(['raw', 'fuse-native']).default('raw'),
       /** The holder's socket (mode 0600). Defaults to `<runDir>/fuse-holder.sock`. */
       holderSocket: z.string().min(1).optional(),
       /** Start a holder when none answers (off when systemd's ferry-fuse.service provides it). */

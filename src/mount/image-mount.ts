@@ -6,7 +6,8 @@ import type { Logger } from '../log.js';
 import type { ChunkSource } from '../source/chunk-source.js';
 import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
-import { mountLayer, type MountedLayer } from '../fuse/mount.js';
+import { mountLayer } from '../fuse/mount.js';
+import { mountDirectLayer } from '../fuse/raw/direct-layer.js';
 import { mountReadOnlyOverlay, unmount } from './system-mount.js';
 // read-ahead options (src/layer/read-ahead*.ts)
 import { ReadAheadBudget } from '../layer/read-ahead-budget.js';
@@ -29,20 +30,29 @@ export interface ImageMountOptions {
   readDeadlineMs: number;
   attrTimeoutSec: number;
   entryTimeoutSec: number;
+  negativeTimeoutSec?: number;
+  /** The FUSE server (config `fuse.engine`): Ferry's raw server in this process (default) or fuse-native. */
+  engine?: 'raw' | 'fuse-native';
   onChunkRead?: ChunkReadHook;
   /** Sequential read-ahead (config `[readAhead]`); defaults to on with the default settings. */
   readAhead?: ImageReadAheadOptions;
 }
 
+/** One mounted layer of an image, whichever FUSE server serves it. */
+export interface ImageLayerMount {
+  readonly mountpoint: string;
+  unmount(): Promise<void>;
+}
+
 export interface MountedImage {
   readonly target: string;
-  readonly layers: readonly MountedLayer[];
+  readonly layers: readonly ImageLayerMount[];
   readonly readers: readonly LayerReader[];
   unmount(): Promise<void>;
 }
 
 export async function mountImage(o: ImageMountOptions): Promise<MountedImage> {
-  const layers: MountedLayer[] = [];
+  const layers: ImageLayerMount[] = [];
   const readers: LayerReader[] = [];
   const cleanup = async (): Promise<void> => {
     await unmount(o.target).catch(() => unmount(o.target, { lazy: true }));
@@ -63,17 +73,17 @@ export async function mountImage(o: ImageMountOptions): Promise<MountedImage> {
         ...(readAhead !== undefined ? { readAhead } : {}),
       });
       readers.push(reader);
-      layers.push(
-        await mountLayer({
-          mountpoint: join(o.workDir, String(i)),
-          tree: LayerTree.fromIndex(index),
-          reader,
-          log: o.log,
-          readDeadlineMs: o.readDeadlineMs,
-          attrTimeoutSec: o.attrTimeoutSec,
-          entryTimeoutSec: o.entryTimeoutSec,
-        }),
-      );
+      const layer = {
+        mountpoint: join(o.workDir, String(i)),
+        tree: LayerTree.fromIndex(index),
+        reader,
+        log: o.log,
+        readDeadlineMs: o.readDeadlineMs,
+        attrTimeoutSec: o.attrTimeoutSec,
+        entryTimeoutSec: o.entryTimeoutSec,
+        negativeTimeoutSec: o.negativeTimeoutSec ?? 60,
+      };
+      layers.push(o.engine === 'fuse-native' ? await mountLayer(layer) : await mountDirectLayer(layer));
     }
     const lowers = layers.map((l) => l.mountpoint).reverse();
     if (lowers.length < 2) {

@@ -25,7 +25,7 @@ const mounts: string[] = [];
 const holders: ChildProcess[] = [];
 
 afterEach(async () => {
-  // SIGTERM first: a holder started through bin/ferry.js's re-exec wrapper must pass it on to the real holder.
+  // SIGTERM first: the holder unmounts what it holds.
   for (const c of holders.splice(0)) {
     if (c.exitCode !== null || c.signalCode !== null) continue;
     c.kill('SIGTERM');
@@ -115,7 +115,7 @@ describe('ferry fuse-holder', () => {
     let d = await startDaemon(h);
     expect(d.mode).toBe('fresh');
     const holderPid = d.holderPid;
-    expect(holderPid).toBe(h.proc.pid); // no re-exec when the pool size is already in the environment
+    expect(holderPid).toBe(h.proc.pid); // bin/ferry.js runs the holder in its own process, no wrapper
     const reader = run(process.execPath, [READER, join(h.mnt, 'data'), '9000'], { timeout: 60_000 });
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setTimeout(r, 1000));

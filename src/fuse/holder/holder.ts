@@ -3,6 +3,7 @@
 import type { Logger } from '../../log.js';
 import type { FuseMountOptions } from '../raw/device.js';
 import { replyHead, replyLength, type FuseReply } from '../raw/protocol.js';
+import { RequestLedger } from './request-ledger.js';
 import type { ControlMessage, HelloMount } from './wire.js';
 import { WIRE_VERSION } from './wire.js';
 
@@ -40,15 +41,7 @@ export interface FuseHolderOptions {
   pid?: number;
 }
 
-const OP_FORGET = 2;
-const OP_INIT = 26;
-const OP_INTERRUPT = 36;
-const OP_BATCH_FORGET = 42;
 const EIO = 5;
-
-/** The kernel expects no reply to these: never pending, dropped instead of queued. */
-const noReply = (opcode: number): boolean =>
-  opcode === OP_FORGET || opcode === OP_BATCH_FORGET || opcode === OP_INTERRUPT;
 
 interface Conn {
   readonly link: DaemonLink;
@@ -62,12 +55,8 @@ interface HeldMount {
   meta: Record<string, string>;
   fd: number; // -1 while mount(8) runs
   connection: number | undefined;
-  init?: Buffer;
   owner: Conn | undefined;
-  /** Arrived while no daemon was attached, in arrival order. */
-  queue: Buffer[];
-  /** unique → request forwarded and not yet answered (Map keeps arrival order for replays). */
-  pending: Map<bigint, Buffer>;
+  requests: RequestLedger;
 }
 
 export class FuseHolder {
@@ -99,7 +88,7 @@ export class FuseHolder {
   /** For tests and logs: requests of a mount waiting for a daemon / forwarded and unanswered. */
   counts(id: string): { queued: number; pending: number } | undefined {
     const m = this.mounts.get(id);
-    return m && { queued: m.queue.length, pending: m.pending.size };
+    return m && { queued: m.requests.queued, pending: m.requests.unanswered };
   }
 
   /** A new daemon connection; the previous one is closed and its mounts wait for an ATTACH. */
@@ -142,7 +131,7 @@ export class FuseHolder {
         mountpoint: m.mountpoint,
         handle: m.handle,
         meta: m.meta,
-        init: m.init === undefined ? null : m.init.toString('base64'),
+        init: m.requests.init === undefined ? null : m.requests.init.toString('base64'),
       }));
   }
 
@@ -155,7 +144,7 @@ export class FuseHolder {
       if (m.owner !== conn) continue;
       m.owner = undefined;
       mounts++;
-      unanswered += m.pending.size;
+      unanswered += m.requests.unanswered;
     }
     conn.link.close(reason);
     this.o.log.info({ conn: conn.seq, reason, mounts, unanswered }, 'daemon disconnected');
@@ -200,8 +189,7 @@ export class FuseHolder {
       fd: -1,
       connection: undefined,
       owner: undefined,
-      queue: [],
-      pending: new Map(),
+      requests: new RequestLedger(),
     };
     this.mounts.set(m.id, held);
     this.byHandle.set(held.handle, held);
@@ -250,15 +238,9 @@ export class FuseHolder {
 
   private onKernelRequest(held: HeldMount, req: Buffer): void {
     if (this.mounts.get(held.id) !== held || req.length < 16) return; // unmounted: the abort fails it
-    const opcode = req.readUInt32LE(4);
-    if (opcode === OP_INIT && held.init === undefined) held.init = req;
     const owner = held.owner;
-    if (owner !== undefined && owner === this.current) {
-      if (!noReply(opcode)) held.pending.set(req.readBigUInt64LE(8), req);
-      owner.link.sendRequest(held.handle, req);
-    } else if (!noReply(opcode)) {
-      held.queue.push(req);
-    }
+    const attached = owner !== undefined && owner === this.current;
+    if (held.requests.arrive(req, attached)) owner?.link.sendRequest(held.handle, req);
   }
 
   private attach(conn: Conn, id: string): void {
@@ -268,16 +250,10 @@ export class FuseHolder {
       return;
     }
     held.owner = conn;
-    const replayed = held.pending.size;
-    for (const req of held.pending.values()) conn.link.sendRequest(held.handle, req);
-    const queued = held.queue;
-    held.queue = [];
-    for (const req of queued) {
-      held.pending.set(req.readBigUInt64LE(8), req);
-      conn.link.sendRequest(held.handle, req);
-    }
-    this.o.log.info({ id, mountpoint: held.mountpoint, replayed, queued: queued.length }, 'attached');
-    conn.link.send({ type: 'attached', id, handle: held.handle, replayed: replayed + queued.length });
+    const { requests, replayed, queued } = held.requests.replay();
+    for (const req of requests) conn.link.sendRequest(held.handle, req);
+    this.o.log.info({ id, mountpoint: held.mountpoint, replayed, queued }, 'attached');
+    conn.link.send({ type: 'attached', id, handle: held.handle, replayed: replayed + queued });
     this.changed();
   }
 
@@ -299,7 +275,7 @@ export class FuseHolder {
     }
     const unique = head.readBigUInt64LE(8);
     // unique 0 is a notification (cache invalidation...), which answers nothing.
-    if (unique !== 0n && !held.pending.delete(unique)) {
+    if (!held.requests.answer(unique)) {
       this.o.log.debug({ id: held.id, unique: String(unique) }, 'reply dropped: request not pending');
       return;
     }
@@ -326,7 +302,7 @@ export class FuseHolder {
 
   private async unmount(held: HeldMount): Promise<void> {
     if (this.mounts.get(held.id) !== held) return;
-    const unanswered = held.pending.size + held.queue.length;
+    const unanswered = held.requests.unanswered + held.requests.queued;
     this.forget(held);
     try {
       await this.o.device.unmount(held.mountpoint);
@@ -346,8 +322,7 @@ export class FuseHolder {
   private forget(held: HeldMount): void {
     if (this.mounts.get(held.id) === held) this.mounts.delete(held.id);
     if (this.byHandle.get(held.handle) === held) this.byHandle.delete(held.handle);
-    held.pending.clear();
-    held.queue = [];
+    held.requests.clear();
   }
 
   private changed(): void {

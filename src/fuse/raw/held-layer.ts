@@ -8,6 +8,7 @@ import type { LayerTree } from '../../layer/layer-tree.js';
 import type { HeldMount, HolderClient, HolderSession } from '../holder/client.js';
 import { createRawLayerServer, type RawLayerServer } from './layer-server.js';
 import { setReadAhead } from './device.js';
+import { RAW_MOUNT_OPTIONS } from './direct-layer.js';
 import { MAX_READ_BYTES } from './protocol.js';
 
 export interface HeldLayerOptions {
@@ -124,14 +125,7 @@ export async function mountHeldLayer(o: HeldLayerOptions, signal?: AbortSignal):
         mountpoint: o.mountpoint,
         fsname: 'ferry',
         subtype: 'ferry', // fstype fuse.ferry: our mounts are recognisable in /proc/self/mountinfo
-        options: [
-          'ro', // the kernel refuses every write with EROFS before it reaches us
-          'allow_other', // overlay and container processes read it
-          'default_permissions', // the kernel checks permission bits, as for a normal filesystem
-          'suid',
-          'dev',
-          `max_read=${MAX_READ_BYTES}`,
-        ],
+        options: RAW_MOUNT_OPTIONS,
         meta: {
           [META_LAYER]: o.tree.index.layerDigest,
           [META_TREE]: treeFingerprint(o.tree),

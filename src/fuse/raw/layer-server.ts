@@ -6,6 +6,7 @@ import { AbortedError, NotFoundError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { LayerNode, LayerTree } from '../../layer/layer-tree.js';
 import type { LayerReader } from '../../layer/layer-reader.js';
+import { raceAbort } from '../../source/deadline.js';
 import { demandRead } from '../demand-read.js';
 import { EACCES, EINVAL, EIO, EISDIR, ENOSYS, EPROTO, EROFS, ErrnoMapper } from '../errno.js';
 import { initReply } from './negotiate.js';
@@ -74,13 +75,6 @@ export function createRawLayerServer(o: RawLayerServerOptions): RawLayerServer {
   // those a predecessor left open, which its kernel may still send.
   const fhPrefix = randomInt(1, 1 << 20) * 2 ** 32;
   let fhCounter = 0;
-  // Reads in flight answer as soon as close() is called, whether or not the source honours the signal.
-  const closed = new Promise<never>((_, reject) => {
-    closing.signal.addEventListener('abort', () => reject(new AbortedError(`layer ${layer} closed`)), {
-      once: true,
-    });
-  });
-  closed.catch(() => undefined);
   let kernel: InitIn | undefined;
   const treeOpts = {
     tree,
@@ -114,7 +108,8 @@ export function createRawLayerServer(o: RawLayerServerOptions): RawLayerServer {
       signal: closing.signal,
     });
     try {
-      const bytes = await Promise.race([work, closed]);
+      // Reads in flight answer as soon as close() is called, whether or not the source honours the signal.
+      const bytes = await raceAbort(work, closing.signal, () => new AbortedError(`layer ${layer} closed`));
       return encodeReplyParts(h.unique, 0, bytes.length > len ? bytes.subarray(0, len) : bytes);
     } catch (e) {
       if (closing.signal.aborted) return fail(h, EIO);

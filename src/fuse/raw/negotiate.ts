@@ -52,8 +52,10 @@ export function initReply(init: InitIn, maxReadaheadBytes = DEFAULT_MAX_READAHEA
     // bdi setting and this, so answering ours lets setReadAhead() raise the bdi before or after INIT.
     maxReadaheadBytes,
     flags: (WANTED & init.flags) >>> 0,
-    maxBackground: 64,
-    congestionThreshold: 48,
+    // The kernel's own defaults: asynchronous (read-ahead) READs in flight at once. Each holds chunk fetches
+    // and their buffers, and Ferry's own read-ahead already fetches ahead of a sequential reader.
+    maxBackground: 12,
+    congestionThreshold: 9,
     maxWriteBytes: MAX_WRITE_BYTES,
     timeGranNs: 1,
     maxPages: MAX_PAGES,

@@ -1,0 +1,120 @@
+// One layer served by the raw FUSE server in this process (`ferry mount`): this process holds the /dev/fuse
+// descriptor, reads requests on the libuv pool and writes replies itself; the mount lives as long as we do.
+import { mkdir } from 'node:fs/promises';
+import { UnavailableError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { LayerReader } from '../../layer/layer-reader.js';
+import type { LayerTree } from '../../layer/layer-tree.js';
+import {
+  abortFuseConnection,
+  closeDevice,
+  fuseConnectionOf,
+  mountFuseDevice,
+  readRequests,
+  setReadAhead,
+  unmountFuse,
+  writeToDevice,
+} from './device.js';
+import { createRawLayerServer, type RawLayerServer } from './layer-server.js';
+import { MAX_READ_BYTES } from './protocol.js';
+
+export interface DirectLayerOptions {
+  mountpoint: string;
+  tree: LayerTree;
+  reader: LayerReader;
+  log: Logger;
+  readDeadlineMs?: number;
+  attrTimeoutSec: number;
+  entryTimeoutSec: number;
+  negativeTimeoutSec: number;
+}
+
+export interface DirectLayer {
+  readonly mountpoint: string;
+  readonly server: RawLayerServer;
+  unmount(): Promise<void>;
+}
+
+/** The mount(8) options of every raw layer mount (the holder's mounts use the same). */
+export const RAW_MOUNT_OPTIONS: readonly string[] = [
+  'ro', // the kernel refuses every write with EROFS before it reaches us
+  'allow_other', // overlay and container processes read it
+  'default_permissions', // the kernel checks permission bits, as for a normal filesystem
+  'suid',
+  'dev',
+  `max_read=${MAX_READ_BYTES}`,
+];
+
+/** Direct mounts of this process: each parks one libuv pool thread in a blocking read. */
+let active = 0;
+/** Pool threads left for everything else (disk cache, hashing, zlib): with none, the process deadlocks. */
+const SPARE_POOL_THREADS = 2;
+
+export async function mountDirectLayer(o: DirectLayerOptions): Promise<DirectLayer> {
+  const pool = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4) || 4;
+  if (active + 1 + SPARE_POOL_THREADS > pool)
+    throw new UnavailableError(
+      `cannot serve layer ${o.tree.index.layerDigest} at ${o.mountpoint}: ${active + 1} raw FUSE mounts need ` +
+        `UV_THREADPOOL_SIZE >= ${active + 1 + SPARE_POOL_THREADS} set before Node starts (bin/ferry.js sets it)`,
+    );
+  const server = createRawLayerServer({
+    tree: o.tree,
+    reader: o.reader,
+    log: o.log,
+    attrTimeoutSec: o.attrTimeoutSec,
+    entryTimeoutSec: o.entryTimeoutSec,
+    negativeTimeoutSec: o.negativeTimeoutSec,
+    ...(o.readDeadlineMs !== undefined ? { readDeadlineMs: o.readDeadlineMs } : {}),
+  });
+  await mkdir(o.mountpoint, { recursive: true });
+  let fd: number;
+  try {
+    fd = await mountFuseDevice({
+      mountpoint: o.mountpoint,
+      fsname: 'ferry',
+      subtype: 'ferry', // fstype fuse.ferry: our mounts are recognisable in /proc/self/mountinfo
+      options: RAW_MOUNT_OPTIONS,
+    });
+  } catch (e) {
+    server.close();
+    throw e;
+  }
+  active++;
+  const loop = readRequests(fd, (request) => {
+    void server.handle(request).then((reply) => {
+      if (reply === undefined) return;
+      try {
+        writeToDevice(fd, reply);
+      } catch (e) {
+        o.log.warn({ mountpoint: o.mountpoint, err: String(e) }, 'kernel refused a FUSE reply');
+      }
+    });
+  });
+  await setReadAhead(o.mountpoint, MAX_READ_BYTES).catch((e: unknown) =>
+    o.log.warn({ mountpoint: o.mountpoint, err: String(e) }, 'kernel read-ahead not raised; 128 KiB READs'),
+  );
+  o.log.info({ mountpoint: o.mountpoint, layer: o.tree.index.layerDigest }, 'layer mounted');
+
+  let unmounting: Promise<void> | undefined;
+  return {
+    mountpoint: o.mountpoint,
+    server,
+    unmount() {
+      unmounting ??= (async () => {
+        server.close(); // reads in flight answer EIO now
+        const connection = await fuseConnectionOf(o.mountpoint).catch(() => undefined);
+        await unmountFuse(o.mountpoint).catch((e: unknown) =>
+          o.log.warn({ mountpoint: o.mountpoint, err: String(e) }, 'lazy unmount failed'),
+        );
+        // A mount still busy (an overlay above it, an open file) keeps the connection after a lazy unmount:
+        // aborting it ends our blocked read, and its users get ENOTCONN rather than a wait on a dead process.
+        if (connection !== undefined) await abortFuseConnection(connection).catch(() => false);
+        await loop.catch(() => undefined);
+        active--;
+        closeDevice(fd);
+        o.log.info({ mountpoint: o.mountpoint, layer: o.tree.index.layerDigest }, 'layer unmounted');
+      })();
+      return unmounting;
+    },
+  };
+}
