@@ -7,9 +7,8 @@ import { createLayerOps } from '../../src/fuse/ops.js';
 import { parseMountInfo } from '../../src/fuse/stale.js';
 import { IntegrityError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { LayerReader } from '../../src/layer/layer-reader.js';
 import { LayerTree } from '../../src/layer/layer-tree.js';
-import { buildIdentityLayer } from '../helpers/identity-layer.js';
+import { buildIdentityLayer, identityReader } from '../helpers/identity-layer.js';
 
 describe('errno mapping', () => {
   it('maps codes', () => {
@@ -48,15 +47,7 @@ describe('layer ops callbacks', () => {
     { path: 'o', type: 'dir', opaque: true },
   ]);
   const tree = LayerTree.fromIndex(index);
-  const reader = new LayerReader({
-    index,
-    source: {
-      fetch: (q) => {
-        const c = q.index.chunks[q.chunk]!;
-        return Promise.resolve(blob.subarray(c.offset, c.offset + c.size));
-      },
-    },
-  });
+  const reader = identityReader(index, blob);
   const { ops } = createLayerOps({ tree, reader, log: silentLogger() });
   const call = <T extends unknown[]>(fn: (cb: (...a: T) => void) => void): Promise<T> =>
     new Promise((resolve) => fn((...a) => resolve(a)));

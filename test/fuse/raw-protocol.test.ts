@@ -3,7 +3,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { LayerReader } from '../../src/layer/layer-reader.js';
 import { LayerTree } from '../../src/layer/layer-tree.js';
 import type { NodeStat } from '../../src/fuse/attrs.js';
 import { EINVAL, ENOSYS } from '../../src/fuse/errno.js';
@@ -38,7 +37,7 @@ import {
   encodeOpenOut,
   encodeStatfsOut,
 } from '../../src/fuse/raw/protocol-replies.js';
-import { buildIdentityLayer } from '../helpers/identity-layer.js';
+import { buildIdentityLayer, identityReader } from '../helpers/identity-layer.js';
 
 const stat: NodeStat = {
   ino: 0x0102030405,
@@ -295,15 +294,7 @@ describe('raw server robustness', () => {
     { chunkSizeBytes: 64 * 1024 },
   );
   const tree = LayerTree.fromIndex(index);
-  const reader = new LayerReader({
-    index,
-    source: {
-      fetch: (q) => {
-        const c = q.index.chunks[q.chunk]!;
-        return Promise.resolve(blob.subarray(c.offset, c.offset + c.size));
-      },
-    },
-  });
+  const reader = identityReader(index, blob);
   const server = createRawLayerServer({
     tree,
     reader,

@@ -10,6 +10,7 @@ import {
 } from '../../src/image/layer-index.js';
 import type { BlobReader } from '../../src/image/blob-reader.js';
 import { parentPath } from '../../src/image/paths.js';
+import { LayerReader } from '../../src/layer/layer-reader.js';
 
 export interface SpecFile {
   path: string;
@@ -132,4 +133,17 @@ export async function identityFetch(
   if (c === undefined) throw new RangeError(`no chunk ${chunkIndex}`);
   const start = c.compressedStart + c.skip;
   return blob.readRange(start, start + c.size, signal);
+}
+
+/** A LayerReader over an identity layer's blob held in memory: every chunk is its own span of the blob. */
+export function identityReader(index: LayerIndex, blob: Buffer): LayerReader {
+  return new LayerReader({
+    index,
+    source: {
+      fetch: (q) => {
+        const c = q.index.chunks[q.chunk]!;
+        return Promise.resolve(blob.subarray(c.offset, c.offset + c.size));
+      },
+    },
+  });
 }

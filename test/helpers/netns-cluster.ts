@@ -8,9 +8,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import { MediaType } from '../../src/image/manifest.js';
-import { silentLogger } from '../../src/log.js';
-import { RegistryClient } from '../../src/registry/client.js';
-import { registryConfigYaml } from './registry.js';
+import { registryConfigYaml, testRegistryClient } from './registry.js';
 import { gzipLayer, pseudoRandom } from './corpus.js';
 import { FERRY_BIN, ferry, ferryEnv, type FerryEnv, type MountEvent } from './ferry-cli.js';
 import { pushImage } from './push-image.js';
@@ -299,12 +297,7 @@ export async function seedRegistry(
   const port = 20_000 + (process.pid % 20_000);
   const local = await startRegistryIn({ dataDir, addr: `127.0.0.1:${port}` });
   try {
-    const client = new RegistryClient({
-      log: silentLogger(),
-      requestTimeoutMs: 30_000,
-      maxConcurrencyPerHost: 8,
-      retries: 2,
-    });
+    const client = testRegistryClient();
     await pushImage(client, `127.0.0.1:${port}/${opts.repo}`, {
       layers: [{ data: gzipLayer(tar), mediaType: MediaType.ociLayerGzip }],
     });

@@ -1,4 +1,6 @@
 // Starts Debian's docker-registry (distribution 2.8) on a free loopback port with filesystem storage in a temp dir.
+import { RegistryClient } from '../../src/registry/client.js';
+import { silentLogger } from '../../src/log.js';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -92,4 +94,14 @@ export async function startRegistry(): Promise<TestRegistry> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The client tests push and pull with: loopback registries, generous timeouts, a couple of retries. */
+export function testRegistryClient(): RegistryClient {
+  return new RegistryClient({
+    log: silentLogger(),
+    requestTimeoutMs: 30_000,
+    maxConcurrencyPerHost: 8,
+    retries: 2,
+  });
 }

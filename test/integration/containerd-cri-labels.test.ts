@@ -9,7 +9,6 @@ import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '../../src/image/digest.js';
-import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { snapshotsClient, type SnapshotsClient } from '../api/grpc-client.js';
 import {
@@ -25,7 +24,7 @@ import {
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
 import { diffId } from '../helpers/push-image.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 
 const run = promisify(execFile);
 const CRI = 'containerd.io/snapshot/cri.';
@@ -43,12 +42,7 @@ beforeAll(async () => {
   requireBuild();
   registry = await startRegistry();
   proxy = await new FaultProxy(registry.host).start();
-  client = new RegistryClient({
-    log: silentLogger(),
-    requestTimeoutMs: 30_000,
-    maxConcurrencyPerHost: 8,
-    retries: 2,
-  });
+  client = testRegistryClient();
   app = await pushBusyboxApp(client, `${registry.host}/cri:1`, 'hello over CRI labels\n', 16 << 20);
   await ferry(['index', `${registry.host}/cri:1`, '--push'], ferryEnv());
   // This test counts demand-fetched bytes: no mount-time default prefetch (prefetch wiring, src/prefetch/).

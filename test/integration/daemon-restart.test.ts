@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import {
   BUSYBOX,
@@ -25,7 +24,7 @@ import {
   type TestContainerd,
 } from '../helpers/containerd.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild, type FerryEnv } from '../helpers/ferry-cli.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 
 const run = promisify(execFile);
 const FILES = 360;
@@ -49,12 +48,7 @@ beforeAll(async () => {
   requireBinaries([CTR_REMOTE_BINARY, BUSYBOX]);
   requireBuild();
   registry = await startRegistry();
-  client = new RegistryClient({
-    log: silentLogger(),
-    requestTimeoutMs: 30_000,
-    maxConcurrencyPerHost: 8,
-    retries: 2,
-  });
+  client = testRegistryClient();
   const files = Array.from({ length: FILES }, (_, i) => ({
     name: `data/f${i}`,
     data: randomBytes(FILE_BYTES),

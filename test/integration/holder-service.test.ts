@@ -4,7 +4,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { snapshotsClient } from '../api/grpc-client.js';
 import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
@@ -19,7 +18,7 @@ import {
   type RunningFerryDaemon,
 } from '../helpers/containerd.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild, type FerryEnv } from '../helpers/ferry-cli.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 
 let registry: TestRegistry;
 let client: RegistryClient;
@@ -47,12 +46,7 @@ beforeAll(async () => {
   requireBinaries([BUSYBOX]);
   requireBuild();
   registry = await startRegistry();
-  client = new RegistryClient({
-    log: silentLogger(),
-    requestTimeoutMs: 30_000,
-    maxConcurrencyPerHost: 8,
-    retries: 2,
-  });
+  client = testRegistryClient();
   app = await pushBusyboxApp(client, ref(), 'hello from a service-managed holder\n', 1 << 20);
   await ferry(['index', ref(), '--push'], ferryEnv());
   env = ferryEnv('[prefetch]\ndefaultBytesPerLayer = 0\n');

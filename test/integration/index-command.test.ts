@@ -6,13 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MediaType } from '../../src/image/manifest.js';
-import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { estargzFromLayer, gzipLayer, makeCorpus, type CorpusLayer } from '../helpers/corpus.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { ferry, ferryEnv, startMount } from '../helpers/ferry-cli.js';
 import { pushImage } from '../helpers/push-image.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 
 interface IndexJson {
   manifestDigest: string;
@@ -34,12 +33,7 @@ let corpus: CorpusLayer[];
 beforeAll(async () => {
   registry = await startRegistry();
   proxy = await new FaultProxy(registry.host).start();
-  client = new RegistryClient({
-    log: silentLogger(),
-    requestTimeoutMs: 30_000,
-    maxConcurrencyPerHost: 8,
-    retries: 2,
-  });
+  client = testRegistryClient();
   corpus = makeCorpus(mkdtempSync(join(tmpdir(), 'ferry-index-')), {
     smallFiles: 400,
     bigFileBytes: 3 << 20,

@@ -8,13 +8,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MediaType } from '../../src/image/manifest.js';
-import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { gzipLayer, makeCorpus, type CorpusLayer } from '../helpers/corpus.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { ferry, ferryEnv, startMount, type FerryEnv, type RunningMount } from '../helpers/ferry-cli.js';
 import { pushImage } from '../helpers/push-image.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 
 const run = promisify(execFile);
 const DEADLINE_MS = 3000;
@@ -69,12 +68,7 @@ async function stop(n: { env: FerryEnv; target: string; m: RunningMount }): Prom
 beforeAll(async () => {
   registry = await startRegistry();
   proxy = await new FaultProxy(registry.host).start();
-  client = new RegistryClient({
-    log: silentLogger(),
-    requestTimeoutMs: 30_000,
-    maxConcurrencyPerHost: 8,
-    retries: 2,
-  });
+  client = testRegistryClient();
   corpus = makeCorpus(mkdtempSync(join(tmpdir(), 'ferry-faults-')), {
     smallFiles: 3000,
     bigFileBytes: 6 << 20,

@@ -5,13 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MediaType } from '../../src/image/manifest.js';
-import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { estargzFromLayer, gzipLayer, makeCorpus, type CorpusLayer } from '../helpers/corpus.js';
 import { ferry, ferryEnv, startMount, treeManifest } from '../helpers/ferry-cli.js';
 import { ociMerge } from '../helpers/oci-merge.js';
 import { pushImage, type TestLayer } from '../helpers/push-image.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 
 let registry: TestRegistry;
 let client: RegistryClient;
@@ -20,12 +19,7 @@ let reference: Awaited<ReturnType<typeof treeManifest>>;
 
 beforeAll(async () => {
   registry = await startRegistry();
-  client = new RegistryClient({
-    log: silentLogger(),
-    requestTimeoutMs: 30_000,
-    maxConcurrencyPerHost: 8,
-    retries: 2,
-  });
+  client = testRegistryClient();
   const work = mkdtempSync(join(tmpdir(), 'ferry-diff-'));
   corpus = makeCorpus(join(work, 'src'), { smallFiles: 2500, bigFileBytes: 5 * 1024 * 1024 });
   ociMerge(

@@ -8,7 +8,6 @@ import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/log.js';
 import type { DaemonStatus } from '../../src/metrics/status-types.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { snapshotsClient, type SnapshotsClient } from '../api/grpc-client.js';
@@ -24,7 +23,7 @@ import {
 import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
 import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
 import { diffId } from '../helpers/push-image.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 
 const run = promisify(execFile);
 const USER = `ops-${randomBytes(4).toString('hex')}`;
@@ -131,12 +130,7 @@ beforeAll(async () => {
   requireBuild();
   registry = await startRegistry();
   proxy = await new TokenAuthProxy(registry.host).start();
-  client = new RegistryClient({
-    log: silentLogger(),
-    requestTimeoutMs: 30_000,
-    maxConcurrencyPerHost: 8,
-    retries: 2,
-  });
+  client = testRegistryClient();
   app = await pushBusyboxApp(client, `${registry.host}/ops:1`, GREETING, 4 << 20);
   await ferry(['index', `${registry.host}/ops:1`, '--push'], ferryEnv());
   metricsAddress = `127.0.0.1:${await freePort()}`;

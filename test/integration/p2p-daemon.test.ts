@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { snapshotsClient, type SnapshotsClient } from '../api/grpc-client.js';
 import {
@@ -23,7 +22,7 @@ import { FaultProxy } from '../helpers/fault-proxy.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
 import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
 import { diffId } from '../helpers/push-image.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 
 const run = promisify(execFile);
 
@@ -81,12 +80,7 @@ beforeAll(async () => {
   requireBuild();
   registry = await startRegistry();
   proxy = await new FaultProxy(registry.host).start();
-  client = new RegistryClient({
-    log: silentLogger(),
-    requestTimeoutMs: 30_000,
-    maxConcurrencyPerHost: 8,
-    retries: 2,
-  });
+  client = testRegistryClient();
   app = await pushBusyboxApp(client, `${registry.host}/p2p:1`, 'hello from a peer\n', 12 << 20);
   await ferry(['index', `${registry.host}/p2p:1`, '--push'], ferryEnv());
   const ports = [await freePort(), await freePort()];

@@ -12,7 +12,6 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestHex } from '../../src/image/digest.js';
 import { MediaType } from '../../src/image/manifest.js';
-import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { snapshotsClient } from '../api/grpc-client.js';
 import { startFerryDaemon, stopHolders, type RunningFerryDaemon } from '../helpers/containerd.js';
@@ -21,7 +20,7 @@ import { FaultProxy } from '../helpers/fault-proxy.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild, type FerryEnv } from '../helpers/ferry-cli.js';
 import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
 import { diffId, pushImage, type PushedImage, type TestLayer } from '../helpers/push-image.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 import { ferryWith, readWorkingSet, spawnMount } from '../prefetch/mount-process.js';
 
 const run = promisify(execFile);
@@ -56,12 +55,7 @@ beforeAll(async () => {
   requireBuild();
   registry = await startRegistry();
   proxy = await new FaultProxy(registry.host).start();
-  client = new RegistryClient({
-    log: silentLogger(),
-    requestTimeoutMs: 30_000,
-    maxConcurrencyPerHost: 8,
-    retries: 2,
-  });
+  client = testRegistryClient();
   const corpus = makeCorpus(join(mkdtempSync(join(tmpdir(), 'ferry-pfh-')), 'src'), {
     smallFiles: SMALL_FILES,
     bigFileBytes: 2 * 1024 * 1024,

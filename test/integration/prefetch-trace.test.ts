@@ -6,13 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MediaType } from '../../src/image/manifest.js';
-import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { gzipLayer, makeCorpus } from '../helpers/corpus.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { ferry, ferryEnv, type FerryEnv } from '../helpers/ferry-cli.js';
 import { pushImage } from '../helpers/push-image.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 import { ferryWith, readWorkingSet, spawnMount, type Event } from '../prefetch/mount-process.js';
 
 const SMALL_FILES = 3000;
@@ -44,12 +43,7 @@ let ref: string;
 beforeAll(async () => {
   registry = await startRegistry();
   proxy = await new FaultProxy(registry.host).start();
-  client = new RegistryClient({
-    log: silentLogger(),
-    requestTimeoutMs: 30_000,
-    maxConcurrencyPerHost: 8,
-    retries: 2,
-  });
+  client = testRegistryClient();
   const corpus = makeCorpus(join(mkdtempSync(join(tmpdir(), 'ferry-pf-')), 'src'), {
     smallFiles: SMALL_FILES,
     bigFileBytes: 3 * 1024 * 1024,

@@ -6,12 +6,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MediaType } from '../../src/image/manifest.js';
-import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { gzipLayer, pseudoRandom } from '../helpers/corpus.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild, startMount } from '../helpers/ferry-cli.js';
 import { pushImage } from '../helpers/push-image.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 import tarStream from 'tar-stream';
 
 const run = promisify(execFile);
@@ -35,12 +34,7 @@ async function tarOf(files: Array<[string, Buffer]>): Promise<Buffer> {
 
 beforeAll(async () => {
   registry = await startRegistry();
-  client = new RegistryClient({
-    log: silentLogger(),
-    requestTimeoutMs: 30_000,
-    maxConcurrencyPerHost: 8,
-    retries: 2,
-  });
+  client = testRegistryClient();
   const tar = await tarOf([
     ['models/llm.safetensors', weights],
     ['models/tokenizer.bin', other],

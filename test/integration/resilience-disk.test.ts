@@ -17,7 +17,7 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { gzipLayer, makeCorpus, type CorpusLayer } from '../helpers/corpus.js';
 import { ferry, ferryEnv, startMount } from '../helpers/ferry-cli.js';
 import { pushImage } from '../helpers/push-image.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 
 if (process.getuid?.() !== 0) throw new Error('disk pressure tests must run as root (they mount tmpfs)');
 
@@ -78,12 +78,7 @@ const FILES = [
 
 beforeAll(async () => {
   registry = await startRegistry();
-  client = new RegistryClient({
-    log: silentLogger(),
-    requestTimeoutMs: 30_000,
-    maxConcurrencyPerHost: 8,
-    retries: 2,
-  });
+  client = testRegistryClient();
   corpus = makeCorpus(mkdtempSync(join(tmpdir(), 'ferry-disk-')), {
     smallFiles: 2000,
     bigFileBytes: 12 * MiB,

@@ -9,13 +9,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MediaType } from '../../src/image/manifest.js';
-import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { gzipLayer, makeCorpus, type CorpusLayer } from '../helpers/corpus.js';
 import { FaultProxy, type FaultRule } from '../helpers/fault-proxy.js';
 import { ferry, ferryEnv, startMount, type FerryEnv, type RunningMount } from '../helpers/ferry-cli.js';
 import { pushImage } from '../helpers/push-image.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 
 const run = promisify(execFile);
 const DEADLINE_MS = 2500;
@@ -101,12 +100,7 @@ const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, m
 beforeAll(async () => {
   registry = await startRegistry();
   proxy = await new FaultProxy(registry.host).start();
-  client = new RegistryClient({
-    log: silentLogger(),
-    requestTimeoutMs: 30_000,
-    maxConcurrencyPerHost: 8,
-    retries: 2,
-  });
+  client = testRegistryClient();
   corpus = makeCorpus(mkdtempSync(join(tmpdir(), 'ferry-resilience-')), {
     smallFiles: 2000,
     bigFileBytes: 4 << 20,

@@ -2,9 +2,6 @@
 // descriptor, reads requests on the libuv pool and writes replies itself; the mount lives as long as we do.
 import { mkdir } from 'node:fs/promises';
 import { UnavailableError } from '../../errors.js';
-import type { Logger } from '../../log.js';
-import type { LayerReader } from '../../layer/layer-reader.js';
-import type { LayerTree } from '../../layer/layer-tree.js';
 import {
   abortFuseConnection,
   closeDevice,
@@ -15,19 +12,14 @@ import {
   unmountFuse,
   writeToDevice,
 } from './device.js';
-import { createRawLayerServer, type RawLayerServer } from './layer-server.js';
+import {
+  createRawLayerServer,
+  type RawLayerServer,
+  type RawLayerServerOptions,
+} from './layer-server.js';
 import { MAX_READ_BYTES } from './protocol.js';
 
-export interface DirectLayerOptions {
-  mountpoint: string;
-  tree: LayerTree;
-  reader: LayerReader;
-  log: Logger;
-  readDeadlineMs?: number;
-  attrTimeoutSec: number;
-  entryTimeoutSec: number;
-  negativeTimeoutSec: number;
-}
+export type DirectLayerOptions = RawLayerServerOptions & { mountpoint: string };
 
 export interface DirectLayer {
   readonly mountpoint: string;
@@ -57,15 +49,7 @@ export async function mountDirectLayer(o: DirectLayerOptions): Promise<DirectLay
       `cannot serve layer ${o.tree.index.layerDigest} at ${o.mountpoint}: ${active + 1} raw FUSE mounts need ` +
         `UV_THREADPOOL_SIZE >= ${active + 1 + SPARE_POOL_THREADS} set before Node starts (bin/ferry.js sets it)`,
     );
-  const server = createRawLayerServer({
-    tree: o.tree,
-    reader: o.reader,
-    log: o.log,
-    attrTimeoutSec: o.attrTimeoutSec,
-    entryTimeoutSec: o.entryTimeoutSec,
-    negativeTimeoutSec: o.negativeTimeoutSec,
-    ...(o.readDeadlineMs !== undefined ? { readDeadlineMs: o.readDeadlineMs } : {}),
-  });
+  const server = createRawLayerServer(o);
   await mkdir(o.mountpoint, { recursive: true });
   let fd: number;
   try {

@@ -2,29 +2,23 @@
 // holder still has it and the layer's tree is provably the same (node ids are inode numbers of that tree).
 import { createHash } from 'node:crypto';
 import { IntegrityError, isFerryError } from '../../errors.js';
-import type { Logger } from '../../log.js';
-import type { LayerReader } from '../../layer/layer-reader.js';
 import type { LayerTree } from '../../layer/layer-tree.js';
 import type { HeldMount, HolderClient, HolderSession } from '../holder/client.js';
-import { createRawLayerServer, type RawLayerServer } from './layer-server.js';
+import {
+  createRawLayerServer,
+  type RawLayerServer,
+  type RawLayerServerOptions,
+} from './layer-server.js';
 import { setReadAhead } from './device.js';
 import { RAW_MOUNT_OPTIONS } from './direct-layer.js';
 import { MAX_READ_BYTES } from './protocol.js';
 
-export interface HeldLayerOptions {
+export type HeldLayerOptions = RawLayerServerOptions & {
   client: HolderClient;
   mountpoint: string;
-  tree: LayerTree;
-  reader: LayerReader;
-  log: Logger;
   /** Recorded with the mount, so a successor knows which image the layer came from. */
   imageRef: string;
-  readDeadlineMs?: number;
-  attrTimeoutSec: number;
-  entryTimeoutSec: number;
-  negativeTimeoutSec: number;
-  maxReadaheadBytes?: number;
-}
+};
 
 export interface HeldLayer {
   readonly mountpoint: string;
@@ -101,18 +95,7 @@ function serve(o: HeldLayerOptions, session: HolderSession, server: RawLayerServ
   };
 }
 
-function serverFor(o: HeldLayerOptions): RawLayerServer {
-  return createRawLayerServer({
-    tree: o.tree,
-    reader: o.reader,
-    log: o.log,
-    attrTimeoutSec: o.attrTimeoutSec,
-    entryTimeoutSec: o.entryTimeoutSec,
-    negativeTimeoutSec: o.negativeTimeoutSec,
-    ...(o.readDeadlineMs !== undefined ? { readDeadlineMs: o.readDeadlineMs } : {}),
-    ...(o.maxReadaheadBytes !== undefined ? { maxReadaheadBytes: o.maxReadaheadBytes } : {}),
-  });
-}
+const serverFor = (o: HeldLayerOptions): RawLayerServer => createRawLayerServer(o);
 
 /** Mounts the layer through the holder (the holder owns the /dev/fuse descriptor from now on). */
 export async function mountHeldLayer(o: HeldLayerOptions, signal?: AbortSignal): Promise<HeldLayer> {
