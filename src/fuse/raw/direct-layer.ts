@@ -12,11 +12,7 @@ import {
   unmountFuse,
   writeToDevice,
 } from './device.js';
-import {
-  createRawLayerServer,
-  type RawLayerServer,
-  type RawLayerServerOptions,
-} from './layer-server.js';
+import { createRawLayerServer, type RawLayerServer, type RawLayerServerOptions } from './layer-server.js';
 import { MAX_READ_BYTES } from './protocol.js';
 
 export type DirectLayerOptions = RawLayerServerOptions & { mountpoint: string };

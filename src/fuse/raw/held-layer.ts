@@ -4,11 +4,7 @@ import { createHash } from 'node:crypto';
 import { IntegrityError, isFerryError } from '../../errors.js';
 import type { LayerTree } from '../../layer/layer-tree.js';
 import type { HeldMount, HolderClient, HolderSession } from '../holder/client.js';
-import {
-  createRawLayerServer,
-  type RawLayerServer,
-  type RawLayerServerOptions,
-} from './layer-server.js';
+import { createRawLayerServer, type RawLayerServer, type RawLayerServerOptions } from './layer-server.js';
 import { setReadAhead } from './device.js';
 import { RAW_MOUNT_OPTIONS } from './direct-layer.js';
 import { MAX_READ_BYTES } from './protocol.js';
