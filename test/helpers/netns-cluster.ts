@@ -255,7 +255,8 @@ export async function readFiles(
   let err = '';
   proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 60_000);
+  // Longer than fuse.readDeadlineMs (60 s): a stuck read then shows as an EIO in `err`, not as a kill.
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 90_000);
   await new Promise((r) => proc.on('exit', r));
   clearTimeout(timer);
   const got = new Map<string, string>();

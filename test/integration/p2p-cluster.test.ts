@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { IndexStore } from '../../src/index/index-store.js';
 import { chunksCovering } from '../../src/image/layer-index.js';
 import { ferry, requireBuild, type MountEvent } from '../helpers/ferry-cli.js';
@@ -83,8 +83,9 @@ beforeAll(async () => {
   ref = `${cluster.registryAddr}/p2p/test:1`;
 }, 180_000);
 
-afterAll(async () => {
-  for (const n of [...running]) {
+/** Nodes a failed test left running: gone before the next test binds their addresses again. */
+async function killRunning(): Promise<void> {
+  for (const n of running.splice(0)) {
     try {
       process.kill(n.pid, 'SIGKILL');
     } catch {
@@ -93,6 +94,12 @@ afterAll(async () => {
     await ferry(['umount', n.target], n.env).catch(() => undefined);
     rmSync(n.env.dir, { recursive: true, force: true });
   }
+}
+
+afterEach(killRunning);
+
+afterAll(async () => {
+  await killRunning();
   await registry?.stop();
   await cluster?.destroy();
   if (work) rmSync(work, { recursive: true, force: true });
