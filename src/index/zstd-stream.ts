@@ -7,7 +7,6 @@
 // get cheap Range reads; a single-frame layer gets compressedStart 0 for every chunk: correct, but a cold
 // origin read decodes from the layer start — such layers are meant to be served from the chunk cache and
 // peers, which the build fills (onChunk) as the stream passes.
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { AbortedError, FerryError, FormatError } from '../errors.js';
 import { DigestHasher, digestAlgorithm } from '../image/digest.js';
 import type { Chunk, LayerIndex } from '../image/layer-index.js';
@@ -16,12 +15,10 @@ import { createZstdDecoder, ZSTD_BACKEND } from '../codec/zstd-binding.js';
 import { SKIPPABLE_MAGIC, ZSTD_MAGIC, ZstdFrameScanner } from '../codec/zstd-frames.js';
 import type { BuildFromStreamOptions } from './build-stream.js';
 import type { RawChunk } from './chunk-builder.js';
+import { streamLayer } from './stream-layer.js';
 import { TarLayerSink } from './tar-layer-sink.js';
 
 const DEFAULT_CHUNK_SIZE_BYTES = 1024 * 1024;
-/** Largest compressed piece decoded between event-loop checks, and how long the builder may hold the loop. */
-const MAX_PIECE_BYTES = 64 * 1024;
-const MAX_BUSY_MS = 20;
 const BUILD_TOOL = `ferry zstd-stream 1 (${ZSTD_BACKEND})`;
 
 /** A data frame with where its output lies in the tar stream. */
@@ -55,7 +52,6 @@ export async function buildZstdIndexFromStream(
   const frames: DecodedFrame[] = [];
   let produced = 0;
   let frameOut = 0;
-  let compressed = 0;
   const decode = (piece: Buffer, consumedAfter: number): void => {
     decoder.decode(piece, (out) => {
       sink.push(out, consumedAfter);
@@ -64,8 +60,8 @@ export async function buildZstdIndexFromStream(
     });
   };
   // Feeds one piece, cut at frame ends so the output count at each end is the next frame's start.
-  const feed = (piece: Buffer): void => {
-    const base = compressed;
+  const feed = (piece: Buffer, pieceEnd: number): void => {
+    const base = pieceEnd - piece.length;
     const ends = scanner.push(piece);
     let from = 0;
     for (const end of ends) {
@@ -83,39 +79,16 @@ export async function buildZstdIndexFromStream(
       }
       frameOut = produced;
     }
-    if (from < piece.length) decode(piece.subarray(from), base + piece.length);
-    compressed = base + piece.length;
+    if (from < piece.length) decode(piece.subarray(from), pieceEnd);
   };
 
-  const input = stream ?? (await opts.blob.stream(signal));
-  let formatError: FormatError | undefined;
-  let busySince = Date.now();
-  for await (const raw of input) {
-    checkAbort();
-    hasher.update(raw);
-    if (formatError !== undefined) {
-      // Keep hashing: if the bytes are not the layer's, that (not the parse error) is the failure to report.
-      compressed += raw.length;
-      continue;
-    }
-    for (let i = 0; i < raw.length; i += MAX_PIECE_BYTES) {
-      const piece = raw.subarray(i, Math.min(raw.length, i + MAX_PIECE_BYTES));
-      try {
-        feed(piece);
-      } catch (e) {
-        if (!(e instanceof FormatError)) throw e;
-        formatError = e;
-        compressed += raw.length - i;
-        break;
-      }
-      if (Date.now() - busySince > MAX_BUSY_MS) {
-        await yieldToEventLoop();
-        checkAbort();
-        busySince = Date.now();
-      }
-    }
-    opts.onProgress?.(compressed);
-  }
+  const { bytes, formatError } = await streamLayer({
+    input: stream ?? (await opts.blob.stream(signal)),
+    hasher,
+    feed,
+    checkAbort,
+    onProgress: opts.onProgress,
+  });
   sink.complete({
     label,
     layerDigest: opts.layerDigest,
@@ -131,7 +104,7 @@ export async function buildZstdIndexFromStream(
     mediaType: opts.mediaType,
     format: 'zstd',
     codec: 'zstd-frame',
-    compressedSize: compressed,
+    compressedSize: bytes,
     uncompressedSize: produced,
     entries: sink.table.entries(),
     chunks: sink.chunker.chunks.map((c) => frameChunk(c, frames, label)),
