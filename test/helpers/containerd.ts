@@ -284,6 +284,10 @@ export async function pushBusyboxApp(
     await tar([
       { name: 'bin', type: 'directory' },
       { name: 'bin/busybox', data: readFileSync(BUSYBOX), mode: 0o755 },
+      // Names the image: two apps pushed within the same second (tar mtimes) would otherwise share this layer,
+      // and containerd would reuse the first one's snapshot instead of asking Ferry to mount it lazily.
+      { name: 'etc', type: 'directory' },
+      { name: 'etc/ferry-test-image', data: Buffer.from(`${ref}\n`) },
     ]),
   );
   const top = gzipLayer(

@@ -108,7 +108,7 @@ describe('ferry daemon under containerd', () => {
     });
     const pullMs = performance.now() - t0;
     const mounts = await fuseMountsBelow(paths.root);
-    expect(mounts).toHaveLength(2);
+    expect(mounts, daemon.stderr().slice(-8000)).toHaveLength(2); // the daemon's log says why, if not
     expect(daemon.stderr()).toContain('"remote snapshot prepared"');
     const afterPull = { ...proxy.stats };
 
