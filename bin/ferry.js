@@ -5,6 +5,16 @@
 // pool thread per mount in a blocking /dev/fuse read, so they need more threads than the default 4.
 'use strict';
 
+// Node 24 is the supported runtime (Node 20 no longer gets security fixes). A checkout set up by scripts/setup.sh
+// has it at .node/bin/node; say where rather than fail later on a missing API.
+if (Number(process.versions.node.split('.')[0]) < 24) {
+  process.stderr.write(
+    `ferry: needs Node.js 24 or later, this is ${process.version}` +
+      ` (scripts/setup.sh installs it into the checkout: put its .node/bin first on PATH)\n`,
+  );
+  process.exit(1);
+}
+
 const sub = process.argv[2];
 if (process.env.UV_THREADPOOL_SIZE === undefined) {
   if (sub === 'fuse-holder') {

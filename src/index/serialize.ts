@@ -80,7 +80,7 @@ export function deserializeIndex(buf: Uint8Array, expectedLayerDigest?: Digest):
   let parsed: unknown;
   try {
     // Bounded: a well-checksummed header can still be a gzip bomb (JSON compresses ~10x, a bomb ~1000x).
-    const maxOutputLength = Math.min(MAX_HEADER_BYTES, Math.max(64 << 20, headerLen * 64));
+    const maxOutputLength = Math.min(MAX_HEADER_BYTES, Math.max(32 << 20, headerLen * 64));
     const header = body.subarray(FIXED_BYTES, FIXED_BYTES + headerLen);
     parsed = JSON.parse(gunzipSync(header, { maxOutputLength }).toString('utf8'));
   } catch (e) {

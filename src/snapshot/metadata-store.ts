@@ -1,6 +1,6 @@
-// The snapshot metadata: one SQLite database (better-sqlite3, WAL) whose transactions survive kill -9. Keys map
+// The snapshot metadata: one SQLite database (node:sqlite, WAL) whose transactions survive kill -9. Keys map
 // to never-reused integer ids; the ids name the snapshot directories. Checks and writes happen in one transaction.
-import Database from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 import { FerryError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { SnapshotInfo, SnapshotKind } from './types.js';
 
@@ -85,20 +85,21 @@ export interface CommitSnapshot {
 }
 
 export class MetadataStore {
-  private readonly db: Database.Database;
+  private readonly db: DatabaseSync;
+  private savepoints = 0;
 
   constructor(options: MetadataStoreOptions) {
-    this.db = new Database(options.path);
+    this.db = new DatabaseSync(options.path);
     // WAL: a transaction is either fully in the log or not at all after a crash; NORMAL syncs at checkpoints,
     // which is enough against a killed process (the OS still holds the pages).
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('foreign_keys = ON');
+    this.db.exec('PRAGMA journal_mode = WAL');
+    this.db.exec('PRAGMA synchronous = NORMAL');
+    this.db.exec('PRAGMA foreign_keys = ON');
     this.db.exec(SCHEMA);
   }
 
   get(key: string): SnapshotRecord | undefined {
-    const row = this.db.prepare(`${SELECT} WHERE s.key = ?`).get(key) as Row | undefined;
+    const row = this.db.prepare(`${SELECT} WHERE s.key = ?`).get(key) as unknown as Row | undefined;
     return row === undefined ? undefined : toRecord(row);
   }
 
@@ -110,7 +111,7 @@ export class MetadataStore {
   }
 
   all(): SnapshotRecord[] {
-    return (this.db.prepare(`${SELECT} ORDER BY s.id`).all() as Row[]).map(toRecord);
+    return (this.db.prepare(`${SELECT} ORDER BY s.id`).all() as unknown as Row[]).map(toRecord);
   }
 
   /** Parents of `record`, nearest first. */
@@ -118,7 +119,7 @@ export class MetadataStore {
     const out: SnapshotRecord[] = [];
     const byId = this.db.prepare(`${SELECT} WHERE s.id = ?`);
     for (let id = record.parentId; id !== undefined;) {
-      const row = byId.get(id) as Row | undefined;
+      const row = byId.get(id) as unknown as Row | undefined;
       if (row === undefined) break;
       const r = toRecord(row);
       out.push(r);
@@ -133,8 +134,7 @@ export class MetadataStore {
 
   /** Creates an active or view snapshot. Errors as containerd's storage.CreateSnapshot. */
   create(c: CreateSnapshot): SnapshotRecord {
-    return this.db
-      .transaction((): SnapshotRecord => {
+    return this.transaction((): SnapshotRecord => {
         if (this.get(c.key) !== undefined)
           throw new FerryError('ALREADY_EXISTS', `snapshot ${JSON.stringify(c.key)}: already exists`);
         let parentId: number | null = null;
@@ -152,14 +152,12 @@ export class MetadataStore {
           )
           .run(c.key, parentId, c.kind, c.nowMs, c.nowMs, JSON.stringify(c.labels));
         return this.require(c.key);
-      })
-      .immediate();
+    });
   }
 
   /** Turns active `key` into committed `name` (same id, same parent). Errors as storage.CommitActive. */
   commit(c: CommitSnapshot): SnapshotRecord {
-    return this.db
-      .transaction((): SnapshotRecord => {
+    return this.transaction((): SnapshotRecord => {
         const r = this.require(c.key);
         if (r.kind !== 'active')
           throw new FerryError('FAILED_PRECONDITION', `snapshot ${JSON.stringify(c.key)} is not active`);
@@ -167,19 +165,17 @@ export class MetadataStore {
           throw new FerryError('ALREADY_EXISTS', `snapshot ${JSON.stringify(c.name)}: already exists`);
         this.db
           .prepare(
-            `UPDATE snapshots SET key = ?, kind = 'committed', updated_ms = ?, labels = ?, size_bytes = ?,
+            `UPDATE snapshots SET key = ?, kind = 'committed', created_ms = ?, updated_ms = ?, labels = ?, size_bytes = ?,
            inodes = ?, remote = ? WHERE id = ?`,
           )
-          .run(c.name, c.nowMs, JSON.stringify(c.labels), c.sizeBytes, c.inodes, c.remote ? 1 : 0, r.id);
+          .run(c.name, c.nowMs, c.nowMs, JSON.stringify(c.labels), c.sizeBytes, c.inodes, c.remote ? 1 : 0, r.id);
         return this.require(c.name);
-      })
-      .immediate();
+    });
   }
 
   /** Deletes `key`; a snapshot with children is FAILED_PRECONDITION. */
   remove(key: string): SnapshotRecord {
-    return this.db
-      .transaction((): SnapshotRecord => {
+    return this.transaction((): SnapshotRecord => {
         const r = this.require(key);
         if (this.hasChildren(r.id))
           throw new FerryError(
@@ -188,33 +184,53 @@ export class MetadataStore {
           );
         this.db.prepare('DELETE FROM snapshots WHERE id = ?').run(r.id);
         return r;
-      })
-      .immediate();
+    });
   }
 
   /** Replaces the labels of `key` (the caller computes them from the field mask). */
   setLabels(key: string, labels: Readonly<Record<string, string>>, nowMs: number): SnapshotRecord {
-    return this.db
-      .transaction((): SnapshotRecord => {
+    return this.transaction((): SnapshotRecord => {
         const r = this.require(key);
         this.db
           .prepare('UPDATE snapshots SET labels = ?, updated_ms = ? WHERE id = ?')
           .run(JSON.stringify(labels), nowMs, r.id);
         return this.require(key);
-      })
-      .immediate();
+    });
   }
 
   /** Runs `fn` in one write transaction (for callers combining several steps atomically). */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    // Nested calls become savepoints, so a caller can combine several steps into one atomic write.
+    if (this.db.isTransaction) {
+      const name = `sp${++this.savepoints}`;
+      this.db.exec(`SAVEPOINT ${name}`);
+      try {
+        const v = fn();
+        this.db.exec(`RELEASE ${name}`);
+        return v;
+      } catch (e) {
+        this.db.exec(`ROLLBACK TO ${name}`);
+        this.db.exec(`RELEASE ${name}`);
+        throw e;
+      }
+    }
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const v = fn();
+      this.db.exec('COMMIT');
+      return v;
+    } catch (e) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw e;
+    }
   }
 
   integrityCheck(): string {
-    return String(this.db.pragma('integrity_check', { simple: true }));
+    const row = this.db.prepare('PRAGMA integrity_check').get() as { integrity_check?: unknown } | undefined;
+    return String(row?.integrity_check);
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (this.db.isOpen) this.db.close();
   }
 }

@@ -42,7 +42,6 @@ const HOMES: Record<string, string[]> = {
   'smol-toml': ['config'],
   'prom-client': ['metrics'],
   'tar-stream': ['image'],
-  'better-sqlite3': ['snapshot'],
   'zstd-napi': ['codec'],
 };
 
