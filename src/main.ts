@@ -22,6 +22,14 @@ export function buildProgram(): Command {
     .argument('<ref>', 'image reference, e.g. 127.0.0.1:5000/app:1')
     .option('--json', 'print JSON with a per-file list')
     .option('--push', 'store the indexes in the registry as an artifact referring to the image')
+    .option(
+      '--sign-key <file>',
+      'with --push: sign the artifact (cosign layout) with this PEM private key; nodes trust it through [index] trustedKeys',
+    )
+    .option(
+      '--bind <tag>',
+      'with --push: also push an image index under <tag> listing the image and its indexes; running it needs no key',
+    )
     .option('--rebuild', 'ignore cached indexes and build again')
     .option('-c, --config <file>', 'config file (TOML)')
     .addOption(new Option('--chunk-size <bytes>', 'chunk size of built indexes').argParser(collectInt))

@@ -88,7 +88,11 @@ export async function startDaemonPrefetch(o: DaemonPrefetchOptions): Promise<Dae
       ? undefined
       : new MountedImages({
           registry: o.registry,
-          indexes: o.indexStore,
+          // Only indexes a mount trusted for its image: the store alone cannot say which image an index is for.
+          indexes: {
+            get: (d: Digest) =>
+              Promise.resolve(lazy.mountedLayers().find((m) => m.index.layerDigest === d)?.index),
+          },
           traces,
           source: shared.source,
           cached: o.chunks,

@@ -18,6 +18,7 @@ import { TieredChunkStore } from '../chunks/tiered-chunk-store.js';
 import type { ChunkStore } from '../chunks/chunk-store.js';
 import { IndexStore } from '../index/index-store.js';
 import { IndexProvider } from '../index/provider.js';
+import { loadTrustedKeys } from '../index/signature.js';
 import { startP2PNode, type P2PNode } from '../p2p/p2p-node.js'; // p2p wiring
 
 export interface CliContext {
@@ -85,6 +86,7 @@ export async function createContext(opts: {
     log,
     chunkSizeBytes: config.index.chunkSizeBytes,
     spanBytes: config.index.spanBytes,
+    trustedKeys: await loadTrustedKeys(config.index.trustedKeys),
     // A build streams the whole layer anyway: keep its chunks so the first reads after it are local.
     onBuiltChunk: (digest, bytes) => void chunks.put(digest, bytes),
   });

@@ -1,7 +1,10 @@
 // `ferry index <ref>`: builds or loads every layer's index, prints a table (or JSON), optionally publishes.
 import { parseReference } from '../image/reference.js';
 import type { LayerIndex } from '../image/layer-index.js';
-import { publishIndexes } from '../index/publish.js';
+import { publishBoundIndex, publishIndexes, signArtifact } from '../index/publish.js';
+import { keyId, loadSigningKey } from '../index/signature.js';
+import { describeRoot } from '../index/trust.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { ProvidedIndex } from '../index/provider.js';
 import { createContext } from './context.js';
 import { formatBytes, formatRate, Progress, shortDigest, table } from './format.js';
@@ -9,6 +12,8 @@ import { formatBytes, formatRate, Progress, shortDigest, table } from './format.
 export interface IndexCommandOptions {
   json?: boolean;
   push?: boolean;
+  signKey?: string;
+  bind?: string;
   rebuild?: boolean;
   config?: string;
 }
@@ -22,6 +27,7 @@ function layerSummary(p: ProvidedIndex, withFiles: boolean): Record<string, unkn
     mediaType: ix.mediaType,
     format: ix.format,
     origin: p.origin,
+    trust: describeRoot(p.root),
     compressedSize: ix.compressedSize,
     uncompressedSize: ix.uncompressedSize,
     entries: ix.entries.length,
@@ -47,6 +53,10 @@ function fileList(ix: LayerIndex): Array<Record<string, unknown>> {
 
 export async function runIndex(refText: string, opts: IndexCommandOptions): Promise<void> {
   const ref = parseReference(refText);
+  if ((opts.signKey !== undefined || opts.bind !== undefined) && opts.push !== true)
+    throw new InvalidArgumentError('--sign-key and --bind publish: use them with --push');
+  // Read the key before any work: a wrong path should not cost a whole index build.
+  const signKey = opts.signKey !== undefined ? await loadSigningKey(opts.signKey) : undefined;
   const ctx = await createContext({ configPath: opts.config, logLevel: 'warn' });
   const progress = new Progress();
   try {
@@ -64,12 +74,23 @@ export async function runIndex(refText: string, opts: IndexCommandOptions): Prom
     });
     progress.done();
     let artifact: string | undefined;
+    let signedBy: string | undefined;
+    let bound: string | undefined;
     if (opts.push === true) {
-      artifact = await publishIndexes(
+      const published = await publishIndexes(
         ctx.registry,
         image,
         provided.map((p) => p.index),
       );
+      artifact = published.digest;
+      if (signKey !== undefined) {
+        await signArtifact(ctx.registry, image, published.digest, signKey);
+        signedBy = keyId(signKey);
+      }
+      if (opts.bind !== undefined) {
+        const digest = await publishBoundIndex(ctx.registry, image, published, opts.bind);
+        bound = `${ref.registry}/${ref.repository}:${opts.bind}@${digest}`;
+      }
     }
     if (opts.json === true) {
       const out = {
@@ -80,6 +101,8 @@ export async function runIndex(refText: string, opts: IndexCommandOptions): Prom
           return { ...rest, fileList: files_ };
         }),
         ...(artifact !== undefined ? { artifact } : {}),
+        ...(signedBy !== undefined ? { signedBy } : {}),
+        ...(bound !== undefined ? { bound } : {}),
       };
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
       return;
@@ -90,7 +113,7 @@ export async function runIndex(refText: string, opts: IndexCommandOptions): Prom
       return [
         `${i + 1} ${shortDigest(p.index.layerDigest)}`,
         p.index.format,
-        p.origin,
+        `${p.origin}, ${describeRoot(p.root)}`,
         formatBytes(p.index.compressedSize),
         formatBytes(p.index.uncompressedSize),
         String(s['files']),
@@ -103,6 +126,8 @@ export async function runIndex(refText: string, opts: IndexCommandOptions): Prom
       `${table(['layer', 'format', 'source', 'compressed', 'uncompressed', 'files', 'chunks', 'build', 'rate'], rows)}\n`,
     );
     if (artifact !== undefined) process.stdout.write(`\nindexes published as ${artifact}\n`);
+    if (signedBy !== undefined) process.stdout.write(`signed with key ${signedBy}\n`);
+    if (bound !== undefined) process.stdout.write(`bound image index: ${bound}\n`);
   } finally {
     progress.done();
     await ctx.close();

@@ -14,6 +14,7 @@ import { lazyUnmount } from '../fuse/mount.js';
 import { mountImage } from '../mount/image-mount.js';
 import { MountStateDir, processAlive, recordName, type MountRecord } from '../mount/mount-state.js';
 import { isMountPoint, unmount } from '../mount/system-mount.js';
+import { describeRoot } from '../index/trust.js';
 import { createContext } from './context.js';
 // prefetch wiring (src/prefetch/)
 import { ImagePrefetch } from '../prefetch/image-prefetch.js';
@@ -141,6 +142,8 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       digest: p.index.layerDigest,
       format: p.index.format,
       indexSource: p.origin,
+      indexKey: p.key,
+      trust: describeRoot(p.root),
       files: p.index.entries.filter((e) => e.type === 'file').length,
       compressedSize: p.index.compressedSize,
       mountpoint: mounted.layers[i]?.mountpoint,
@@ -156,7 +159,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
     out(`mounted ${ref.toString()} at ${target} in ${mountMs} ms (${layers.length} layers)`);
     for (const l of layers) {
       out(
-        `  ${shortDigest(l.digest)}  ${l.format.padEnd(7)}  index: ${l.indexSource.padEnd(8)}  ${formatBytes(l.compressedSize)}`,
+        `  ${shortDigest(l.digest)}  ${l.format.padEnd(7)}  index: ${l.indexSource.padEnd(8)}  ${formatBytes(l.compressedSize)}  trust: ${l.trust}`,
       );
     }
     out('serving on demand; Ctrl-C or `ferry umount` to stop');

@@ -68,6 +68,11 @@ export const configSchema = z.strictObject({
         .min(256 * 1024)
         .max(64 * MiB)
         .default(2 * MiB),
+      /**
+       * PEM public keys (files) whose signatures make a published index trusted. Without one, published indexes
+       * are used only through a Ferry-enabled image index (`ferry index --push --bind`); others are built.
+       */
+      trustedKeys: z.array(z.string().min(1)).default([]),
     })
     .prefault({}),
   snapshotter: z

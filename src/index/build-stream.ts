@@ -33,6 +33,8 @@ export interface BuildFromStreamOptions {
   signal?: AbortSignal;
   onProgress?: (compressedBytes: number) => void;
   onChunk?: (chunkIndex: number, bytes: Buffer) => void;
+  /** The image config's diffID for this layer: the uncompressed stream must hash to it. */
+  diffId?: Digest;
 }
 
 type Kind = 'unknown' | 'tar' | 'gzip';
@@ -54,6 +56,7 @@ export async function buildIndexFromStream(opts: BuildFromStreamOptions): Promis
     // A checkpoint right before each chunk keeps a chunk fetch close to the chunk's own compressed size.
     onPlanned: (start) => gz?.checkpointBefore(start),
     onChunk: opts.onChunk,
+    diffId: opts.diffId,
   });
   const output = (bytes: Uint8Array, consumed: number): void => {
     sink.push(bytes, consumed);

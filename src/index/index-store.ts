@@ -1,15 +1,20 @@
-// Local cache of serialized layer indexes, one file per layer digest; a corrupt file counts as a miss.
+// Local cache of serialized layer indexes, one file per (layer digest, trust-root key): an index is only ever
+// found again under the root it was trusted for (see trust.ts). A corrupt file counts as a miss. Files written
+// before trust roots existed (`<hex>.idx`) have no recorded root and are never read. Also remembers which index
+// each lazy mount serves, so a restarted daemon adopts the mount with the very same index.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError, toFerryError } from '../errors.js';
-import { digestHex, type Digest } from '../image/digest.js';
+import { digestHex, isDigest, sha256, type Digest } from '../image/digest.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import { deserializeIndex, serializeIndex } from './serialize.js';
 
 export interface IndexStoreOptions {
   dir: string;
 }
+
+const KEY = /^(built|toc|blob)-[a-f0-9]{64,128}$/;
 
 export class IndexStore {
   private readonly dir: string;
@@ -18,16 +23,11 @@ export class IndexStore {
     this.dir = opts.dir;
   }
 
-  /** The stored index for `layerDigest`, or undefined if absent or unreadable (which is then removed). */
-  async get(layerDigest: Digest, signal?: AbortSignal): Promise<LayerIndex | undefined> {
-    const path = this.pathFor(layerDigest);
-    let buf: Buffer;
-    try {
-      buf = await readFile(path, signal !== undefined ? { signal } : {});
-    } catch (e) {
-      if (isErrno(e, 'ENOENT')) return undefined;
-      throw toFerryError(e, 'UNAVAILABLE');
-    }
+  /** The index stored for `layerDigest` under root key `key`, or undefined if absent or unreadable (then removed). */
+  async get(layerDigest: Digest, key: string, signal?: AbortSignal): Promise<LayerIndex | undefined> {
+    const path = this.pathFor(layerDigest, key);
+    const buf = await readOrMiss(path, signal);
+    if (buf === undefined) return undefined;
     try {
       return deserializeIndex(buf, layerDigest);
     } catch (e) {
@@ -37,13 +37,42 @@ export class IndexStore {
     }
   }
 
-  /** Stores `index` atomically (temp file + rename). */
-  async put(index: LayerIndex, signal?: AbortSignal): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
-    const path = this.pathFor(index.layerDigest);
+  /** Stores `index` under root key `key` atomically (temp file + rename), readable by root only. */
+  async put(index: LayerIndex, key: string, signal?: AbortSignal): Promise<void> {
+    await this.write(this.pathFor(index.layerDigest, key), serializeIndex(index), signal);
+  }
+
+  /** The root key of the index the mount at `mountpoint` serves, if this node recorded one. */
+  async mountKey(mountpoint: string, layerDigest: Digest, signal?: AbortSignal): Promise<string | undefined> {
+    const buf = await readOrMiss(this.bindingPath(mountpoint), signal);
+    if (buf === undefined) return undefined;
+    try {
+      const b = JSON.parse(buf.toString('utf8')) as { layer?: unknown; key?: unknown };
+      if (b.layer !== layerDigest || typeof b.key !== 'string' || !KEY.test(b.key)) return undefined;
+      return b.key;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async setMountKey(
+    mountpoint: string,
+    layerDigest: Digest,
+    key: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    await this.write(
+      this.bindingPath(mountpoint),
+      Buffer.from(JSON.stringify({ layer: layerDigest, key })),
+      signal,
+    );
+  }
+
+  private async write(path: string, bytes: Buffer, signal?: AbortSignal): Promise<void> {
+    await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
     const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
     try {
-      await writeFile(tmp, serializeIndex(index), signal !== undefined ? { signal } : {});
+      await writeFile(tmp, bytes, { mode: 0o600, ...(signal !== undefined ? { signal } : {}) });
       await rename(tmp, path);
     } catch (e) {
       await unlink(tmp).catch(() => undefined);
@@ -51,8 +80,22 @@ export class IndexStore {
     }
   }
 
-  private pathFor(layerDigest: Digest): string {
-    return join(this.dir, `${digestHex(layerDigest)}.idx`);
+  private pathFor(layerDigest: Digest, key: string): string {
+    if (!isDigest(layerDigest) || !KEY.test(key)) throw new FormatError(`bad index store key ${key}`);
+    return join(this.dir, `${digestHex(layerDigest)}.${key}.idx`);
+  }
+
+  private bindingPath(mountpoint: string): string {
+    return join(this.dir, 'mounts', `${digestHex(sha256(mountpoint))}.json`);
+  }
+}
+
+async function readOrMiss(path: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path, signal !== undefined ? { signal } : {});
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) return undefined;
+    throw toFerryError(e, 'UNAVAILABLE');
   }
 }
 

@@ -1,23 +1,32 @@
-// Where a layer's index comes from, in order: the local store, an artifact published in the registry, an
-// eStargz TOC (only when the manifest annotates its digest), or a build that streams the whole layer once.
+// Resolves each layer of an image to an index with a trust root that holds for that image, walking the index
+// sources in order: what this node holds, a published index the image binds or a trusted key signed, the TOC the
+// manifest annotates, and finally a build that streams the layer once. What a source returns is stored under its
+// root (never under the layer digest alone), so no image can plant an index that another image then uses.
+import type { Digest } from '../image/digest.js';
+import { MAX_CONFIG_BYTES, chainIds, parseDiffIds } from '../image/image-config.js';
 import type { LayerIndex } from '../image/layer-index.js';
-import { isDigest, sha256, type Digest } from '../image/digest.js';
-import { layerCompression, type Descriptor } from '../image/manifest.js';
+import type { Descriptor } from '../image/manifest.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient, ResolvedImage } from '../registry/client.js';
-import { FerryError } from '../errors.js';
-import { buildIndexFromStream } from './build-stream.js';
-import { buildEstargzIndex } from './estargz.js';
+import { FormatError } from '../errors.js';
+import type { IndexOrigin, IndexSource, LayerContext } from './index-source.js';
 import type { IndexStore } from './index-store.js';
-import { buildZstdChunkedIndex, zstdChunkedManifestRef } from './zstd-chunked.js';
-import { fetchPublishedIndex, findPublishedIndexes } from './publish.js';
+import type { TrustedKey } from './signature.js';
+import { ArtifactIndexSource } from './source-artifact.js';
+import { BuildIndexSource } from './source-build.js';
+import { LocalIndexSource } from './source-local.js';
+import { TocIndexSource } from './source-toc.js';
+import { findTrustedIndexes, type TrustedBlob } from './trusted-artifacts.js';
+import { storeKey, type TrustRoot } from './trust.js';
 
-export const TOC_DIGEST_ANNOTATION = 'containerd.io/snapshot/stargz/toc.digest';
-
-export type IndexOrigin = 'local' | 'registry' | 'toc' | 'built';
+export type { IndexOrigin } from './index-source.js';
+export { TOC_DIGEST_ANNOTATION } from './toc-digest.js';
 
 export interface ProvidedIndex {
   readonly index: LayerIndex;
+  readonly root: TrustRoot;
+  /** The store key the index is kept under on this node. */
+  readonly key: string;
   readonly origin: IndexOrigin;
   readonly durationMs: number;
 }
@@ -28,6 +37,8 @@ export interface IndexProviderOptions {
   log: Logger;
   chunkSizeBytes: number;
   spanBytes: number;
+  /** Public keys whose signatures make a published index trusted (`[index] trustedKeys`). */
+  trustedKeys?: readonly TrustedKey[] | undefined;
   /** Receives each chunk's bytes while a layer streams past during a build, so a build also warms the cache. */
   onBuiltChunk?: (digest: Digest, bytes: Buffer) => void;
 }
@@ -35,125 +46,103 @@ export interface IndexProviderOptions {
 export interface ForImageOptions {
   /** Ignore local and published indexes: build (or read the TOC) again. */
   rebuild?: boolean;
+  /** Resolve only these layers (by digest); the others may never be needed. Default: all, bottom first. */
+  only?: readonly Digest[];
+  /** The image's config facts when the caller already has them (saves fetching the config again). */
+  layers?: ImageLayers;
   signal?: AbortSignal;
   onLayerStart?: (layer: Descriptor, i: number) => void;
   onProgress?: (layer: Descriptor, compressedBytes: number) => void;
 }
 
+/** The image's config facts a layer's trust depends on. */
+export interface ImageLayers {
+  readonly diffIds: readonly Digest[];
+  readonly chainIds: readonly Digest[];
+}
+
 export class IndexProvider {
   private readonly log: Logger;
+  private readonly sources: readonly IndexSource[];
+  private readonly rebuildSources: readonly IndexSource[];
 
   constructor(private readonly options: IndexProviderOptions) {
     this.log = options.log.child({ component: 'index' });
+    const toc = new TocIndexSource(options.registry);
+    const build = new BuildIndexSource({
+      registry: options.registry,
+      chunkSizeBytes: options.chunkSizeBytes,
+      spanBytes: options.spanBytes,
+      onBuiltChunk: options.onBuiltChunk,
+    });
+    this.sources = [
+      new LocalIndexSource(options.store),
+      new ArtifactIndexSource(options.registry, this.log),
+      toc,
+      build,
+    ];
+    this.rebuildSources = [toc, build];
   }
 
-  /** One index per layer of the image, bottom first. */
+  /** The image config's diffIDs and chain IDs, checked against the manifest's layer count. */
+  async layersOf(image: ResolvedImage, signal?: AbortSignal): Promise<ImageLayers> {
+    const where = `${image.ref.toString()} (${image.manifestDigest})`;
+    const config = await this.options.registry.fetchBlob(
+      image.ref,
+      image.manifest.config.digest,
+      MAX_CONFIG_BYTES,
+      signal,
+    );
+    const diffIds = parseDiffIds(config, where);
+    if (diffIds.length !== image.manifest.layers.length) {
+      throw new FormatError(
+        `${where}: the config lists ${diffIds.length} diffIDs for ${image.manifest.layers.length} layers`,
+      );
+    }
+    return { diffIds, chainIds: chainIds(diffIds) };
+  }
+
+  /** One index per layer of the image (or of `opts.only`), in manifest order. */
   async forImage(image: ResolvedImage, opts: ForImageOptions = {}): Promise<ProvidedIndex[]> {
+    const { diffIds } = opts.layers ?? (await this.layersOf(image, opts.signal));
+    let trusted: Promise<ReadonlyMap<Digest, TrustedBlob>> | undefined;
+    const trustedBlobs = (): Promise<ReadonlyMap<Digest, TrustedBlob>> =>
+      (trusted ??= findTrustedIndexes(
+        this.options.registry,
+        image,
+        this.options.trustedKeys ?? [],
+        this.log,
+        opts.signal,
+      ));
     const out: ProvidedIndex[] = [];
-    let published: Map<Digest, Descriptor> | undefined;
     for (const [i, layer] of image.manifest.layers.entries()) {
+      if (opts.only !== undefined && !opts.only.includes(layer.digest)) continue;
       opts.onLayerStart?.(layer, i);
-      const started = Date.now();
-      const done = (index: LayerIndex, origin: IndexOrigin): ProvidedIndex => ({
-        index,
-        origin,
-        durationMs: Date.now() - started,
-      });
-      if (opts.rebuild !== true) {
-        const local = await this.options.store.get(layer.digest, opts.signal);
-        if (local !== undefined) {
-          out.push(done(local, 'local'));
-          continue;
-        }
-        published ??= await findPublishedIndexes(this.options.registry, image, this.log, opts.signal);
-        const remote = await this.fromRegistry(image, layer, published.get(layer.digest), opts.signal);
-        if (remote !== undefined && !onlyStreamable(remote)) {
-          await this.options.store.put(remote, opts.signal);
-          out.push(done(remote, 'registry'));
-          continue;
-        }
-      }
-      const toc = await this.fromToc(image, layer, opts.signal);
-      if (toc !== undefined) {
-        await this.options.store.put(toc, opts.signal);
-        out.push(done(toc, 'toc'));
-        continue;
-      }
-      const built = await this.build(image, layer, opts);
-      await this.options.store.put(built, opts.signal);
-      out.push(done(built, 'built'));
+      const ctx: LayerContext = {
+        image,
+        layer,
+        diffId: diffIds[i]!,
+        trustedBlobs,
+        signal: opts.signal,
+        onProgress: opts.onProgress !== undefined ? (n) => opts.onProgress?.(layer, n) : undefined,
+      };
+      out.push(await this.resolveLayer(ctx, opts.rebuild === true));
     }
     return out;
   }
 
-  private async fromRegistry(
-    image: ResolvedImage,
-    layer: Descriptor,
-    blob: Descriptor | undefined,
-    signal?: AbortSignal,
-  ): Promise<LayerIndex | undefined> {
-    if (blob === undefined) return undefined;
-    try {
-      return await fetchPublishedIndex(this.options.registry, image.ref, blob, layer.digest, signal);
-    } catch (e) {
-      // A bad artifact costs a rebuild, never a failed mount.
-      this.log.warn({ err: e, layer: layer.digest }, 'published index unusable; building instead');
-      return undefined;
+  private async resolveLayer(ctx: LayerContext, rebuild: boolean): Promise<ProvidedIndex> {
+    const started = Date.now();
+    for (const source of rebuild ? this.rebuildSources : this.sources) {
+      const found = await source.find(ctx);
+      if (found === undefined) continue;
+      // A single-frame zstd index from elsewhere would decode from byte 0 for every chunk: build instead.
+      if (source.origin === 'registry' && onlyStreamable(found.index)) continue;
+      const key = storeKey(found.root);
+      if (source.origin !== 'local') await this.options.store.put(found.index, key, ctx.signal);
+      return { ...found, key, origin: source.origin, durationMs: Date.now() - started };
     }
-  }
-
-  private async fromToc(
-    image: ResolvedImage,
-    layer: Descriptor,
-    signal?: AbortSignal,
-  ): Promise<LayerIndex | undefined> {
-    const zstdChunked = zstdChunkedManifestRef(
-      layer.annotations,
-      `${image.ref.toString()}: layer ${layer.digest}`,
-    );
-    if (zstdChunked !== undefined && layerCompression(layer.mediaType) === 'zstd') {
-      return buildZstdChunkedIndex({
-        layerDigest: layer.digest,
-        mediaType: layer.mediaType,
-        blob: this.options.registry.blobReader(image.ref, layer.digest, layer.size),
-        manifest: zstdChunked,
-        ...(signal !== undefined ? { signal } : {}),
-      });
-    }
-    const tocDigest = layer.annotations?.[TOC_DIGEST_ANNOTATION];
-    // Without the annotation nothing vouches for the TOC, so such layers are built (and verified) instead.
-    if (tocDigest === undefined || !isDigest(tocDigest) || layerCompression(layer.mediaType) !== 'gzip') {
-      return undefined;
-    }
-    return buildEstargzIndex({
-      layerDigest: layer.digest,
-      mediaType: layer.mediaType,
-      blob: this.options.registry.blobReader(image.ref, layer.digest, layer.size),
-      tocDigest,
-      ...(signal !== undefined ? { signal } : {}),
-    });
-  }
-
-  private async build(image: ResolvedImage, layer: Descriptor, opts: ForImageOptions): Promise<LayerIndex> {
-    const compression = layerCompression(layer.mediaType);
-    if (compression === undefined) {
-      throw new FerryError(
-        'FORMAT',
-        `${image.ref.toString()}: ${layer.digest} has non-layer type ${layer.mediaType}`,
-      );
-    }
-    // zstd blobs are recognised by their magic inside buildIndexFromStream (zstd-stream.ts).
-    const sink = this.options.onBuiltChunk;
-    return buildIndexFromStream({
-      layerDigest: layer.digest,
-      mediaType: layer.mediaType,
-      blob: this.options.registry.blobReader(image.ref, layer.digest, layer.size),
-      chunkSizeBytes: this.options.chunkSizeBytes,
-      spanBytes: this.options.spanBytes,
-      ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
-      ...(opts.onProgress !== undefined ? { onProgress: (n: number) => opts.onProgress?.(layer, n) } : {}),
-      ...(sink !== undefined ? { onChunk: (_i: number, bytes: Buffer) => sink(sha256(bytes), bytes) } : {}),
-    });
+    throw new FormatError(`no index source answered for layer ${ctx.layer.digest}`);
   }
 }
 

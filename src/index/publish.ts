@@ -1,27 +1,44 @@
-// Publishing layer indexes to the registry as an OCI artifact that refers to the image (subject), and
-// finding them again: referrers API, or the `sha256-<hex>` tag schema on registries without it.
-import { FormatError } from '../errors.js';
+// Publishing layer indexes: the artifact (an OCI manifest whose subject is the image manifest, one blob per
+// layer), its cosign-layout signature, and a Ferry-enabled image index that binds the image to the artifact.
+import type { KeyObject } from 'node:crypto';
 import { sha256, type Digest } from '../image/digest.js';
+import { MAX_CONFIG_BYTES, parseConfigPlatform } from '../image/image-config.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import { MediaType, parseManifest, type Descriptor } from '../image/manifest.js';
-import { withDigest, type ImageReference } from '../image/reference.js';
-import type { Logger } from '../log.js';
+import { withTag } from '../image/reference.js';
 import type { RegistryClient, ResolvedImage } from '../registry/client.js';
-import { deserializeIndex, serializeIndex } from './serialize.js';
+import { serializeIndex } from './serialize.js';
+import {
+  signPayload,
+  signatureTag,
+  simpleSigningPayload,
+  SIGNATURE_ANNOTATION,
+  SIMPLE_SIGNING_MEDIA_TYPE,
+} from './signature.js';
 
 export const INDEX_ARTIFACT_TYPE = 'application/vnd.ferry.layer-index.v1';
 export const INDEX_BLOB_MEDIA_TYPE = 'application/vnd.ferry.layer-index.v1+gzip';
 export const LAYER_DIGEST_ANNOTATION = 'dev.ferry.layer.digest';
+/** On a Ferry-enabled image index's artifact entry: the image manifest the artifact indexes. */
+export const INDEX_SUBJECT_ANNOTATION = 'dev.ferry.index.subject';
+/** Runtimes skip index entries of this platform (as they skip BuildKit's attestations). */
+const NOT_A_PLATFORM = { os: 'unknown', architecture: 'unknown' };
 const EMPTY_JSON = Buffer.from('{}');
-const MAX_INDEX_BLOB_BYTES = 512 * 1024 * 1024;
+/** Signatures kept under one `.sig` tag; older ones beyond this are dropped when a new one is added. */
+const MAX_SIGNATURES = 16;
 
-/** Pushes every index as a blob and one manifest whose subject is the image manifest; returns its digest. */
+export interface PublishedArtifact {
+  readonly digest: Digest;
+  readonly size: number;
+}
+
+/** Pushes every index as a blob and one manifest whose subject is the image manifest. */
 export async function publishIndexes(
   registry: RegistryClient,
   image: ResolvedImage,
   indexes: readonly LayerIndex[],
   signal?: AbortSignal,
-): Promise<Digest> {
+): Promise<PublishedArtifact> {
   const config = await registry.pushBlob(image.ref, EMPTY_JSON, signal);
   const layers: Descriptor[] = [];
   for (const index of indexes) {
@@ -43,60 +60,108 @@ export async function publishIndexes(
     annotations: { 'org.opencontainers.image.created': new Date().toISOString() },
   };
   const bytes = Buffer.from(JSON.stringify(manifest));
-  return registry.pushManifest(image.ref, sha256(bytes), bytes, MediaType.ociManifest, signal);
+  const digest = await registry.pushManifest(image.ref, sha256(bytes), bytes, MediaType.ociManifest, signal);
+  return { digest, size: bytes.length };
 }
 
 /**
- * Index blobs published for `image`, by layer digest (the newest artifact wins). Empty when there are none.
- * Only artifacts whose subject is the image's own manifest digest are considered.
+ * Signs the artifact as `cosign sign --key` would: a simple-signing payload naming its digest, pushed as a layer
+ * of the manifest under the `sha256-<hex>.sig` tag (other signatures already there are kept).
  */
-export async function findPublishedIndexes(
+export async function signArtifact(
   registry: RegistryClient,
   image: ResolvedImage,
-  log: Logger,
+  artifact: Digest,
+  key: KeyObject,
   signal?: AbortSignal,
-): Promise<Map<Digest, Descriptor>> {
-  const found = new Map<Digest, Descriptor>();
-  let referrers: Descriptor[];
-  try {
-    referrers = await registry.referrers(image.ref, image.manifestDigest, INDEX_ARTIFACT_TYPE, signal);
-  } catch (e) {
-    log.warn({ err: e, ref: image.ref.toString() }, 'cannot list referrers; indexes will be built');
-    return found;
-  }
-  const candidates = referrers
-    .filter((d) => d.artifactType === INDEX_ARTIFACT_TYPE)
-    .sort((a, b) =>
-      (a.annotations?.['org.opencontainers.image.created'] ?? '').localeCompare(
-        b.annotations?.['org.opencontainers.image.created'] ?? '',
-      ),
-    );
-  for (const desc of candidates) {
-    const ref = withDigest(image.ref, desc.digest);
-    const raw = await registry.fetchManifest(ref, signal);
-    const parsed = parseManifest(raw.bytes, raw.mediaType, ref.toString());
-    if (parsed.kind !== 'manifest' || parsed.manifest.subject?.digest !== image.manifestDigest) continue;
-    for (const layer of parsed.manifest.layers) {
-      const layerDigest = layer.annotations?.[LAYER_DIGEST_ANNOTATION];
-      if (layer.mediaType === INDEX_BLOB_MEDIA_TYPE && layerDigest !== undefined) {
-        found.set(layerDigest as Digest, layer);
-      }
-    }
-  }
-  return found;
+): Promise<void> {
+  const ref = image.ref;
+  const payload = simpleSigningPayload(`${ref.registry}/${ref.repository}`, artifact);
+  const blob = await registry.pushBlob(ref, payload, signal);
+  const layer: Descriptor = {
+    mediaType: SIMPLE_SIGNING_MEDIA_TYPE,
+    digest: blob.digest,
+    size: blob.size,
+    annotations: { [SIGNATURE_ANNOTATION]: signPayload(key, payload) },
+  };
+  const tagRef = withTag(ref, signatureTag(artifact));
+  const earlier = await registry.fetchManifest(tagRef, signal).then(
+    (m) => {
+      const p = parseManifest(m.bytes, m.mediaType, tagRef.toString());
+      return p.kind === 'manifest' ? p.manifest.layers : [];
+    },
+    () => [],
+  );
+  const layers = [...earlier.filter((l) => l.digest !== blob.digest), layer].slice(-MAX_SIGNATURES);
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: '',
+      os: '',
+      config: {},
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+    }),
+  );
+  const configDesc = await registry.pushBlob(ref, config, signal);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: configDesc.digest,
+        size: configDesc.size,
+      },
+      layers,
+    }),
+  );
+  await registry.pushManifest(ref, signatureTag(artifact), manifest, MediaType.ociManifest, signal);
 }
 
-/** Downloads and checks one published index blob (digest-verified, then structurally checked). */
-export async function fetchPublishedIndex(
+/**
+ * Pushes an image index under `tag` listing the image's manifests and the artifact (SOCI's "index manifest v2"
+ * shape): whoever runs that index's digest runs the image and trusts the index, with no signature involved. The
+ * original image is untouched.
+ */
+export async function publishBoundIndex(
   registry: RegistryClient,
-  ref: ImageReference,
-  blob: Descriptor,
-  layerDigest: Digest,
+  image: ResolvedImage,
+  artifact: PublishedArtifact,
+  tag: string,
   signal?: AbortSignal,
-): Promise<LayerIndex> {
-  if (blob.size > MAX_INDEX_BLOB_BYTES) {
-    throw new FormatError(`index artifact for layer ${layerDigest} is ${blob.size} bytes; refusing`);
+): Promise<Digest> {
+  const entry: Descriptor = {
+    mediaType: MediaType.ociManifest,
+    digest: artifact.digest,
+    size: artifact.size,
+    artifactType: INDEX_ARTIFACT_TYPE,
+    platform: NOT_A_PLATFORM,
+    annotations: { [INDEX_SUBJECT_ANNOTATION]: image.manifestDigest },
+  };
+  let manifests: Descriptor[];
+  if (image.indexManifests !== undefined) {
+    // Keep every platform; replace an earlier Ferry entry for this manifest.
+    manifests = image.indexManifests.filter(
+      (d) => d.annotations?.[INDEX_SUBJECT_ANNOTATION] !== image.manifestDigest,
+    );
+  } else {
+    const config = await registry.fetchBlob(
+      image.ref,
+      image.manifest.config.digest,
+      MAX_CONFIG_BYTES,
+      signal,
+    );
+    const platform = parseConfigPlatform(config);
+    manifests = [
+      {
+        mediaType: image.mediaType,
+        digest: image.manifestDigest,
+        size: image.manifestBytes.length,
+        ...(platform !== undefined ? { platform } : {}),
+      },
+    ];
   }
-  const bytes = await registry.fetchBlob(ref, blob.digest, MAX_INDEX_BLOB_BYTES, signal);
-  return deserializeIndex(bytes, layerDigest);
+  const bytes = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...manifests, entry] }),
+  );
+  return registry.pushManifest(withTag(image.ref, tag), tag, bytes, MediaType.ociIndex, signal);
 }

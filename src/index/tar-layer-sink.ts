@@ -1,7 +1,7 @@
 // Where a layer's uncompressed tar stream goes while an index is built: the tar parser, the entry table, the
 // chunk planner and per-file content hashes. Shared by the gzip/tar and zstd stream builders.
 import { FormatError, IntegrityError } from '../errors.js';
-import { DigestHasher, sha256, type Digest } from '../image/digest.js';
+import { DigestHasher, digestAlgorithm, sha256, type Digest } from '../image/digest.js';
 import { TarParser } from '../image/tar.js';
 import { ChunkBuilder } from './chunk-builder.js';
 import { EntryTable, type MutableEntry } from './entry-table.js';
@@ -12,6 +12,8 @@ export interface TarLayerSinkOptions {
   onChunk?: ((chunkIndex: number, bytes: Buffer) => void) | undefined;
   /** Each chunk start as soon as it is planned (ascending), e.g. to place a zran checkpoint before it. */
   onPlanned?: ((start: number) => void) | undefined;
+  /** The image config's diffID: the uncompressed stream must hash to it (else IntegrityError at the end). */
+  diffId?: Digest | undefined;
 }
 
 export class TarLayerSink {
@@ -19,8 +21,12 @@ export class TarLayerSink {
   readonly table = new EntryTable();
   private readonly tar: TarParser;
   private file: { entry: MutableEntry; hasher: DigestHasher; left: number } | undefined;
+  private readonly diffId: Digest | undefined;
+  private readonly uncompressed: DigestHasher | undefined;
 
   constructor(o: TarLayerSinkOptions) {
+    this.diffId = o.diffId;
+    this.uncompressed = o.diffId !== undefined ? new DigestHasher(digestAlgorithm(o.diffId)) : undefined;
     this.chunker = new ChunkBuilder({
       chunkSizeBytes: o.chunkSizeBytes,
       ...(o.onChunk !== undefined ? { onChunk: o.onChunk } : {}),
@@ -50,6 +56,7 @@ export class TarLayerSink {
   /** The next piece of the uncompressed stream, with the compressed bytes consumed once it had come out. */
   push(bytes: Uint8Array, consumedAfter: number): void {
     this.chunker.addOutput(bytes, consumedAfter);
+    this.uncompressed?.update(bytes);
     this.tar.push(bytes);
     this.chunker.flush();
   }
@@ -76,6 +83,12 @@ export class TarLayerSink {
     const actual = o.hasher.digest();
     if (actual !== o.layerDigest) {
       throw new IntegrityError(`${o.label}: blob digest is ${actual}, expected ${o.layerDigest}`);
+    }
+    const diff = this.uncompressed?.digest();
+    if (diff !== undefined && diff !== this.diffId) {
+      throw new IntegrityError(
+        `${o.label}: uncompressed digest is ${diff}, the image config's diffID ${this.diffId}`,
+      );
     }
   }
 }

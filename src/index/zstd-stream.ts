@@ -46,6 +46,7 @@ export async function buildZstdIndexFromStream(
     label,
     chunkSizeBytes: opts.chunkSizeBytes ?? DEFAULT_CHUNK_SIZE_BYTES,
     onChunk: opts.onChunk,
+    diffId: opts.diffId,
   });
   const scanner = new ZstdFrameScanner(label);
   const decoder = createZstdDecoder(label);

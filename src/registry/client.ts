@@ -62,6 +62,8 @@ export interface ResolvedImage {
   readonly mediaType: string;
   /** Set when the reference named an index. */
   readonly indexDigest?: Digest;
+  /** That index's entries (a Ferry-enabled image index also lists Ferry's index artifact there). */
+  readonly indexManifests?: readonly Descriptor[];
 }
 
 export class RegistryClient {
@@ -134,6 +136,7 @@ export class RegistryClient {
       manifestBytes: child.bytes,
       mediaType: child.mediaType ?? chosen.mediaType,
       indexDigest: top.digest,
+      indexManifests: parsed.index.manifests,
     };
   }
 

@@ -3,7 +3,7 @@
 // source stack, through the FUSE holder (mounts outlive this process) or fuse-native. The only snapshot/ file
 // that knows about FUSE, layers and registries.
 import type { ChunkStore } from '../chunks/chunk-store.js';
-import { UnavailableError, NotFoundError } from '../errors.js';
+import { FerryError, UnavailableError, NotFoundError } from '../errors.js';
 import type { Digest } from '../image/digest.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import { parseReference, withDigest, type ImageReference } from '../image/reference.js';
@@ -99,6 +99,8 @@ export class LazyLayerFs implements RemoteFileSystem {
   private readonly log: Logger;
   /** Where each layer's blob can be read: blobs are content-addressed, so any repository holding it will do. */
   private readonly refs = new Map<Digest, ImageReference>();
+  /** A mounted layer's blob comes from its own image's repository, whatever other images share the layer. */
+  private readonly indexRefs = new WeakMap<LayerIndex, ImageReference>();
   private readonly mounts = new Map<string, ServedLayer>();
   private holderClient: HolderClient | undefined;
   /** Mounts a predecessor left with the holder, by mountpoint, until adopted or released. */
@@ -174,15 +176,16 @@ export class LazyLayerFs implements RemoteFileSystem {
   // --- end metrics wiring ---
 
   private blobFor(index: LayerIndex) {
-    const ref = this.refs.get(index.layerDigest);
+    const ref = this.indexRefs.get(index) ?? this.refs.get(index.layerDigest);
     if (ref === undefined) throw new NotFoundError(`no image reference known for layer ${index.layerDigest}`);
     return this.o.registry.blobReader(ref, index.layerDigest, index.compressedSize);
   }
 
   async mount(mountpoint: string, layer: RemoteLayerRef, signal?: AbortSignal): Promise<SnapshotUsage> {
     const ref = parseReference(layer.imageRef);
-    const { index, origin } = await this.resolveIndex(ref, layer, signal);
+    const { index, origin } = await this.resolveIndex(ref, layer, mountpoint, signal);
     signal?.throwIfAborted();
+    this.indexRefs.set(index, ref);
     if (!this.refs.has(index.layerDigest)) this.refs.set(index.layerDigest, ref);
     const onChunkRead = this.tracer?.layerMounting({
       mountpoint,
@@ -353,27 +356,57 @@ export class LazyLayerFs implements RemoteFileSystem {
   }
   // --- end holder engine ---
 
+  /**
+   * The index this mount serves. A remount or adoption of the same snapshot takes the index recorded for it;
+   * otherwise the image is resolved, its config's chain ID must be the snapshot's target (or containerd would
+   * reuse the snapshot for other content), and the provider returns an index trusted for this image.
+   */
   private async resolveIndex(
     ref: ImageReference,
     layer: RemoteLayerRef,
+    mountpoint: string,
     signal?: AbortSignal,
-  ): Promise<{ index: LayerIndex; origin: IndexOrigin }> {
-    const local = await this.o.indexStore.get(layer.layerDigest, signal);
-    if (local !== undefined) return { index: local, origin: 'local' };
-    const image = await this.o.registry.resolve(
-      layer.manifestDigest !== undefined ? withDigest(ref, layer.manifestDigest) : ref,
-      signal,
-    );
-    const desc = image.manifest.layers.find((l) => l.digest === layer.layerDigest);
-    if (desc === undefined)
+  ): Promise<{ index: LayerIndex; origin: IndexOrigin; key: string }> {
+    const store = this.o.indexStore;
+    const recorded = await store.mountKey(mountpoint, layer.layerDigest, signal);
+    if (recorded !== undefined) {
+      const local = await store.get(layer.layerDigest, recorded, signal);
+      if (local !== undefined) return { index: local, origin: 'local', key: recorded };
+    }
+    const image = await this.resolveImage(ref, layer.manifestDigest, signal);
+    const i = image.manifest.layers.findIndex((l) => l.digest === layer.layerDigest);
+    if (i < 0)
       throw new NotFoundError(
         `layer ${layer.layerDigest} is not in ${ref.toString()} (${image.manifestDigest})`,
       );
+    const layers = await this.o.provider.layersOf(image, signal);
+    if (layers.chainIds[i] !== layer.target) {
+      throw new FerryError(
+        'FAILED_PRECONDITION',
+        `layer ${i + 1} of ${ref.toString()}: the snapshot is to be committed as ${layer.target}, but the image ` +
+          `config's diffIDs make its chain ID ${layers.chainIds[i]}`,
+      );
+    }
     // Only this layer: the others are asked for by their own Prepare calls (and may never be needed).
-    const one = { ...image, manifest: { ...image.manifest, layers: [desc] } };
-    const [provided] = await this.o.provider.forImage(one, signal !== undefined ? { signal } : {});
+    const [provided] = await this.o.provider.forImage(image, {
+      only: [layer.layerDigest],
+      layers,
+      ...(signal !== undefined ? { signal } : {}),
+    });
     if (provided === undefined) throw new UnavailableError(`no index for layer ${layer.layerDigest}`);
-    return { index: provided.index, origin: provided.origin };
+    await store.setMountKey(mountpoint, layer.layerDigest, provided.key, signal);
+    return provided;
+  }
+
+  /**
+   * The image as the client named it (a Ferry-enabled image index binds its index only when reached that way),
+   * unless the name now points elsewhere than the manifest the client resolved: then that manifest by digest.
+   */
+  private async resolveImage(ref: ImageReference, manifestDigest: Digest | undefined, signal?: AbortSignal) {
+    if (manifestDigest === undefined) return this.o.registry.resolve(ref, signal);
+    const named = await this.o.registry.resolve(ref, signal).catch(() => undefined);
+    if (named?.manifestDigest === manifestDigest) return named;
+    return this.o.registry.resolve(withDigest(ref, manifestDigest), signal);
   }
 
   async check(mountpoint: string): Promise<void> {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { keyPair } from './signing-key.js';
 
 const run = promisify(execFile);
 export const FERRY_BIN = resolve(import.meta.dirname, '../../bin/ferry.js');
@@ -21,24 +22,42 @@ export interface FerryEnv {
 
 /**
  * A fresh state dir, run dir and config (an empty cache: a "new node"). `registryToml` adds lines to the
- * `[registry]` table; `extraToml` appends other tables.
+ * `[registry]` table; `extraToml` appends other tables. The node trusts index artifacts signed with the tests'
+ * default key (`keyPair()`), as a production node trusts its publisher's key; `trustedKeys` replaces that list.
  */
-export function ferryEnv(extraToml = '', registryToml = ''): FerryEnv {
+export function ferryEnv(extraToml = '', registryToml = '', trustedKeys = [keyPair().publicPath]): FerryEnv {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-node-'));
   const configPath = join(dir, 'config.toml');
+  const keys = `trustedKeys = ${JSON.stringify(trustedKeys)}\n`;
+  // One [index] table: keep the test's own keys in it.
+  const extra = extraToml.includes('[index]\n')
+    ? extraToml.replace('[index]\n', `[index]\n${keys}`)
+    : `${extraToml}\n[index]\n${keys}`;
   writeFileSync(
     configPath,
     `[daemon]\nstateDir = "${dir}/state"\nrunDir = "${dir}/run"\n\n[cache]\nmaxBytes = 2147483648\nmemoryBytes = 33554432\n\n` +
-      `[registry]\ndockerConfig = false\n${registryToml}\n\n${extraToml}\n`,
+      `[registry]\ndockerConfig = false\n${registryToml}\n\n${extra}\n`,
   );
   return { dir, configPath };
 }
 
-export async function ferry(args: string[], env: FerryEnv): Promise<{ stdout: string; stderr: string }> {
+/**
+ * Runs `ferry <args>`. `ferry index … --push` signs the artifact with the tests' default key unless the args
+ * name a key (`--sign-key`) or `sign` is false: published indexes reach other nodes only signed or bound.
+ */
+export async function ferry(
+  args: string[],
+  env: FerryEnv,
+  o: { sign?: boolean } = {},
+): Promise<{ stdout: string; stderr: string }> {
   requireBuild();
+  const signed =
+    args[0] === 'index' && args.includes('--push') && !args.includes('--sign-key') && o.sign !== false
+      ? [...args, '--sign-key', keyPair().privatePath]
+      : args;
   const withConfig = ['index', 'mount', 'umount'].includes(args[0] ?? '')
-    ? [...args, '--config', env.configPath]
-    : args;
+    ? [...signed, '--config', env.configPath]
+    : signed;
   return run(process.execPath, [FERRY_BIN, ...withConfig], { maxBuffer: 256 << 20 });
 }
 

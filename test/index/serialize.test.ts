@@ -1,5 +1,5 @@
 // Serialized layer indexes round-trip exactly; any damage is a FormatError; the store treats damage as a miss.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -52,23 +52,53 @@ describe('serializeIndex / deserializeIndex', () => {
 });
 
 describe('IndexStore', () => {
-  it('puts, gets, misses, and drops a corrupt file', async () => {
+  const built = `built-${'ab'.repeat(32)}`;
+  const toc = `toc-${'cd'.repeat(32)}`;
+  it('puts, gets, misses, and drops a corrupt file; an index is found only under the root it was stored with', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'ferry-idx-')), 'indexes');
     const store = new IndexStore({ dir });
-    expect(await store.get(index.layerDigest)).toBeUndefined();
-    await store.put(index);
-    expectSameIndex((await store.get(index.layerDigest))!, index);
-    expect(readdirSync(dir)).toEqual([`${digestHex(index.layerDigest)}.idx`]);
-    const file = join(dir, `${digestHex(index.layerDigest)}.idx`);
+    expect(await store.get(index.layerDigest, built)).toBeUndefined();
+    await store.put(index, built);
+    expectSameIndex((await store.get(index.layerDigest, built))!, index);
+    expect(await store.get(index.layerDigest, toc)).toBeUndefined();
+    const name = `${digestHex(index.layerDigest)}.${built}.idx`;
+    expect(readdirSync(dir)).toEqual([name]);
+    expect(statSync(join(dir, name)).mode & 0o777).toBe(0o600);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    const file = join(dir, name);
     const bytes = readFileSync(file);
     bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
     writeFileSync(file, bytes);
-    expect(await store.get(index.layerDigest)).toBeUndefined();
+    expect(await store.get(index.layerDigest, built)).toBeUndefined();
     expect(readdirSync(dir)).toEqual([]);
     const ac = new AbortController();
     ac.abort();
-    await expect(store.put(index, ac.signal)).rejects.toMatchObject({ code: 'ABORTED' });
+    await expect(store.put(index, built, ac.signal)).rejects.toMatchObject({ code: 'ABORTED' });
     expect(readdirSync(dir)).toEqual([]);
+    rmSync(join(dir, '..'), { recursive: true, force: true });
+  });
+
+  it('never reads a file from before trust roots, and refuses keys that are not roots', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'ferry-idx-')), 'indexes');
+    const store = new IndexStore({ dir });
+    await store.put(index, built);
+    renameSync(
+      join(dir, `${digestHex(index.layerDigest)}.${built}.idx`),
+      join(dir, `${digestHex(index.layerDigest)}.idx`),
+    );
+    expect(await store.get(index.layerDigest, built)).toBeUndefined();
+    await expect(store.get(index.layerDigest, '../x')).rejects.toMatchObject({ code: 'FORMAT' });
+    rmSync(join(dir, '..'), { recursive: true, force: true });
+  });
+
+  it('records the root key a mount serves, per mountpoint and layer', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'ferry-idx-')), 'indexes');
+    const store = new IndexStore({ dir });
+    expect(await store.mountKey('/m/1', index.layerDigest)).toBeUndefined();
+    await store.setMountKey('/m/1', index.layerDigest, toc);
+    expect(await store.mountKey('/m/1', index.layerDigest)).toBe(toc);
+    expect(await store.mountKey('/m/2', index.layerDigest)).toBeUndefined();
+    expect(await store.mountKey('/m/1', sha256('other'))).toBeUndefined();
     rmSync(join(dir, '..'), { recursive: true, force: true });
   });
 });

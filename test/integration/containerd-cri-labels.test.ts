@@ -143,4 +143,27 @@ describe('CRI labels over the snapshots API', () => {
     expect(await fuseMountsBelow(root)).toEqual([]);
     expect(daemon.stderr()).toMatch(/"remote snapshot not prepared; falling back to ordinary"/);
   });
+
+  it('never commits a lazy layer under a chain ID the image config does not give it', async () => {
+    // A client that names another chain (as a config lying about diffIDs would make containerd do) gets an
+    // ordinary snapshot to unpack into: containerd would reuse a committed one for any image with that chain.
+    const digests = app.pushed.manifest.layers.map((l) => l.digest);
+    const other = sha256('not this layer');
+    const labels = {
+      'containerd.io/snapshot.ref': other,
+      [`${CRI}image-ref`]: `${proxy.host}/cri:1`,
+      [`${CRI}manifest-digest`]: app.pushed.manifestDigest,
+      [`${CRI}layer-digest`]: digests[0]!,
+      [`${CRI}image-layers`]: digests.join(','),
+    };
+    const r = await c.call<{ mounts: Array<{ type: string }> }>('Prepare', {
+      key: 'k8s.io/4/extract y',
+      parent: '',
+      labels,
+    });
+    expect(r.mounts[0]).toMatchObject({ type: 'bind' });
+    expect(await fuseMountsBelow(root)).toEqual([]);
+    expect(daemon.stderr()).toMatch(/config's diffIDs make its chain ID/);
+    await c.call('Remove', { key: 'k8s.io/4/extract y' });
+  });
 });

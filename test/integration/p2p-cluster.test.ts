@@ -59,9 +59,9 @@ async function startCluster(envFor: (i: number) => NodeJS.ProcessEnv = () => ({}
 /** What one node alone pulls for the working set: the compressed spans of the chunks it covers. */
 async function workingSetWireBytes(n: Node): Promise<number> {
   const m = await n.mounted;
-  const layer = (m['layers'] as Array<{ digest: string }>)[0]!;
+  const layer = (m['layers'] as Array<{ digest: string; indexKey: string }>)[0]!;
   const store = new IndexStore({ dir: join(n.env.dir, 'state', 'indexes') });
-  const index = (await store.get(layer.digest as never))!;
+  const index = (await store.get(layer.digest as never, layer.indexKey))!;
   const spans = new Map<string, number>(); // by chunk digest: equal chunks are fetched once
   for (const f of WORKING_SET) {
     const e = index.entries.find((x) => x.path === f)!;

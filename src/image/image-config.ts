@@ -1,0 +1,64 @@
+// The part of an OCI/Docker image config Ferry checks: the layers' diffIDs (uncompressed digests) and the chain
+// IDs containerd names committed snapshots by. Pure: parsing and hashing only.
+import { z } from 'zod';
+import { FormatError } from '../errors.js';
+import { isDigest, sha256, type Digest } from './digest.js';
+
+/** Configs are small JSON documents; a bigger one is hostile, not an image. */
+export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+
+const ConfigSchema = z.object({
+  rootfs: z.object({
+    type: z.string(),
+    diff_ids: z.array(z.string().refine(isDigest, { message: 'invalid digest' })),
+  }),
+});
+
+/** The diffIDs of an image config, bottom layer first. */
+export function parseDiffIds(bytes: Buffer, where: string): Digest[] {
+  if (bytes.length > MAX_CONFIG_BYTES)
+    throw new FormatError(`${where}: image config is ${bytes.length} bytes`);
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw new FormatError(`${where}: image config is not JSON`, { cause: e });
+  }
+  const r = ConfigSchema.safeParse(json);
+  if (!r.success) throw new FormatError(`${where}: image config has no valid rootfs.diff_ids`);
+  if (r.data.rootfs.type !== 'layers') {
+    throw new FormatError(`${where}: image config rootfs.type is ${JSON.stringify(r.data.rootfs.type)}`);
+  }
+  return r.data.rootfs.diff_ids;
+}
+
+/** chainID(L0..Ln) per the OCI image spec: chainID(L0) = diffID(L0); then sha256(parent + " " + diffID). */
+export function chainIds(diffIds: readonly Digest[]): Digest[] {
+  const out: Digest[] = [];
+  for (const d of diffIds) {
+    const parent = out[out.length - 1];
+    out.push(parent === undefined ? d : sha256(`${parent} ${d}`));
+  }
+  return out;
+}
+
+/** The os/architecture(/variant) an image config declares, for listing its manifest in an image index. */
+export function parseConfigPlatform(
+  bytes: Buffer,
+): { os: string; architecture: string; variant?: string } | undefined {
+  try {
+    const c = JSON.parse(bytes.toString('utf8')) as {
+      os?: unknown;
+      architecture?: unknown;
+      variant?: unknown;
+    };
+    if (typeof c.os !== 'string' || typeof c.architecture !== 'string') return undefined;
+    return {
+      os: c.os,
+      architecture: c.architecture,
+      ...(typeof c.variant === 'string' ? { variant: c.variant } : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
