@@ -136,6 +136,7 @@ export class Daemon {
               : undefined,
           peers: parts.peers,
           readAhead: config.readAhead,
+          auditLazyLayers: config.snapshotter.auditLazyLayers,
         })
       : undefined;
     if (parts.readObserver !== undefined) lazyFs?.setReadObserver(parts.readObserver); // metrics wiring

@@ -85,6 +85,13 @@ export const configSchema = z.strictObject({
       lazy: z.boolean().default(true),
       /** A lazy mount not ready within this long falls back to an ordinary snapshot (a normal pull). */
       remoteTimeoutMs: z.number().int().positive().default(30_000),
+      /**
+       * Prove each layer served from a TOC or a published index to be the layer its diffID names, by streaming
+       * it once in the background after the mount; a layer that fails is withdrawn from its chain ID.
+       * containerd reuses committed snapshots by chain ID across images, so turning this off trusts every TOC
+       * and index publisher with every image that shares a layer chain.
+       */
+      auditLazyLayers: z.boolean().default(true),
     })
     .prefault({}),
   fuse: z

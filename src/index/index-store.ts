@@ -16,6 +16,12 @@ export interface IndexStoreOptions {
 
 const KEY = /^(built|toc|blob)-[a-f0-9]{64,128}$/;
 
+export interface MountBinding {
+  readonly key: string;
+  /** The served index was proven to match the blob (layer-audit.ts), or needs no proof (built). */
+  readonly audited: boolean;
+}
+
 export class IndexStore {
   private readonly dir: string;
 
@@ -42,14 +48,18 @@ export class IndexStore {
     await this.write(this.pathFor(index.layerDigest, key), serializeIndex(index), signal);
   }
 
-  /** The root key of the index the mount at `mountpoint` serves, if this node recorded one. */
-  async mountKey(mountpoint: string, layerDigest: Digest, signal?: AbortSignal): Promise<string | undefined> {
+  /** The index the mount at `mountpoint` serves, if this node recorded one: its root key, and if it is proven. */
+  async mountKey(
+    mountpoint: string,
+    layerDigest: Digest,
+    signal?: AbortSignal,
+  ): Promise<MountBinding | undefined> {
     const buf = await readOrMiss(this.bindingPath(mountpoint), signal);
     if (buf === undefined) return undefined;
     try {
-      const b = JSON.parse(buf.toString('utf8')) as { layer?: unknown; key?: unknown };
+      const b = JSON.parse(buf.toString('utf8')) as { layer?: unknown; key?: unknown; audited?: unknown };
       if (b.layer !== layerDigest || typeof b.key !== 'string' || !KEY.test(b.key)) return undefined;
-      return b.key;
+      return { key: b.key, audited: b.audited === true };
     } catch {
       return undefined;
     }
@@ -58,14 +68,11 @@ export class IndexStore {
   async setMountKey(
     mountpoint: string,
     layerDigest: Digest,
-    key: string,
+    binding: MountBinding,
     signal?: AbortSignal,
   ): Promise<void> {
-    await this.write(
-      this.bindingPath(mountpoint),
-      Buffer.from(JSON.stringify({ layer: layerDigest, key })),
-      signal,
-    );
+    const json = JSON.stringify({ layer: layerDigest, key: binding.key, audited: binding.audited });
+    await this.write(this.bindingPath(mountpoint), Buffer.from(json), signal);
   }
 
   private async write(path: string, bytes: Buffer, signal?: AbortSignal): Promise<void> {

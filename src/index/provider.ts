@@ -65,6 +65,7 @@ export class IndexProvider {
   private readonly log: Logger;
   private readonly sources: readonly IndexSource[];
   private readonly rebuildSources: readonly IndexSource[];
+  private readonly builder: BuildIndexSource;
 
   constructor(private readonly options: IndexProviderOptions) {
     this.log = options.log.child({ component: 'index' });
@@ -82,6 +83,30 @@ export class IndexProvider {
       build,
     ];
     this.rebuildSources = [toc, build];
+    this.builder = build;
+  }
+
+  /**
+   * Streams layer `layerDigest` of `image` and builds its index, digest and diffID verified (what an audit of a
+   * lazily served layer compares against); stored under its `built` root for every later image with the layer.
+   */
+  async buildVerified(
+    image: ResolvedImage,
+    layerDigest: Digest,
+    signal?: AbortSignal,
+  ): Promise<ProvidedIndex> {
+    const i = image.manifest.layers.findIndex((l) => l.digest === layerDigest);
+    const layer = image.manifest.layers[i];
+    if (layer === undefined)
+      throw new FormatError(`${layerDigest} is not a layer of ${image.ref.toString()}`);
+    const { diffIds } = await this.layersOf(image, signal);
+    const noTrusted = () => Promise.resolve(new Map<Digest, TrustedBlob>());
+    const ctx: LayerContext = { image, layer, diffId: diffIds[i]!, trustedBlobs: noTrusted, signal };
+    const started = Date.now();
+    const { index, root } = await this.builder.find(ctx);
+    const key = storeKey(root);
+    await this.options.store.put(index, key, signal);
+    return { index, root, key, origin: 'built', durationMs: Date.now() - started };
   }
 
   /** The image config's diffIDs and chain IDs, checked against the manifest's layer count. */

@@ -8,7 +8,8 @@ import type { Digest } from '../image/digest.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import { parseReference, withDigest, type ImageReference } from '../image/reference.js';
 import type { IndexProvider, IndexOrigin } from '../index/provider.js';
-import type { IndexStore } from '../index/index-store.js';
+import type { IndexStore, MountBinding } from '../index/index-store.js';
+import { auditLayer } from '../layer/layer-audit.js';
 import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
 import { lazyUnmount, mountLayer } from '../fuse/mount.js';
@@ -48,6 +49,8 @@ export interface LazyLayerFsOptions {
   peers?: LayerPeers | undefined;
   /** Sequential read-ahead for every mounted layer, bounded in memory across all of them (`[readAhead]`). */
   readAhead?: ReadAheadConfig | undefined;
+  /** Prove layers served from a TOC or a published index against their diffID in the background (default on). */
+  auditLazyLayers?: boolean | undefined;
 }
 
 /** What the daemon needs of a P2P node (src/p2p/p2p-node.ts P2PNode fits). */
@@ -112,6 +115,8 @@ export class LazyLayerFs implements RemoteFileSystem {
   private readonly readAhead: { settings: ReadAheadSettings; budget: ReadAheadBudget } | undefined;
   /** Withdraws each mounted layer from what peers may fetch through this node. */
   private readonly unregisterPeers = new Map<string, () => void>();
+  /** Ends background audits at shutdown: the next daemon audits what was left unproven. */
+  private readonly auditAbort = new AbortController();
 
   constructor(private readonly o: LazyLayerFsOptions) {
     this.log = o.log.child({ component: 'lazy-fs' });
@@ -183,7 +188,7 @@ export class LazyLayerFs implements RemoteFileSystem {
 
   async mount(mountpoint: string, layer: RemoteLayerRef, signal?: AbortSignal): Promise<SnapshotUsage> {
     const ref = parseReference(layer.imageRef);
-    const { index, origin } = await this.resolveIndex(ref, layer, mountpoint, signal);
+    const { index, origin, binding } = await this.resolveIndex(ref, layer, mountpoint, signal);
     signal?.throwIfAborted();
     this.indexRefs.set(index, ref);
     if (!this.refs.has(index.layerDigest)) this.refs.set(index.layerDigest, ref);
@@ -230,7 +235,11 @@ export class LazyLayerFs implements RemoteFileSystem {
     const unregister = this.o.peers?.register([index], this.source.source);
     if (unregister !== undefined) this.unregisterPeers.set(mountpoint, unregister);
     this.log.info({ mountpoint, layer: layer.layerDigest, index: origin }, 'lazy layer mounted');
-    return { sizeBytes: index.compressedSize, inodes: index.entries.length };
+    const verified =
+      binding.audited || this.o.auditLazyLayers === false
+        ? undefined
+        : this.auditLater(ref, layer, index, mountpoint, binding);
+    return { sizeBytes: index.compressedSize, inodes: index.entries.length, verified };
   }
 
   // --- holder engine ---
@@ -338,6 +347,7 @@ export class LazyLayerFs implements RemoteFileSystem {
    */
   async detachAll(drainMs: number): Promise<void> {
     this.detaching = true;
+    this.auditAbort.abort();
     const served = [...this.mounts.entries()];
     await Promise.all(served.map(async ([, m]) => m.detach?.(drainMs)));
     for (const [mp] of served) {
@@ -366,12 +376,12 @@ export class LazyLayerFs implements RemoteFileSystem {
     layer: RemoteLayerRef,
     mountpoint: string,
     signal?: AbortSignal,
-  ): Promise<{ index: LayerIndex; origin: IndexOrigin; key: string }> {
+  ): Promise<{ index: LayerIndex; origin: IndexOrigin; binding: MountBinding }> {
     const store = this.o.indexStore;
     const recorded = await store.mountKey(mountpoint, layer.layerDigest, signal);
     if (recorded !== undefined) {
-      const local = await store.get(layer.layerDigest, recorded, signal);
-      if (local !== undefined) return { index: local, origin: 'local', key: recorded };
+      const local = await store.get(layer.layerDigest, recorded.key, signal);
+      if (local !== undefined) return { index: local, origin: 'local', binding: recorded };
     }
     const image = await this.resolveImage(ref, layer.manifestDigest, signal);
     const i = image.manifest.layers.findIndex((l) => l.digest === layer.layerDigest);
@@ -394,8 +404,34 @@ export class LazyLayerFs implements RemoteFileSystem {
       ...(signal !== undefined ? { signal } : {}),
     });
     if (provided === undefined) throw new UnavailableError(`no index for layer ${layer.layerDigest}`);
-    await store.setMountKey(mountpoint, layer.layerDigest, provided.key, signal);
-    return provided;
+    // A built index is proof by itself; any other root is audited after the mount (see auditLater).
+    const binding = { key: provided.key, audited: provided.root.kind === 'built' };
+    await store.setMountKey(mountpoint, layer.layerDigest, binding, signal);
+    return { index: provided.index, origin: provided.origin, binding };
+  }
+
+  /**
+   * containerd reuses a committed snapshot for every image with its chain ID, so a layer served from a TOC or a
+   * published index must be proven to be the layer its diffID names, as containerd's own unpack proves it: the
+   * blob is streamed once in the background (digest and diffID checked), and the served tree and every file's
+   * bytes are compared with it. Rejects with an IntegrityError on the first difference.
+   */
+  private async auditLater(
+    ref: ImageReference,
+    layer: RemoteLayerRef,
+    index: LayerIndex,
+    mountpoint: string,
+    binding: MountBinding,
+  ): Promise<void> {
+    const signal = this.auditAbort.signal;
+    const image = await this.resolveImage(ref, layer.manifestDigest, signal);
+    const truth = await this.o.provider.buildVerified(image, layer.layerDigest, signal);
+    await auditLayer({ served: index, truth: truth.index, source: this.source.source, signal });
+    await this.o.indexStore.setMountKey(mountpoint, layer.layerDigest, { ...binding, audited: true }, signal);
+    this.log.info(
+      { mountpoint, layer: layer.layerDigest },
+      'lazy layer audited: it is the layer its digests name',
+    );
   }
 
   /**
@@ -433,6 +469,7 @@ export class LazyLayerFs implements RemoteFileSystem {
   }
 
   async unmountAll(): Promise<void> {
+    this.auditAbort.abort();
     for (const mp of this.mountpoints()) await this.unmount(mp).catch(() => undefined);
   }
 }

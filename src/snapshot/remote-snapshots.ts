@@ -1,7 +1,7 @@
 // The remote half of the snapshotter: mount a layer lazily for a Prepare and commit it under its target, keep
 // the mounts of committed remote snapshots alive (check, re-mount from labels), and release them.
 import { join } from 'node:path';
-import { UnavailableError } from '../errors.js';
+import { isFerryError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MetadataStore, SnapshotRecord } from './metadata-store.js';
 import { remoteLayerRef, type RemoteLayerRef } from './remote-labels.js';
@@ -85,6 +85,7 @@ export class RemoteSnapshots {
         nowMs: this.o.now(),
       });
       this.mounted.add(committed.id);
+      this.onVerified(committed, usage.verified);
     } catch (e) {
       await this.o.remote.unmount(fsDir).catch(() => undefined);
       this.o.log.warn(
@@ -115,13 +116,43 @@ export class RemoteSnapshots {
         `remote snapshot ${JSON.stringify(rec.name)} has no layer labels to mount from`,
       );
     try {
-      await mountRemote(this.o.remote, fsDir, layer, this.o.timeoutMs, signal);
+      const usage = await mountRemote(this.o.remote, fsDir, layer, this.o.timeoutMs, signal);
       this.mounted.add(rec.id);
+      this.onVerified(rec, usage.verified);
     } catch (e) {
       throw new UnavailableError(`remote snapshot ${JSON.stringify(rec.name)} is unavailable: ${String(e)}`, {
         cause: e,
       });
     }
+  }
+
+  /**
+   * A layer that fails its audit no longer answers to its chain ID: the snapshot is renamed out of containerd's
+   * way (children and running containers keep it by id), so the next image with that chain is unpacked anew.
+   */
+  private onVerified(rec: SnapshotRecord, verified: Promise<void> | undefined): void {
+    verified?.then(
+      () => undefined,
+      (e: unknown) => {
+        if (!isFerryError(e, 'INTEGRITY')) {
+          this.o.log.warn({ key: rec.name, err: String(e) }, 'remote snapshot audit did not finish');
+          return;
+        }
+        const name = `ferry-quarantined/${rec.id}/${rec.name}`;
+        try {
+          this.o.store.rename(rec.name, name, this.o.now());
+          this.o.log.error(
+            { key: rec.name, quarantined: name, err: String(e) },
+            'remote snapshot failed its audit',
+          );
+        } catch (err) {
+          this.o.log.error(
+            { key: rec.name, err: String(err), audit: String(e) },
+            'remote snapshot failed its audit',
+          );
+        }
+      },
+    );
   }
 
   /** Unmounts a removed remote snapshot; throws if it may still be mounted (then its dir must stay). */

@@ -23,6 +23,11 @@ export interface SnapshotMount {
 export interface SnapshotUsage {
   readonly sizeBytes: number;
   readonly inodes: number;
+  /**
+   * Settles once the layer's content is proven to be what its digests commit to (remote layers whose index is
+   * not proof by itself): rejects with an IntegrityError when it is not.
+   */
+  readonly verified?: Promise<void> | undefined;
 }
 
 /** Label the unpacker sets to the chain ID it wants; a remote snapshot is committed under that name. */

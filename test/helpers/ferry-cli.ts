@@ -101,8 +101,9 @@ export async function startMount(
     }
   });
   const exited = new Promise<{ code: number | null; unmounted: MountEvent | undefined; stderr: string }>(
+    // 'close', not 'exit': the `unmounted` line may still be in the pipe when the process has exited.
     (res) =>
-      proc.on('exit', (code) =>
+      proc.on('close', (code) =>
         res({ code, unmounted: events.find((e) => e.event === 'unmounted'), stderr }),
       ),
   );

@@ -220,8 +220,9 @@ export function startFerryNode(
     }
   });
   const exited = new Promise<{ code: number | null; unmounted: MountEvent | undefined; stderr: string }>(
+    // 'close', not 'exit': the `unmounted` line may still be in the pipe when the process has exited.
     (res) =>
-      proc.on('exit', (code) =>
+      proc.on('close', (code) =>
         res({ code, unmounted: events.find((e) => e.event === 'unmounted'), stderr }),
       ),
   );
@@ -257,7 +258,8 @@ export async function readFiles(
   proc.stderr?.on('data', (b: Buffer) => (err += b.toString()));
   // Longer than fuse.readDeadlineMs (60 s): a stuck read then shows as an EIO in `err`, not as a kill.
   const timer = setTimeout(() => proc.kill('SIGKILL'), 90_000);
-  await new Promise((r) => proc.on('exit', r));
+  // 'close', not 'exit': the last lines of stdout may still be in flight when the process has exited.
+  await new Promise((r) => proc.on('close', r));
   clearTimeout(timer);
   const got = new Map<string, string>();
   for (const line of out.trim().split('\n')) {

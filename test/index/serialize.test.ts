@@ -95,8 +95,8 @@ describe('IndexStore', () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'ferry-idx-')), 'indexes');
     const store = new IndexStore({ dir });
     expect(await store.mountKey('/m/1', index.layerDigest)).toBeUndefined();
-    await store.setMountKey('/m/1', index.layerDigest, toc);
-    expect(await store.mountKey('/m/1', index.layerDigest)).toBe(toc);
+    await store.setMountKey('/m/1', index.layerDigest, { key: toc, audited: false });
+    expect(await store.mountKey('/m/1', index.layerDigest)).toEqual({ key: toc, audited: false });
     expect(await store.mountKey('/m/2', index.layerDigest)).toBeUndefined();
     expect(await store.mountKey('/m/1', sha256('other'))).toBeUndefined();
     rmSync(join(dir, '..'), { recursive: true, force: true });

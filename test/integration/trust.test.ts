@@ -2,25 +2,22 @@
 // index artifact (setuid, owner, capability xattr, device node, whiteout, a file remapped to other bytes) pushed as
 // the newest referrer of a digest-pinned image is ignored unless signed by a key the node trusts; another image
 // sharing the victim's layers cannot plant its index for them; a config whose diffIDs lie fails the mount.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Digest } from '../../src/image/digest.js';
-import type { Entry, LayerIndex } from '../../src/image/layer-index.js';
+import type { LayerIndex } from '../../src/image/layer-index.js';
 import { MediaType } from '../../src/image/manifest.js';
-import { parseReference, withDigest } from '../../src/image/reference.js';
+import { parseReference } from '../../src/image/reference.js';
 import { publishBoundIndex, publishIndexes, signArtifact } from '../../src/index/publish.js';
-import { deserializeIndex } from '../../src/index/serialize.js';
 import { loadSigningKey } from '../../src/index/signature.js';
 import type { RegistryClient, ResolvedImage } from '../../src/registry/client.js';
 import { ferry, ferryEnv, startMount, type FerryEnv, type RunningMount } from '../helpers/ferry-cli.js';
 import { pushImage, type PushedImage } from '../helpers/push-image.js';
 import { startRegistry, testRegistryClient, type TestRegistry } from '../helpers/registry.js';
 import { keyPair } from '../helpers/signing-key.js';
+import { forgeTop, HONEST, publishedIndexes, victimLayers } from '../helpers/trust-fixture.js';
 
 let registry: TestRegistry;
 let client: RegistryClient;
@@ -28,41 +25,12 @@ let work: string;
 let victim: PushedImage;
 let victimRef: string;
 let layers: Buffer[];
-const BIG = Buffer.alloc(3 << 20, 'ferry-big-file ');
-
-/** A gzip layer from files laid out in a temp dir, packed by GNU tar as a producer would. */
-function layer(name: string, files: Record<string, { text: string | Buffer; mode?: number }>): Buffer {
-  const dir = join(work, name);
-  for (const [path, f] of Object.entries(files)) {
-    mkdirSync(join(dir, path, '..'), { recursive: true });
-    writeFileSync(join(dir, path), f.text, { mode: f.mode ?? 0o644 });
-  }
-  return gzipSync(
-    execFileSync(
-      'tar',
-      ['--sort=name', '--numeric-owner', '--owner=0', '--group=0', '-C', dir, '-cf', '-', '.'],
-      {
-        maxBuffer: 64 << 20,
-      },
-    ),
-  );
-}
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'ferry-trust-'));
   registry = await startRegistry();
   client = testRegistryClient();
-  layers = [
-    layer('base', {
-      'etc/base.conf': { text: 'base config\n' },
-      'bin/tool': { text: '#!/bin/sh\necho tool\n', mode: 0o755 },
-    }),
-    layer('top', {
-      'bin/run.sh': { text: '#!/bin/sh\necho run\n', mode: 0o755 },
-      'etc/data': { text: 'the data the image commits to\n' },
-      'opt/big': { text: BIG },
-    }),
-  ];
+  layers = victimLayers(work);
   victimRef = `${registry.host}/victim/app:1`;
   victim = await pushImage(client, victimRef, {
     layers: layers.map((data) => ({ data, mediaType: MediaType.ociLayerGzip })),
@@ -79,54 +47,6 @@ const pinned = (): string => `${registry.host}/victim/app@${victim.manifestDiges
 
 async function resolved(ref: string): Promise<ResolvedImage> {
   return client.resolve(parseReference(ref));
-}
-
-/** Both layers' indexes as the publisher pushed them, read back from the artifact `artifact`. */
-async function publishedBoth(image: ResolvedImage, artifact: string): Promise<[LayerIndex, LayerIndex]> {
-  const raw = await client.fetchManifest(withDigest(image.ref, artifact as never));
-  const m = JSON.parse(raw.bytes.toString()) as {
-    layers: Array<{ digest: string; annotations: Record<string, string> }>;
-  };
-  const one = async (layer: Digest): Promise<LayerIndex> => {
-    const blob = m.layers.find((l) => l.annotations['dev.ferry.layer.digest'] === layer)!;
-    return deserializeIndex(await client.fetchBlob(image.ref, blob.digest as Digest, 64 << 20), layer);
-  };
-  return [await one(image.manifest.layers[0]!.digest), await one(image.manifest.layers[1]!.digest)];
-}
-
-/** Every lie an index can tell about the top layer, in one forged index that is otherwise well formed. */
-function forge(honest: LayerIndex): LayerIndex {
-  const big = honest.entries.find((e) => e.path === 'opt/big')!;
-  const entries: Entry[] = honest.entries.map((e) => {
-    if (e.path === 'bin/run.sh')
-      return {
-        ...e,
-        mode: 0o4755,
-        uid: 0,
-        gid: 0,
-        xattrs: {
-          'security.capability': Buffer.from('AQAAAgAgAAAAAAAAAAAAAAAAAAA=', 'base64').toString('base64'),
-        },
-      };
-    if (e.path === 'etc/data') return { ...e, dataOffset: big.dataOffset!, size: 4096 };
-    return e;
-  });
-  entries.push(
-    {
-      path: 'bin/zero',
-      type: 'char',
-      mode: 0o666,
-      uid: 0,
-      gid: 0,
-      size: 0,
-      mtimeMs: 0,
-      devMajor: 1,
-      devMinor: 5,
-    },
-    { path: 'etc/base.conf', type: 'whiteout', mode: 0, uid: 0, gid: 0, size: 0, mtimeMs: 0 },
-  );
-  entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { ...honest, entries };
 }
 
 /** Pushes `index` (with the honest base layer's) as a new referrer artifact of `image`; optionally signed. */
@@ -177,7 +97,6 @@ async function look(ref: string, env: FerryEnv, o: { keep?: boolean } = {}): Pro
   }
 }
 
-const HONEST = { runMode: 0o755, data: 'the data the image commits to\n', zero: false, baseConf: true };
 const quietNode = (keys: string[]) => ferryEnv('[prefetch]\nenabled = false\n', '', keys);
 
 describe('published index artifacts', () => {
@@ -190,7 +109,7 @@ describe('published index artifacts', () => {
     const { stdout } = await ferry(['index', victimRef, '--push', '--json'], ferryEnv());
     const artifact = (JSON.parse(stdout) as { artifact: string }).artifact;
     image = await resolved(pinned());
-    [base, top] = await publishedBoth(image, artifact);
+    [base, top] = await publishedIndexes(client, image, artifact);
   }, 120_000);
 
   it('a signed artifact from the publisher is used', async () => {
@@ -200,7 +119,7 @@ describe('published index artifacts', () => {
   });
 
   it('a forged, unsigned artifact pushed as the newest referrer is ignored: the node serves the image as committed', async () => {
-    await pushForged(image, base, forge(top));
+    await pushForged(image, base, forgeTop(top));
     const seen = await look(pinned(), quietNode([keyPair().publicPath]));
     expect(seen).toMatchObject(HONEST);
     // The publisher's signed artifact is still found and used.
@@ -208,7 +127,7 @@ describe('published index artifacts', () => {
   });
 
   it('a forged artifact signed by a key the node does not trust is ignored', async () => {
-    await pushForged(image, base, forge(top), keyPair('attacker').privatePath);
+    await pushForged(image, base, forgeTop(top), keyPair('attacker').privatePath);
     expect(await look(pinned(), quietNode([keyPair().publicPath]))).toMatchObject(HONEST);
   });
 
@@ -219,7 +138,7 @@ describe('published index artifacts', () => {
   });
 
   it('a forged artifact signed by a trusted key is served: the key is the trust root', async () => {
-    await pushForged(image, base, forge(top), keyPair('insider').privatePath);
+    await pushForged(image, base, forgeTop(top), keyPair('insider').privatePath);
     const seen = await look(pinned(), quietNode([keyPair('insider').publicPath]));
     expect(seen).toMatchObject({ runMode: 0o4755, zero: true, baseConf: false });
     expect(seen.data).not.toBe(HONEST.data);
@@ -230,7 +149,7 @@ describe('published index artifacts', () => {
     const env = quietNode([keyPair().publicPath]);
     const { stdout } = await ferry(['index', pinned(), '--push', '--json'], env);
     const republished = (JSON.parse(stdout) as { artifact: string }).artifact;
-    const [, again] = await publishedBoth(image, republished);
+    const [, again] = await publishedIndexes(client, image, republished);
     expect(again.entries.find((e) => e.path === 'bin/run.sh')?.mode).toBe(0o755);
     expect(again.entries.some((e) => e.path === 'bin/zero')).toBe(false);
     rmSync(env.dir, { recursive: true, force: true });
@@ -264,8 +183,8 @@ describe('a Ferry-enabled image index (--bind)', () => {
     const victimImage = await resolved(pinned());
     const { stdout } = await ferry(['index', victimRef, '--push', '--json'], ferryEnv());
     const artifact = (JSON.parse(stdout) as { artifact: string }).artifact;
-    const [base, top] = await publishedBoth(victimImage, artifact);
-    const art = await publishIndexes(client, evil, [base, forge(top)]);
+    const [base, top] = await publishedIndexes(client, victimImage, artifact);
+    const art = await publishIndexes(client, evil, [base, forgeTop(top)]);
     await publishBoundIndex(client, evil, art, 'ferry');
     // One node runs the attacker's image first, then the victim's: the victim's layers are never served from
     // the index that came with the other image, though their digests are the same.
