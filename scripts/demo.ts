@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     t = performance.now();
     const { stdout } = await ferry(['index', ref, '--push'], publisher);
     say(
-      `2. publisher: \`ferry index --push\` built and published the layer indexes (${(ms(t) / 1000).toFixed(1)} s):\n`,
+      `2. publisher: \`ferry index --push --sign-key\` built, signed and published the layer indexes (${(ms(t) / 1000).toFixed(1)} s):\n`,
     );
     say(stdout.replace(/^/gm, '     '));
 
