@@ -61,9 +61,12 @@ export interface LazyNode {
   stop(): Promise<{ unmounted: MountEvent | undefined; rss: RssReading; stderr: string }>;
 }
 
-/** Mounts `ref` on a fresh node (empty state and cache) and starts sampling the mount process's RSS. */
-export async function mountOnNewNode(ref: string, extraToml = ''): Promise<LazyNode> {
-  const env = ferryEnv(extraToml);
+/**
+ * Mounts `ref` on a fresh node (empty state and cache) and starts sampling the mount process's RSS. The node
+ * trusts the default signing key of the test helpers unless `trustedKeys` says otherwise.
+ */
+export async function mountOnNewNode(ref: string, extraToml = '', trustedKeys?: string[]): Promise<LazyNode> {
+  const env = trustedKeys === undefined ? ferryEnv(extraToml) : ferryEnv(extraToml, '', trustedKeys);
   const target = join(env.dir, 'rootfs');
   const t0 = performance.now();
   const mount = await startMount(ref, target, env, 600_000);

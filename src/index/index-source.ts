@@ -3,7 +3,7 @@
 import type { Digest } from '../image/digest.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import type { Descriptor } from '../image/manifest.js';
-import type { ResolvedImage } from '../registry/client.js';
+import type { ImageReference } from '../image/reference.js';
 import type { TrustedBlob } from './trusted-artifacts.js';
 import type { TrustRoot } from './trust.js';
 
@@ -16,7 +16,8 @@ export interface TrustedIndex {
 
 /** One layer being resolved, with what the image says about it. */
 export interface LayerContext {
-  readonly image: ResolvedImage;
+  /** Where the image was found: its repository holds the layer's blob. */
+  readonly ref: ImageReference;
   readonly layer: Descriptor;
   /** The config's diffID for this layer: a built index must hash to it. */
   readonly diffId: Digest;

@@ -8,8 +8,8 @@ import type { LayerIndex } from '../image/layer-index.js';
 import type { Descriptor } from '../image/manifest.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient, ResolvedImage } from '../registry/client.js';
-import { FormatError } from '../errors.js';
-import type { IndexOrigin, IndexSource, LayerContext } from './index-source.js';
+import { AbortedError, FormatError } from '../errors.js';
+import type { IndexOrigin, IndexSource, LayerContext, TrustedIndex } from './index-source.js';
 import type { IndexStore } from './index-store.js';
 import type { TrustedKey } from './signature.js';
 import { ArtifactIndexSource } from './source-artifact.js';
@@ -17,6 +17,8 @@ import { BuildIndexSource } from './source-build.js';
 import { LocalIndexSource } from './source-local.js';
 import { TocIndexSource } from './source-toc.js';
 import { findTrustedIndexes, type TrustedBlob } from './trusted-artifacts.js';
+import { PeerIndexSource, type PeerIndexes, type PeerIndexRequest } from './source-peer.js';
+import { parseReference } from '../image/reference.js';
 import { storeKey, type TrustRoot } from './trust.js';
 
 export type { IndexOrigin } from './index-source.js';
@@ -39,6 +41,8 @@ export interface IndexProviderOptions {
   spanBytes: number;
   /** Public keys whose signatures make a published index trusted (`[index] trustedKeys`). */
   trustedKeys?: readonly TrustedKey[] | undefined;
+  /** The cluster: ask the layer's owner for the index it built before building here (`[p2p]`). */
+  peers?: (() => PeerIndexes | undefined) | undefined;
   /** Receives each chunk's bytes while a layer streams past during a build, so a build also warms the cache. */
   onBuiltChunk?: (digest: Digest, bytes: Buffer) => void;
 }
@@ -76,14 +80,52 @@ export class IndexProvider {
       spanBytes: options.spanBytes,
       onBuiltChunk: options.onBuiltChunk,
     });
+    // One build per layer and diffID at a time, whether this node needs it or a peer asked for it.
+    const shared: IndexSource = { origin: 'built', find: (ctx) => this.buildOnce(ctx) };
     this.sources = [
       new LocalIndexSource(options.store),
       new ArtifactIndexSource(options.registry, this.log),
       toc,
-      build,
+      new PeerIndexSource(options.peers ?? (() => undefined), this.log),
+      shared,
     ];
     this.rebuildSources = [toc, build];
     this.builder = build;
+  }
+
+  private readonly building = new Map<string, Promise<TrustedIndex>>();
+
+  private buildOnce(ctx: LayerContext): Promise<TrustedIndex> {
+    const key = `${ctx.layer.digest} ${ctx.diffId}`;
+    let p = this.building.get(key);
+    if (p === undefined) {
+      // Not the first caller's signal: a build others wait on must not end because one of them gave up.
+      p = this.builder
+        .build(ctx.ref, ctx.layer, ctx.diffId, undefined, ctx.onProgress)
+        .finally(() => this.building.delete(key));
+      this.building.set(key, p);
+    }
+    return ctx.signal === undefined ? p : raceSignal(p, ctx.signal);
+  }
+
+  /**
+   * For a peer that asked this node, the layer's owner: the index of `req.layer`, from the store or built once
+   * (digest and diffID verified), serialized. Stored under its `built` root like any build.
+   */
+  async indexForPeer(req: PeerIndexRequest, signal?: AbortSignal): Promise<LayerIndex> {
+    const key = storeKey({ kind: 'built', diffId: req.diffId });
+    const local = await this.options.store.get(req.layer.digest, key, signal);
+    if (local !== undefined) return local;
+    const ctx: LayerContext = {
+      ref: parseReference(req.imageRef),
+      layer: req.layer,
+      diffId: req.diffId,
+      trustedBlobs: () => Promise.resolve(new Map()),
+      signal,
+    };
+    const { index } = await this.buildOnce(ctx);
+    await this.options.store.put(index, key, signal);
+    return index;
   }
 
   /**
@@ -101,7 +143,7 @@ export class IndexProvider {
       throw new FormatError(`${layerDigest} is not a layer of ${image.ref.toString()}`);
     const { diffIds } = await this.layersOf(image, signal);
     const noTrusted = () => Promise.resolve(new Map<Digest, TrustedBlob>());
-    const ctx: LayerContext = { image, layer, diffId: diffIds[i]!, trustedBlobs: noTrusted, signal };
+    const ctx: LayerContext = { ref: image.ref, layer, diffId: diffIds[i]!, trustedBlobs: noTrusted, signal };
     const started = Date.now();
     const { index, root } = await this.builder.find(ctx);
     const key = storeKey(root);
@@ -144,7 +186,7 @@ export class IndexProvider {
       if (opts.only !== undefined && !opts.only.includes(layer.digest)) continue;
       opts.onLayerStart?.(layer, i);
       const ctx: LayerContext = {
-        image,
+        ref: image.ref,
         layer,
         diffId: diffIds[i]!,
         trustedBlobs,
@@ -169,6 +211,19 @@ export class IndexProvider {
     }
     throw new FormatError(`no index source answered for layer ${ctx.layer.digest}`);
   }
+}
+
+function raceSignal<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function abortError(signal: AbortSignal): AbortedError {
+  return new AbortedError('index resolution aborted', { cause: signal.reason });
 }
 
 /**

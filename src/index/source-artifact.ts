@@ -23,12 +23,7 @@ export class ArtifactIndexSource implements IndexSource {
       const { blob } = trusted;
       if (blob.size > MAX_INDEX_BLOB_BYTES)
         throw new FormatError(`index artifact for layer ${ctx.layer.digest} is ${blob.size} bytes; refusing`);
-      const bytes = await this.registry.fetchBlob(
-        ctx.image.ref,
-        blob.digest,
-        MAX_INDEX_BLOB_BYTES,
-        ctx.signal,
-      );
+      const bytes = await this.registry.fetchBlob(ctx.ref, blob.digest, MAX_INDEX_BLOB_BYTES, ctx.signal);
       const index = deserializeIndex(bytes, ctx.layer.digest);
       if (index.compressedSize !== ctx.layer.size)
         throw new FormatError(

@@ -2,7 +2,8 @@
 // digest and its uncompressed digest (the config's diffID), and index what went past.
 import { FerryError } from '../errors.js';
 import { sha256, type Digest } from '../image/digest.js';
-import { layerCompression } from '../image/manifest.js';
+import { layerCompression, type Descriptor } from '../image/manifest.js';
+import type { ImageReference } from '../image/reference.js';
 import type { RegistryClient } from '../registry/client.js';
 import { buildIndexFromStream } from './build-stream.js';
 import type { IndexSource, LayerContext, TrustedIndex } from './index-source.js';
@@ -20,12 +21,22 @@ export class BuildIndexSource implements IndexSource {
 
   constructor(private readonly o: BuildIndexSourceOptions) {}
 
-  async find(ctx: LayerContext): Promise<TrustedIndex> {
-    const { image, layer } = ctx;
+  find(ctx: LayerContext): Promise<TrustedIndex> {
+    return this.build(ctx.ref, ctx.layer, ctx.diffId, ctx.signal, ctx.onProgress);
+  }
+
+  /** Streams `layer` from `ref`'s repository and indexes it, its digest and `diffId` verified. */
+  async build(
+    ref: ImageReference,
+    layer: Descriptor,
+    diffId: Digest,
+    signal?: AbortSignal,
+    onProgress?: (compressedBytes: number) => void,
+  ): Promise<TrustedIndex> {
     if (layerCompression(layer.mediaType) === undefined) {
       throw new FerryError(
         'FORMAT',
-        `${image.ref.toString()}: ${layer.digest} has non-layer type ${layer.mediaType}`,
+        `${ref.toString()}: ${layer.digest} has non-layer type ${layer.mediaType}`,
       );
     }
     const sink = this.o.onBuiltChunk;
@@ -33,14 +44,14 @@ export class BuildIndexSource implements IndexSource {
     const index = await buildIndexFromStream({
       layerDigest: layer.digest,
       mediaType: layer.mediaType,
-      blob: this.o.registry.blobReader(image.ref, layer.digest, layer.size),
+      blob: this.o.registry.blobReader(ref, layer.digest, layer.size),
       chunkSizeBytes: this.o.chunkSizeBytes,
       spanBytes: this.o.spanBytes,
-      diffId: ctx.diffId,
-      ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
-      ...(ctx.onProgress !== undefined ? { onProgress: ctx.onProgress } : {}),
+      diffId,
+      ...(signal !== undefined ? { signal } : {}),
+      ...(onProgress !== undefined ? { onProgress } : {}),
       ...(sink !== undefined ? { onChunk: (_i: number, bytes: Buffer) => sink(sha256(bytes), bytes) } : {}),
     });
-    return { index, root: { kind: 'built', diffId: ctx.diffId } };
+    return { index, root: { kind: 'built', diffId } };
   }
 }

@@ -13,11 +13,11 @@ export class TocIndexSource implements IndexSource {
   constructor(private readonly registry: RegistryClient) {}
 
   async find(ctx: LayerContext): Promise<TrustedIndex | undefined> {
-    const { image, layer, signal } = ctx;
-    const where = `${image.ref.toString()}: layer ${layer.digest}`;
+    const { ref, layer, signal } = ctx;
+    const where = `${ref.toString()}: layer ${layer.digest}`;
     const tocDigest = annotatedTocDigest(layer, where);
     if (tocDigest === undefined) return undefined;
-    const blob = this.registry.blobReader(image.ref, layer.digest, layer.size);
+    const blob = this.registry.blobReader(ref, layer.digest, layer.size);
     const common = {
       layerDigest: layer.digest,
       mediaType: layer.mediaType,

@@ -404,8 +404,9 @@ export class LazyLayerFs implements RemoteFileSystem {
       ...(signal !== undefined ? { signal } : {}),
     });
     if (provided === undefined) throw new UnavailableError(`no index for layer ${layer.layerDigest}`);
-    // A built index is proof by itself; any other root is audited after the mount (see auditLater).
-    const binding = { key: provided.key, audited: provided.root.kind === 'built' };
+    // A build (here, or by an authenticated cluster peer) is proof by itself; other roots are audited (auditLater).
+    const proven = provided.root.kind === 'built' || provided.root.kind === 'peer';
+    const binding = { key: provided.key, audited: proven };
     await store.setMountKey(mountpoint, layer.layerDigest, binding, signal);
     return { index: provided.index, origin: provided.origin, binding };
   }
