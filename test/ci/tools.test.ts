@@ -1,0 +1,111 @@
+// Every external program the suite (and the benchmarks and demo) runs is installed by scripts/install-deps.sh:
+// a test that passes only on a machine where someone installed a tool by hand is a test CI cannot trust.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+
+/** The Debian package each program comes from; `essential` ones are on every Debian system. */
+const PROVIDER: Record<string, string> = {
+  bash: 'essential',
+  sh: 'essential',
+  cat: 'essential',
+  dd: 'essential',
+  head: 'essential',
+  mkdir: 'essential',
+  mkfifo: 'essential',
+  mknod: 'essential',
+  sha256sum: 'essential',
+  stat: 'essential',
+  sync: 'essential',
+  wc: 'essential',
+  sort: 'essential',
+  xargs: 'essential',
+  find: 'essential',
+  grep: 'essential',
+  tar: 'tar',
+  gzip: 'gzip',
+  mount: 'util-linux',
+  umount: 'util-linux',
+  nsenter: 'util-linux',
+  ip: 'iproute2',
+  tc: 'iproute2',
+  ss: 'iproute2',
+  zstd: 'zstd',
+  pigz: 'pigz',
+  setfattr: 'attr',
+  getfattr: 'attr',
+  fusermount: 'fuse3',
+  python3: 'python3',
+  busybox: 'busybox-static',
+  containerd: 'containerd',
+  ctr: 'containerd',
+  'ctr-remote': 'stargz-snapshotter',
+  'docker-registry': 'docker-registry',
+  runc: 'runc',
+  'systemd-analyze': 'systemd',
+  go: 'golang-go',
+};
+/** Names that look like programs in the scan but are the image contents tests create (`/usr/bin/tool`). */
+const NOT_PROGRAMS = new Set(['tool', 'tool-symlink']);
+
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    if (name === 'node_modules' || name === 'fixtures') return [];
+    return statSync(p).isDirectory() ? sources(p) : /\.(ts|mjs)$/.test(name) ? [p] : [];
+  });
+}
+
+/** Programs a source runs: first arguments of exec/spawn-like calls, `/usr/bin/x` constants, shell pipelines. */
+function programsIn(text: string): string[] {
+  const found: string[] = [];
+  const call = /\b(?:execFile|execFileSync|spawn|spawnSync|run|sh|spawnIn|runIn)\(\s*'([A-Za-z0-9_./-]+)'/g;
+  for (const m of text.matchAll(call)) found.push(m[1]!.split('/').pop()!);
+  for (const m of text.matchAll(/'\/usr\/s?bin\/([a-z0-9-]+)'/g)) found.push(m[1]!);
+  for (const m of text.matchAll(/\[\s*'([a-z0-9-]+)',/g)) {
+    // argv arrays handed to spawnIn/nsenter: only count names that are known programs
+    if (PROVIDER[m[1]!] !== undefined) found.push(m[1]!);
+  }
+  // Shell pipelines in template strings: comments use backticks too, so only known program names count here.
+  for (const m of text.matchAll(/`([^`]*[^|]\| [^`]*)`/g)) {
+    for (const segment of m[1]!.split(/\|(?!\|)/)) {
+      const word = /^\s*(?:set -o pipefail;\s*)?([a-z][a-z0-9-]*) /.exec(segment)?.[1];
+      if (word !== undefined && PROVIDER[word] !== undefined) found.push(word);
+    }
+  }
+  return found.filter((p) => !NOT_PROGRAMS.has(p));
+}
+
+describe('programs the suite runs', () => {
+  const installed = /PACKAGES=\(([^)]*)\)/.exec(
+    readFileSync(join(ROOT, 'scripts/install-deps.sh'), 'utf8'),
+  )?.[1];
+  const packages = new Set((installed ?? '').split(/\s+/).filter(Boolean));
+
+  it('are each provided by a package that scripts/install-deps.sh installs', () => {
+    const missing: string[] = [];
+    for (const dir of ['test', 'bench', 'scripts']) {
+      for (const file of sources(join(ROOT, dir))) {
+        if (file === import.meta.filename) continue; // its own examples
+        for (const program of programsIn(readFileSync(file, 'utf8'))) {
+          const pkg = PROVIDER[program];
+          if (pkg === undefined)
+            missing.push(`${program} (run in ${file.slice(ROOT.length + 1)}): not in this test's table`);
+          else if (pkg !== 'essential' && !packages.has(pkg))
+            missing.push(
+              `${program} (run in ${file.slice(ROOT.length + 1)}): package ${pkg} is not installed`,
+            );
+        }
+      }
+    }
+    expect([...new Set(missing)]).toEqual([]);
+  });
+
+  it('the scan finds what it must (so that an empty result means something)', () => {
+    expect(programsIn("await run('zstd', ['-d'])")).toEqual(['zstd']);
+    expect(programsIn("const CTR = '/usr/bin/ctr';")).toEqual(['ctr']);
+    expect(programsIn('x = `tar -cf - . | pigz -3 > out`')).toEqual(['tar', 'pigz']);
+  });
+});
