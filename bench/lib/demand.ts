@@ -7,7 +7,11 @@ import { parseReference } from '../../src/image/reference.js';
 import { withDigest } from '../../src/image/reference.js';
 import { parseManifest, type Descriptor } from '../../src/image/manifest.js';
 import type { Digest } from '../../src/image/digest.js';
-import { INDEX_ARTIFACT_TYPE, LAYER_DIGEST_ANNOTATION } from '../../src/index/publish.js';
+import {
+  INDEX_ARTIFACT_TYPE,
+  INDEX_BLOB_MEDIA_TYPE,
+  LAYER_DIGEST_ANNOTATION,
+} from '../../src/index/publish.js';
 import { deserializeIndex } from '../../src/index/serialize.js';
 import type { RegistryClient } from '../../src/registry/client.js';
 import type { ReadOp } from './image-1g.js';
@@ -29,7 +33,8 @@ export async function publishedIndexes(client: RegistryClient, refText: string):
     if (parsed.kind !== 'manifest') continue;
     for (const l of parsed.manifest.layers) {
       const layer = l.annotations?.[LAYER_DIGEST_ANNOTATION];
-      if (layer !== undefined) found.set(layer as Digest, l);
+      // Windows blobs are read a window at a time with their chunks, not at mount.
+      if (layer !== undefined && l.mediaType === INDEX_BLOB_MEDIA_TYPE) found.set(layer as Digest, l);
     }
   }
   const indexes: LayerIndex[] = [];

@@ -76,6 +76,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
     const originOptions: OriginSourceOptions = {
       blobFor: (index) => ctx.registry.blobReader(image.ref, index.layerDigest, index.compressedSize),
       fetch: fetchChunkFromOrigin,
+      store: ctx.chunks,
     };
     const peerFirst = p2p?.wrapOrigin(new OriginSource(originOptions)); // p2p wiring
     const composed = composeSource({

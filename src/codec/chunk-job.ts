@@ -29,8 +29,11 @@ export type ChunkJob =
   | (JobBase & { readonly codec: 'zstd-frame' })
   | (JobBase & { readonly codec: 'zran' | 'gzip-member'; readonly start: InflateStart });
 
-/** The job for chunk `chunkIndex`; the window is the index's own (copy it before transferring it). */
-export function chunkJob(index: LayerIndex, chunkIndex: number): ChunkJob {
+/**
+ * The job for chunk `chunkIndex`; the window is the index's own (copy it before transferring it), or `window` for
+ * an index whose windows are fetched apart (LayerIndex.windowsBlob).
+ */
+export function chunkJob(index: LayerIndex, chunkIndex: number, window?: Uint8Array): ChunkJob {
   const chunk = index.chunks[chunkIndex];
   if (chunk === undefined) {
     throw new InvalidArgumentError(
@@ -51,8 +54,8 @@ export function chunkJob(index: LayerIndex, chunkIndex: number): ChunkJob {
   if (cp === undefined) {
     throw new FormatError(`${base.label}: checkpoint ${chunk.checkpoint} missing from index`);
   }
-  const window = index.windows[cp.window];
-  if (!cp.memberStart && window === undefined) {
+  const own = index.windows[cp.window] ?? window;
+  if (!cp.memberStart && own === undefined) {
     throw new FormatError(`${base.label}: window ${cp.window} missing`);
   }
   const spanStart = cp.memberStart || cp.bits === 0 ? cp.compressedOffset : cp.compressedOffset - 1;
@@ -61,7 +64,15 @@ export function chunkJob(index: LayerIndex, chunkIndex: number): ChunkJob {
       `${base.label}: span starts at ${chunk.compressedStart}, checkpoint at ${spanStart}`,
     );
   }
-  return { ...base, codec: 'zran', start: { gzip: cp.memberStart, bits: cp.bits, window } };
+  return { ...base, codec: 'zran', start: { gzip: cp.memberStart, bits: cp.bits, window: own } };
+}
+
+/** The window chunk `chunkIndex` needs that the index does not hold inline (see windowsBlob), if any. */
+export function lazyWindowOf(index: LayerIndex, chunkIndex: number): number | undefined {
+  if (index.codec !== 'zran' || index.windowsBlob === undefined) return undefined;
+  const cp = index.checkpoints[index.chunks[chunkIndex]?.checkpoint ?? -1];
+  if (cp === undefined || cp.memberStart || index.windows[cp.window] !== undefined) return undefined;
+  return cp.window;
 }
 
 /** Decodes the job's span and checks the bytes against its digest: only verified bytes come back. */

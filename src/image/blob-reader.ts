@@ -10,4 +10,6 @@ export interface BlobReader {
   readRange(start: number, end: number, signal?: AbortSignal): Promise<Buffer>;
   /** The whole blob as a stream, for builders that must see every byte once. */
   stream(signal?: AbortSignal): Promise<AsyncIterable<Buffer>>;
+  /** Another blob of the same repository (a layer's windows blob), when the reader knows where it is. */
+  sibling?(digest: Digest, sizeBytes: number): BlobReader;
 }

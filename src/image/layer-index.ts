@@ -54,6 +54,24 @@ export interface Checkpoint {
   readonly memberStart: boolean;
 }
 
+/** One zran window inside a windows blob: raw deflate bytes at [offset, offset + length), inflating to `digest`. */
+export interface WindowRef {
+  readonly offset: number;
+  readonly length: number;
+  /** sha256 of the inflated window: a window is checked before it primes an inflate. */
+  readonly digest: Digest;
+  /** Inflated size (32 KiB, less early in a stream, 0 at a member start). */
+  readonly size: number;
+}
+
+export interface WindowsBlob {
+  /** The blob's digest, in the same repository as the layer. */
+  readonly digest: Digest;
+  readonly size: number;
+  /** One per window, in Checkpoint.window order. */
+  readonly refs: readonly WindowRef[];
+}
+
 /**
  * A chunk: a run of the layer's uncompressed bytes named by their SHA-256, the unit of fetching, caching,
  * tracing and sharing. Chunks are sorted by `offset` and do not overlap.
@@ -86,8 +104,13 @@ export interface LayerIndex {
   readonly entries: readonly Entry[];
   readonly chunks: readonly Chunk[];
   readonly checkpoints: readonly Checkpoint[];
-  /** zran windows, referenced by Checkpoint.window. */
+  /**
+   * zran windows, referenced by Checkpoint.window. Empty when the windows live in `windowsBlob` instead (an index
+   * published for lazy nodes: what a mount needs is small, and each window travels with the chunk that needs it).
+   */
   readonly windows: readonly Uint8Array[];
+  /** Where the windows are when they are not inline: a separate blob of raw-deflated windows, one ref each. */
+  readonly windowsBlob?: WindowsBlob;
   /** Build facts, for `ferry index` output. */
   readonly build: { readonly tool: string; readonly createdAt: string; readonly durationMs: number };
 }

@@ -3,7 +3,8 @@
 import type { KeyObject } from 'node:crypto';
 import { sha256, type Digest } from '../image/digest.js';
 import { MAX_CONFIG_BYTES, parseConfigPlatform } from '../image/image-config.js';
-import type { LayerIndex } from '../image/layer-index.js';
+import type { LayerIndex, WindowRef } from '../image/layer-index.js';
+import { deflateRawSync } from 'node:zlib';
 import { MediaType, parseManifest, type Descriptor } from '../image/manifest.js';
 import { withTag } from '../image/reference.js';
 import type { RegistryClient, ResolvedImage } from '../registry/client.js';
@@ -18,6 +19,8 @@ import {
 
 export const INDEX_ARTIFACT_TYPE = 'application/vnd.ferry.layer-index.v1';
 export const INDEX_BLOB_MEDIA_TYPE = 'application/vnd.ferry.layer-index.v1+gzip';
+/** A layer's zran windows, raw-deflated one by one; the index names each by offset, length and digest. */
+export const WINDOWS_BLOB_MEDIA_TYPE = 'application/vnd.ferry.layer-index.windows.v1';
 export const LAYER_DIGEST_ANNOTATION = 'dev.ferry.layer.digest';
 /** On a Ferry-enabled image index's artifact entry: the image manifest the artifact indexes. */
 export const INDEX_SUBJECT_ANNOTATION = 'dev.ferry.index.subject';
@@ -41,7 +44,24 @@ export async function publishIndexes(
 ): Promise<PublishedArtifact> {
   const config = await registry.pushBlob(image.ref, EMPTY_JSON, signal);
   const layers: Descriptor[] = [];
-  for (const index of indexes) {
+  for (const full of indexes) {
+    // What a node needs to mount is the index without its windows; each window is fetched with its chunk.
+    const split = splitWindows(full);
+    let index = full;
+    if (split !== undefined) {
+      const windows = await registry.pushBlob(image.ref, split.blob, signal);
+      layers.push({
+        mediaType: WINDOWS_BLOB_MEDIA_TYPE,
+        digest: windows.digest,
+        size: windows.size,
+        annotations: { [LAYER_DIGEST_ANNOTATION]: full.layerDigest },
+      });
+      index = {
+        ...full,
+        windows: [],
+        windowsBlob: { digest: windows.digest, size: windows.size, refs: split.refs },
+      };
+    }
     const blob = await registry.pushBlob(image.ref, serializeIndex(index), signal);
     layers.push({
       mediaType: INDEX_BLOB_MEDIA_TYPE,
@@ -62,6 +82,21 @@ export async function publishIndexes(
   const bytes = Buffer.from(JSON.stringify(manifest));
   const digest = await registry.pushManifest(image.ref, sha256(bytes), bytes, MediaType.ociManifest, signal);
   return { digest, size: bytes.length };
+}
+
+/** The index's windows as one blob of raw-deflated windows and a ref per window; undefined when it has none. */
+export function splitWindows(index: LayerIndex): { blob: Buffer; refs: WindowRef[] } | undefined {
+  if (index.windows.length === 0) return undefined;
+  const pieces: Buffer[] = [];
+  const refs: WindowRef[] = [];
+  let offset = 0;
+  for (const w of index.windows) {
+    const raw = w.length === 0 ? Buffer.alloc(0) : deflateRawSync(w, { level: 9 });
+    refs.push({ offset, length: raw.length, digest: sha256(w), size: w.length });
+    pieces.push(raw);
+    offset += raw.length;
+  }
+  return { blob: Buffer.concat(pieces), refs };
 }
 
 /**

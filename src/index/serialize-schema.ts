@@ -39,13 +39,18 @@ const schema = z.object({
     z.tuple([n, z.number().int().min(0).max(7), n, n, z.union([z.literal(0), z.literal(1)])]),
   ),
   windowSizes: z.array(n),
+  /** Windows kept apart (file version 2): [offset, length, digest, inflated size] per window. */
+  windowsBlob: z
+    .object({ digest, size: n, refs: z.array(z.tuple([n, n, digest, n.max(32 * 1024)])) })
+    .optional(),
   build: z.object({ tool: z.string(), createdAt: z.string(), durationMs: z.number() }),
 });
 
-export type IndexJson = Omit<z.input<typeof schema>, 'entries' | 'layerDigest' | 'chunks'> & {
+export type IndexJson = Omit<z.input<typeof schema>, 'entries' | 'layerDigest' | 'chunks' | 'windowsBlob'> & {
   layerDigest: Digest;
   entries: readonly Entry[];
   chunks: Array<[Digest, number, number, number, number, number, number]>;
+  windowsBlob?: { digest: Digest; size: number; refs: Array<[number, number, Digest, number]> };
 };
 
 export type ParsedIndexJson = Omit<z.output<typeof schema>, 'entries'> & { entries: Entry[] };

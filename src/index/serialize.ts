@@ -8,7 +8,8 @@ import { LAYER_INDEX_VERSION, type Checkpoint, type Chunk, type LayerIndex } fro
 import { parseIndexJson, type IndexJson } from './serialize-schema.js';
 
 const MAGIC = Buffer.from('FERRYIDX', 'latin1');
-const FILE_VERSION = 1;
+/** 1: windows inline; 2: windows in a separate blob (LayerIndex.windowsBlob), for indexes published to nodes. */
+const FILE_VERSIONS = new Set([1, 2]);
 const FIXED_BYTES = 16; // magic, version, header length
 const TRAILER_BYTES = 32;
 const MAX_HEADER_BYTES = 1 << 30;
@@ -42,6 +43,15 @@ export function indexToJson(index: LayerIndex): IndexJson {
       c.memberStart ? 1 : 0,
     ]),
     windowSizes: index.windows.map((w) => w.length),
+    ...(index.windowsBlob !== undefined
+      ? {
+          windowsBlob: {
+            digest: index.windowsBlob.digest,
+            size: index.windowsBlob.size,
+            refs: index.windowsBlob.refs.map((r) => [r.offset, r.length, r.digest, r.size]),
+          },
+        }
+      : {}),
     build: index.build,
   };
 }
@@ -51,7 +61,7 @@ export function serializeIndex(index: LayerIndex): Buffer {
   const header = gzipSync(Buffer.from(JSON.stringify(json), 'utf8'));
   const fixed = Buffer.alloc(FIXED_BYTES);
   MAGIC.copy(fixed, 0);
-  fixed.writeUInt32BE(FILE_VERSION, 8);
+  fixed.writeUInt32BE(index.windowsBlob !== undefined ? 2 : 1, 8);
   fixed.writeUInt32BE(header.length, 12);
   const body = Buffer.concat([fixed, header, ...index.windows]);
   return Buffer.concat([body, createHash('sha256').update(body).digest()]);
@@ -73,7 +83,7 @@ export function deserializeIndex(buf: Uint8Array, expectedLayerDigest?: Digest):
     throw new FormatError(`${what}: checksum mismatch (corrupt or truncated)`);
   }
   const version = b.readUInt32BE(8);
-  if (version !== FILE_VERSION) throw new FormatError(`${what}: unsupported file version ${version}`);
+  if (!FILE_VERSIONS.has(version)) throw new FormatError(`${what}: unsupported file version ${version}`);
   const headerLen = b.readUInt32BE(12);
   if (headerLen > MAX_HEADER_BYTES || FIXED_BYTES + headerLen > body.length)
     throw new FormatError(`${what}: bad header length`);
@@ -98,10 +108,13 @@ export function deserializeIndex(buf: Uint8Array, expectedLayerDigest?: Digest):
     pos += size;
   }
   if (pos !== body.length) throw new FormatError(`${what}: ${body.length - pos} unexpected trailing bytes`);
+  const apart = json.windowsBlob;
+  if ((apart !== undefined) !== (version === 2) || (apart !== undefined && windows.length > 0))
+    throw new FormatError(`${what}: windows must be either inline (version 1) or apart (version 2)`);
+  const windowCount = apart?.refs.length ?? windows.length;
   const checkpoints: Checkpoint[] = json.checkpoints.map(
     ([compressedOffset, bits, uncompressedOffset, window, ms]) => {
-      if (window >= windows.length)
-        throw new FormatError(`${what}: checkpoint names missing window ${window}`);
+      if (window >= windowCount) throw new FormatError(`${what}: checkpoint names missing window ${window}`);
       return { compressedOffset, bits, uncompressedOffset, window, memberStart: ms === 1 };
     },
   );
@@ -124,6 +137,15 @@ export function deserializeIndex(buf: Uint8Array, expectedLayerDigest?: Digest):
     chunks,
     checkpoints,
     windows,
+    ...(apart !== undefined
+      ? {
+          windowsBlob: {
+            digest: apart.digest,
+            size: apart.size,
+            refs: apart.refs.map(([offset, length, digest, size]) => ({ offset, length, digest, size })),
+          },
+        }
+      : {}),
     build: json.build,
   };
 }

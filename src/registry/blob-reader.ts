@@ -35,6 +35,10 @@ export class RegistryBlobReader {
     this.what = `blob ${options.digest} of ${options.ref.registry}/${options.ref.repository}`;
   }
 
+  sibling(digest: Digest, sizeBytes: number): RegistryBlobReader {
+    return new RegistryBlobReader({ ...this.options, digest, knownSizeBytes: sizeBytes });
+  }
+
   async size(signal?: AbortSignal): Promise<number> {
     if (this.sizeBytes !== undefined) return this.sizeBytes;
     const { res } = await this.options.session.call({

@@ -120,7 +120,11 @@ export class LazyLayerFs implements RemoteFileSystem {
 
   constructor(private readonly o: LazyLayerFsOptions) {
     this.log = o.log.child({ component: 'lazy-fs' });
-    const origin = { blobFor: (index: LayerIndex) => this.blobFor(index), fetch: fetchChunkFromOrigin };
+    const origin = {
+      blobFor: (index: LayerIndex) => this.blobFor(index),
+      fetch: fetchChunkFromOrigin,
+      store: o.chunks,
+    };
     const peerFirst = o.peers?.wrapOrigin(new OriginSource(origin));
     this.source = composeSource({
       store: o.chunks,

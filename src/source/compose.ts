@@ -41,7 +41,7 @@ export interface ComposedSource {
 }
 
 export function composeSource(options: ComposeSourceOptions): ComposedSource {
-  const origin = new OriginSource(options.origin);
+  const origin = new OriginSource({ store: options.store, ...options.origin });
   const verify = new VerifySource({ next: options.originOverride ?? origin });
   const limit = new LimitSource({ next: verify, concurrency: options.concurrency });
   const storeThrough = new StoreThroughSource({ store: options.store, next: limit, log: options.log });

@@ -1,19 +1,27 @@
 // OriginSource: adapts a chunk-fetch function (fetchChunkFromOrigin in origin.ts) and a per-layer BlobReader
-// to the ChunkSource interface, counting what the origin served.
+// to the ChunkSource interface, counting what the origin served. A chunk whose zran window is kept apart from
+// its index gets the window from a WindowSource, read alongside the chunk's span.
+import type { ChunkStore } from '../chunks/chunk-store.js';
+import { lazyWindowOf } from '../codec/chunk-job.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import type { BlobReader } from '../image/blob-reader.js';
 import { chunkOf, type ChunkRequest, type ChunkSource } from './chunk-source.js';
+import { WindowSource, type WindowStats } from './window-source.js';
 
 export type OriginFetch = (
   index: LayerIndex,
   chunkIndex: number,
   blob: BlobReader,
   signal?: AbortSignal,
+  /** The chunk's zran window when the index does not hold it inline. */
+  window?: Promise<Uint8Array>,
 ) => Promise<Buffer>;
 
 export interface OriginSourceOptions {
   blobFor(index: LayerIndex): BlobReader;
   fetch: OriginFetch;
+  /** Where fetched windows are kept (the node's chunk store); without it every window is fetched again. */
+  store?: ChunkStore | undefined;
 }
 
 export interface TierCounter {
@@ -25,15 +33,22 @@ export class OriginSource implements ChunkSource {
   private readonly blobFor: (index: LayerIndex) => BlobReader;
   private readonly fetchChunk: OriginFetch;
   private readonly counter: TierCounter = { chunks: 0, bytes: 0 };
+  private readonly windows: WindowSource;
 
   constructor(options: OriginSourceOptions) {
     this.blobFor = (index) => options.blobFor(index);
     this.fetchChunk = options.fetch;
+    this.windows = new WindowSource(options.store);
   }
 
   async fetch(req: ChunkRequest, signal?: AbortSignal): Promise<Buffer> {
     chunkOf(req); // range check before any I/O
-    const bytes = await this.fetchChunk(req.index, req.chunk, this.blobFor(req.index), signal);
+    const blob = this.blobFor(req.index);
+    const w = lazyWindowOf(req.index, req.chunk);
+    const window = w === undefined ? undefined : this.windows.get(req.index, w, blob, signal);
+    // A window that fails while the span is still being read must not become an unhandled rejection.
+    window?.catch(() => undefined);
+    const bytes = await this.fetchChunk(req.index, req.chunk, blob, signal, window);
     this.counter.chunks++;
     this.counter.bytes += bytes.length;
     return bytes;
@@ -41,5 +56,9 @@ export class OriginSource implements ChunkSource {
 
   stats(): TierCounter {
     return { ...this.counter };
+  }
+
+  windowStats(): WindowStats {
+    return this.windows.stats();
   }
 }

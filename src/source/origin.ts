@@ -1,5 +1,6 @@
 // The random-access reader primitive: one chunk from the origin blob (range read → decode → verify), with
 // decoding and hashing on the decode pool's worker threads so a cold read never stalls the event loop.
+import { FormatError } from '../errors.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import { chunkJob } from '../codec/chunk-job.js';
 import { DecodePool } from '../codec/worker-pool.js';
@@ -33,9 +34,14 @@ export async function fetchChunkFromOrigin(
   chunkIndex: number,
   blob: BlobReader,
   signal?: AbortSignal,
+  window?: Promise<Uint8Array>,
 ): Promise<Buffer> {
-  const job = chunkJob(index, chunkIndex);
-  const chunk = index.chunks[chunkIndex]!;
-  const compressed = await blob.readRange(chunk.compressedStart, chunk.compressedEnd, signal);
+  const chunk = index.chunks[chunkIndex];
+  const [compressed, w] = await Promise.all([
+    chunk === undefined ? undefined : blob.readRange(chunk.compressedStart, chunk.compressedEnd, signal),
+    window,
+  ]);
+  const job = chunkJob(index, chunkIndex, w);
+  if (compressed === undefined) throw new FormatError(`layer ${index.layerDigest}: no chunk ${chunkIndex}`);
   return decodePool().decodeAndVerify(job, compressed, signal !== undefined ? { signal } : {});
 }

@@ -8,8 +8,18 @@ export class MemoryBlobReader implements BlobReader {
   rangeCalls = 0;
   bytesRead = 0;
 
-  constructor(private readonly data: Buffer) {
+  constructor(
+    private readonly data: Buffer,
+    /** Other blobs of the "repository", for sibling(). */
+    private readonly others: ReadonlyMap<Digest, Buffer> = new Map(),
+  ) {
     this.digest = sha256(data);
+  }
+
+  sibling(digest: Digest): MemoryBlobReader {
+    const data = this.others.get(digest);
+    if (data === undefined) throw new RangeError(`no blob ${digest} next to ${this.digest}`);
+    return new MemoryBlobReader(data, this.others);
   }
 
   size(): Promise<number> {

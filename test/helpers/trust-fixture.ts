@@ -3,11 +3,11 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gzipSync, inflateRawSync } from 'node:zlib';
 import type { Digest } from '../../src/image/digest.js';
 import type { Entry, LayerIndex } from '../../src/image/layer-index.js';
 import { withDigest } from '../../src/image/reference.js';
-import { LAYER_DIGEST_ANNOTATION } from '../../src/index/publish.js';
+import { INDEX_BLOB_MEDIA_TYPE, LAYER_DIGEST_ANNOTATION } from '../../src/index/publish.js';
 import { deserializeIndex } from '../../src/index/serialize.js';
 import type { RegistryClient, ResolvedImage } from '../../src/registry/client.js';
 
@@ -48,7 +48,10 @@ export function victimLayers(work: string): Buffer[] {
   ];
 }
 
-/** Both layers' indexes as published in artifact `artifact` of `image`. */
+/**
+ * Both layers' indexes as published in artifact `artifact` of `image`, with their windows inlined again (an
+ * attacker republishing them elsewhere needs the windows too).
+ */
 export async function publishedIndexes(
   client: RegistryClient,
   image: ResolvedImage,
@@ -56,11 +59,26 @@ export async function publishedIndexes(
 ): Promise<[LayerIndex, LayerIndex]> {
   const raw = await client.fetchManifest(withDigest(image.ref, artifact as Digest));
   const m = JSON.parse(raw.bytes.toString()) as {
-    layers: Array<{ digest: string; annotations: Record<string, string> }>;
+    layers: Array<{ digest: string; mediaType: string; annotations: Record<string, string> }>;
   };
   const one = async (layerDigest: Digest): Promise<LayerIndex> => {
-    const blob = m.layers.find((l) => l.annotations[LAYER_DIGEST_ANNOTATION] === layerDigest)!;
-    return deserializeIndex(await client.fetchBlob(image.ref, blob.digest as Digest, 64 << 20), layerDigest);
+    const blob = m.layers.find(
+      (l) => l.annotations[LAYER_DIGEST_ANNOTATION] === layerDigest && l.mediaType === INDEX_BLOB_MEDIA_TYPE,
+    )!;
+    const index = deserializeIndex(
+      await client.fetchBlob(image.ref, blob.digest as Digest, 64 << 20),
+      layerDigest,
+    );
+    const apart = index.windowsBlob;
+    if (apart === undefined) return index;
+    const all = await client.fetchBlob(image.ref, apart.digest, 64 << 20);
+    const windows = apart.refs.map((r) =>
+      r.length === 0
+        ? new Uint8Array(0)
+        : new Uint8Array(inflateRawSync(all.subarray(r.offset, r.offset + r.length))),
+    );
+    const { windowsBlob: _, ...rest } = index;
+    return { ...rest, windows };
   };
   return [await one(image.manifest.layers[0]!.digest), await one(image.manifest.layers[1]!.digest)];
 }

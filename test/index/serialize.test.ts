@@ -51,6 +51,29 @@ describe('serializeIndex / deserializeIndex', () => {
   });
 });
 
+describe('windows apart (file version 2)', () => {
+  it('round-trips an index whose windows live in a windows blob, and refuses a mix of both', () => {
+    const ix = index;
+    const refs = ix.windows.map((w, i) => ({
+      offset: i * 10,
+      length: 10,
+      digest: sha256(w),
+      size: w.length,
+    }));
+    const lazy: LayerIndex = {
+      ...ix,
+      windows: [],
+      windowsBlob: { digest: sha256('w'), size: refs.length * 10, refs },
+    };
+    const back = deserializeIndex(serializeIndex(lazy), ix.layerDigest);
+    expect(back.windows).toEqual([]);
+    expect(back.windowsBlob).toEqual(lazy.windowsBlob);
+    expect(back.checkpoints).toEqual(ix.checkpoints);
+    expect(serializeIndex(lazy).length).toBeLessThan(serializeIndex(ix).length / 2);
+    expect(() => deserializeIndex(serializeIndex({ ...lazy, windows: ix.windows }))).toThrow(FormatError);
+  });
+});
+
 describe('IndexStore', () => {
   const built = `built-${'ab'.repeat(32)}`;
   const toc = `toc-${'cd'.repeat(32)}`;
