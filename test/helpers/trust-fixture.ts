@@ -77,8 +77,9 @@ export async function publishedIndexes(
         ? new Uint8Array(0)
         : new Uint8Array(inflateRawSync(all.subarray(r.offset, r.offset + r.length))),
     );
-    const { windowsBlob: _, ...rest } = index;
-    return { ...rest, windows };
+    const inline: LayerIndex = { ...index, windows };
+    delete (inline as { windowsBlob?: unknown }).windowsBlob;
+    return inline;
   };
   return [await one(image.manifest.layers[0]!.digest), await one(image.manifest.layers[1]!.digest)];
 }
