@@ -123,36 +123,29 @@ describe('DecodePool', () => {
     expect(pool.stats().workers).toBeLessThanOrEqual(2);
   });
 
-  it('keeps the event loop responsive (timer lag < 50 ms) while 32 chunks decode', async () => {
+  it('keeps the event loop mostly idle while 32 chunks decode (the work is on the workers)', async () => {
     const picked = layer.index.chunks
       .map((c, i) => ({ c, i }))
       .filter(({ c }) => c.size >= 512 * 1024)
       .map(({ i }) => i)
       .slice(0, 32);
     expect(picked).toHaveLength(32);
-    const lagWhile = async (p: DecodePool): Promise<number> => {
+    // Event-loop utilisation, not timer lag: a loaded machine delays timers whoever does the work, but the loop
+    // is only busy when this thread decodes.
+    const busyWhile = async (p: DecodePool): Promise<number> => {
       const spans = picked.map((i) => spanOf(layer, i));
-      let lagMax = 0;
-      let last = performance.now();
-      const timer = setInterval(() => {
-        const now = performance.now();
-        lagMax = Math.max(lagMax, now - last - 1);
-        last = now;
-      }, 1);
-      await new Promise((r) => setTimeout(r, 20));
-      lagMax = 0;
+      const before = performance.eventLoopUtilization();
       const out = await Promise.all(
         picked.map((i, k) => p.decodeAndVerify(chunkJob(layer.index, i), spans[k]!)),
       );
-      await new Promise((r) => setTimeout(r, 5));
-      clearInterval(timer);
+      const elu = performance.eventLoopUtilization(before).utilization;
       expect(out.reduce((n, b) => n + b.length, 0)).toBeGreaterThan(28 * 1024 * 1024);
-      return lagMax;
+      return elu;
     };
-    expect(await lagWhile(pool)).toBeLessThan(50);
-    // Control: the same work inline on this thread does stall the loop, so the bound above means something.
+    expect(await busyWhile(pool)).toBeLessThan(0.5);
+    // Control: the same work inline on this thread keeps the loop busy, so the bound above means something.
     const inline = new DecodePool({ workers: 1, inlineBelowBytes: Number.MAX_SAFE_INTEGER });
-    expect(await lagWhile(inline)).toBeGreaterThan(50);
+    expect(await busyWhile(inline)).toBeGreaterThan(0.8);
     await inline.close();
   });
 
