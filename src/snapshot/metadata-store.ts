@@ -1,5 +1,6 @@
 // The snapshot metadata: one SQLite database (node:sqlite, WAL) whose transactions survive kill -9. Keys map
 // to never-reused integer ids; the ids name the snapshot directories. Checks and writes happen in one transaction.
+import { chmodSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { FerryError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { SnapshotInfo, SnapshotKind } from './types.js';
@@ -90,6 +91,9 @@ export class MetadataStore {
 
   constructor(options: MetadataStoreOptions) {
     this.db = new DatabaseSync(options.path);
+    // Owner-only whatever the umask (SQLite gives its -wal and -shm files the database file's mode). Once, at
+    // start: not a hot path.
+    if (options.path !== ':memory:') chmodSync(options.path, 0o600);
     // WAL: a transaction is either fully in the log or not at all after a crash; NORMAL syncs at checkpoints,
     // which is enough against a killed process (the OS still holds the pages).
     this.db.exec('PRAGMA journal_mode = WAL');
@@ -135,66 +139,75 @@ export class MetadataStore {
   /** Creates an active or view snapshot. Errors as containerd's storage.CreateSnapshot. */
   create(c: CreateSnapshot): SnapshotRecord {
     return this.transaction((): SnapshotRecord => {
-        if (this.get(c.key) !== undefined)
-          throw new FerryError('ALREADY_EXISTS', `snapshot ${JSON.stringify(c.key)}: already exists`);
-        let parentId: number | null = null;
-        if (c.parent !== '') {
-          const p = this.get(c.parent);
-          if (p === undefined)
-            throw new NotFoundError(`parent snapshot ${JSON.stringify(c.parent)} does not exist`);
-          if (p.kind !== 'committed')
-            throw new InvalidArgumentError(`parent ${JSON.stringify(c.parent)} is not committed snapshot`);
-          parentId = p.id;
-        }
-        this.db
-          .prepare(
-            'INSERT INTO snapshots (key, parent_id, kind, created_ms, updated_ms, labels) VALUES (?, ?, ?, ?, ?, ?)',
-          )
-          .run(c.key, parentId, c.kind, c.nowMs, c.nowMs, JSON.stringify(c.labels));
-        return this.require(c.key);
+      if (this.get(c.key) !== undefined)
+        throw new FerryError('ALREADY_EXISTS', `snapshot ${JSON.stringify(c.key)}: already exists`);
+      let parentId: number | null = null;
+      if (c.parent !== '') {
+        const p = this.get(c.parent);
+        if (p === undefined)
+          throw new NotFoundError(`parent snapshot ${JSON.stringify(c.parent)} does not exist`);
+        if (p.kind !== 'committed')
+          throw new InvalidArgumentError(`parent ${JSON.stringify(c.parent)} is not committed snapshot`);
+        parentId = p.id;
+      }
+      this.db
+        .prepare(
+          'INSERT INTO snapshots (key, parent_id, kind, created_ms, updated_ms, labels) VALUES (?, ?, ?, ?, ?, ?)',
+        )
+        .run(c.key, parentId, c.kind, c.nowMs, c.nowMs, JSON.stringify(c.labels));
+      return this.require(c.key);
     });
   }
 
   /** Turns active `key` into committed `name` (same id, same parent). Errors as storage.CommitActive. */
   commit(c: CommitSnapshot): SnapshotRecord {
     return this.transaction((): SnapshotRecord => {
-        const r = this.require(c.key);
-        if (r.kind !== 'active')
-          throw new FerryError('FAILED_PRECONDITION', `snapshot ${JSON.stringify(c.key)} is not active`);
-        if (this.get(c.name) !== undefined)
-          throw new FerryError('ALREADY_EXISTS', `snapshot ${JSON.stringify(c.name)}: already exists`);
-        this.db
-          .prepare(
-            `UPDATE snapshots SET key = ?, kind = 'committed', created_ms = ?, updated_ms = ?, labels = ?, size_bytes = ?,
+      const r = this.require(c.key);
+      if (r.kind !== 'active')
+        throw new FerryError('FAILED_PRECONDITION', `snapshot ${JSON.stringify(c.key)} is not active`);
+      if (this.get(c.name) !== undefined)
+        throw new FerryError('ALREADY_EXISTS', `snapshot ${JSON.stringify(c.name)}: already exists`);
+      this.db
+        .prepare(
+          `UPDATE snapshots SET key = ?, kind = 'committed', created_ms = ?, updated_ms = ?, labels = ?, size_bytes = ?,
            inodes = ?, remote = ? WHERE id = ?`,
-          )
-          .run(c.name, c.nowMs, c.nowMs, JSON.stringify(c.labels), c.sizeBytes, c.inodes, c.remote ? 1 : 0, r.id);
-        return this.require(c.name);
+        )
+        .run(
+          c.name,
+          c.nowMs,
+          c.nowMs,
+          JSON.stringify(c.labels),
+          c.sizeBytes,
+          c.inodes,
+          c.remote ? 1 : 0,
+          r.id,
+        );
+      return this.require(c.name);
     });
   }
 
   /** Deletes `key`; a snapshot with children is FAILED_PRECONDITION. */
   remove(key: string): SnapshotRecord {
     return this.transaction((): SnapshotRecord => {
-        const r = this.require(key);
-        if (this.hasChildren(r.id))
-          throw new FerryError(
-            'FAILED_PRECONDITION',
-            `cannot remove snapshot ${JSON.stringify(key)}: has children`,
-          );
-        this.db.prepare('DELETE FROM snapshots WHERE id = ?').run(r.id);
-        return r;
+      const r = this.require(key);
+      if (this.hasChildren(r.id))
+        throw new FerryError(
+          'FAILED_PRECONDITION',
+          `cannot remove snapshot ${JSON.stringify(key)}: has children`,
+        );
+      this.db.prepare('DELETE FROM snapshots WHERE id = ?').run(r.id);
+      return r;
     });
   }
 
   /** Replaces the labels of `key` (the caller computes them from the field mask). */
   setLabels(key: string, labels: Readonly<Record<string, string>>, nowMs: number): SnapshotRecord {
     return this.transaction((): SnapshotRecord => {
-        const r = this.require(key);
-        this.db
-          .prepare('UPDATE snapshots SET labels = ?, updated_ms = ? WHERE id = ?')
-          .run(JSON.stringify(labels), nowMs, r.id);
-        return this.require(key);
+      const r = this.require(key);
+      this.db
+        .prepare('UPDATE snapshots SET labels = ?, updated_ms = ? WHERE id = ?')
+        .run(JSON.stringify(labels), nowMs, r.id);
+      return this.require(key);
     });
   }
 
