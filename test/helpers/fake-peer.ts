@@ -5,7 +5,12 @@ import { createServer, type Http2Server, type ServerHttp2Session, type ServerHtt
 import type { AddressInfo } from 'node:net';
 import { PeerAuth } from '../../src/p2p/auth.js';
 
-export type ChunkAnswer = (stream: ServerHttp2Stream, path: string) => void;
+/** How a fake answers an authenticated chunk request (`nonce` and `self`: what a real answer's MAC binds). */
+export type ChunkAnswer = (
+  stream: ServerHttp2Stream,
+  path: string,
+  req: { nonce: string; self: string },
+) => void;
 
 export interface FakePeer {
   readonly id: string;
@@ -49,7 +54,7 @@ export async function startFakePeer(secret: string, onChunk: ChunkAnswer): Promi
       return;
     }
     peer.chunkRequests++;
-    onChunk(stream, path);
+    onChunk(stream, path, { nonce: v.nonce, self: v.self });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   peer.id = `127.0.0.1:${(server.address() as AddressInfo).port}`;

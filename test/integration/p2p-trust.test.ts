@@ -1,7 +1,8 @@
 // Peers are untrusted, over real loopback between two `ferry daemon` nodes and hand-written peers that hold the
 // cluster secret: a request MAC captured on its way to one node is refused by another; a peer that relays the
-// right bytes under a forged response MAC is refused and penalised; a peer that accepts and never answers is
-// penalised; node B still reads every file, the same bytes as node A.
+// right bytes under a forged response MAC is refused and penalised; a peer that never answers, and one that
+// accepts (authentic headers) and never sends the body, are penalised; node B still reads every file, the
+// same bytes as node A, the stalled chunks from the registry.
 import { execFile } from 'node:child_process';
 import { connect } from 'node:http2';
 import { createServer } from 'node:net';
@@ -48,6 +49,7 @@ const fakes: FakePeer[] = [];
 let staller: FakePeer;
 let liar: FakePeer;
 let recorder: FakePeer;
+let mute: FakePeer;
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -116,10 +118,10 @@ beforeAll(async () => {
   registry = await startRegistry();
   client = testRegistryClient();
   app = await pushBusyboxApp(client, `${registry.host}/p2p-trust:1`, 'trust me\n', 8 << 20);
-  // Small chunks (~36): every peer of node B's five owns some of them (each misses all with p ≈ 0.8^36).
+  // Small chunks (~72): each of node B's fake peers owns some of them (one owns none with p ≈ (5/6)^72 ≈ 2e-6).
   await ferry(
     ['index', `${registry.host}/p2p-trust:1`, '--push'],
-    ferryEnv('[index]\nchunkSizeBytes = 262144\n'),
+    ferryEnv('[index]\nchunkSizeBytes = 131072\n'),
   );
   const ports = [await freePort(), await freePort()];
   const [idA, idB] = ports.map((p) => `127.0.0.1:${p}`) as [string, string];
@@ -149,18 +151,27 @@ beforeAll(async () => {
   });
   // Records the requests it gets; answers chunk requests with nothing useful (closes the stream).
   recorder = await startFakePeer(SECRET, (stream) => stream.close());
-  fakes.push(staller, liar, recorder);
+  // Accepts (authentic "pending" headers, as an owner fetching for us) and then never sends the body.
+  const muteAuth = new PeerAuth({ secret: Buffer.from(SECRET) });
+  mute = await startFakePeer(SECRET, (stream, _path, { nonce, self }) =>
+    stream.respond({
+      ':status': 200,
+      'x-ferry-pending': '1',
+      'x-ferry-auth': muteAuth.signResponse({ server: self, nonce, status: 200, pending: true }),
+    }),
+  );
+  fakes.push(staller, liar, recorder, mute);
 
   const peerLists = [
     [idA, idB],
-    [idA, idB, staller.id, liar.id, recorder.id],
+    [idA, idB, staller.id, liar.id, recorder.id, mute.id],
   ];
   for (const [i, port] of ports.entries()) {
     const peers = peerLists[i]!.map((p) => `"${p}"`).join(', ');
     const env = ferryEnv(
       `[prefetch]\ndefaultBytesPerLayer = 0\n\n[metrics]\nenabled = false\n\n` +
         `[p2p]\nenabled = true\nlisten = "127.0.0.1:${port}"\nadvertise = "127.0.0.1:${port}"\n` +
-        `peers = [${peers}]\nsecret = "${SECRET}"\nownerCount = 1\n`,
+        `peers = [${peers}]\nsecret = "${SECRET}"\nownerCount = 1\npeerTimeoutMs = 2000\n`,
     );
     const root = join(env.dir, 'state', 'snapshots');
     const socketPath = join(env.dir, 'run', 'snapshotter.sock');
@@ -208,7 +219,7 @@ describe('untrusted peers', () => {
 
     await waitFor(async () => {
       const s = await peerStates(b);
-      return [a.id, staller.id, liar.id, recorder.id].every((p) => s[p] === 'up');
+      return [a.id, staller.id, liar.id, recorder.id, mute.id].every((p) => s[p] === 'up');
     });
     const t0 = performance.now();
     const second = await readAll(await mountLayers(b, ref));
@@ -216,17 +227,19 @@ describe('untrusted peers', () => {
     expect(second).toBe(first);
     expect(staller.chunkRequests).toBeGreaterThan(0);
     expect(liar.chunkRequests).toBeGreaterThan(0);
-    // The stalling peer is penalised at its stall deadline (1 s), the forger at its first answer.
+    expect(mute.chunkRequests).toBeGreaterThan(0);
+    // The silent peer is penalised at its stall deadline (1 s), the mute one at peerTimeoutMs (2 s), the
+    // forger at its first answer.
     await waitFor(async () => {
       const s = await peerStates(b);
-      return s[staller.id] === 'penalised' && s[liar.id] === 'penalised';
+      return [staller.id, liar.id, mute.id].every((p) => s[p] === 'penalised');
     }, 5000);
     const s = await peerStates(b);
     expect(s[a.id]).toBe('up');
     expect(s[recorder.id]).toBe('up');
     console.log(
       `p2p trust: node B read the image in ${Math.round(readMs)} ms; staller got ${staller.chunkRequests} ` +
-        `requests, forger ${liar.chunkRequests}`,
+        `requests, forger ${liar.chunkRequests}, mute ${mute.chunkRequests}`,
     );
   });
 });
