@@ -15,6 +15,10 @@ if (Number(process.versions.node.split('.')[0]) < 24) {
   process.exit(1);
 }
 
+// Everything Ferry creates is its user's alone unless a mode says otherwise (state, cache, indexes, traces: the
+// contents of images that may be private), whichever module creates it. Set before any module loads.
+process.umask(0o077);
+
 const sub = process.argv[2];
 if (process.env.UV_THREADPOOL_SIZE === undefined) {
   if (sub === 'fuse-holder') {

@@ -45,6 +45,10 @@ export function buildProgram(): Command {
     .argument('<dir>', 'mount point (created if missing)')
     .option('--json', 'print what was mounted as JSON')
     .option('-c, --config <file>', 'config file (TOML)')
+    .option(
+      '--allow-suid-dev',
+      "honour the image's setuid bits and device nodes (default: every mount is nosuid,nodev)",
+    )
     .action(async (ref: string, dir: string, opts: Record<string, unknown>) => {
       const { runMount } = await import('./cli/mount-command.js');
       await runMount(ref, dir, opts);

@@ -1,9 +1,10 @@
 // The prefetch-hint gRPC servers: one on a unix socket (mode 0600: node-local callers with access to the run
 // dir), and optionally one on TCP that requires a bearer token. Both serve one HintQueue.
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { chmod, readFile, unlink } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { FerryError, InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { bindSocketPrivately } from '../private-fs.js';
 import type { HintQueue } from '../prefetch/hint-queue.js';
 import { prefetchServiceDefinition } from './prefetch-messages.js';
 import { prefetchService } from './prefetch-service.js';
@@ -65,8 +66,7 @@ export class PrefetchServer {
       const local = new Server();
       local.addService(def, prefetchService({ jobs, log, signal }));
       this.servers.push(local);
-      await bind(local, `unix://${this.o.socketPath}`);
-      await chmod(this.o.socketPath, 0o600);
+      await bindSocketPrivately(this.o.socketPath, 0o600, (at) => bind(local, `unix://${at}`));
       this.log.info({ socket: this.o.socketPath }, 'prefetch hint API listening');
       if (this.o.tcpAddress !== undefined) {
         const tcp = new Server();

@@ -1,11 +1,12 @@
 // The gRPC server on a unix socket (mode 0660) serving the snapshots service. Refuses to start over a live
 // socket, replaces a stale one, and shuts down in order: stop accepting, drain within a deadline, remove the socket.
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { lstat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { FerryError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { bindSocketPrivately, dirWithMode } from '../private-fs.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { loadSnapshotsProto, serviceDefinition, SNAPSHOTS_SERVICE } from './proto.js';
 import { snapshotsService } from './snapshots-service.js';
@@ -35,7 +36,7 @@ async function socketIsLive(path: string): Promise<boolean> {
 
 /** Makes `path` usable for a new listener: refuses a live socket (another daemon), removes a stale one. */
 export async function claimSocketPath(path: string, log: Logger): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  await dirWithMode(dirname(path), 0o755);
   const existing = await lstat(path).catch(() => undefined);
   if (existing === undefined) return;
   if (!existing.isSocket()) throw new FerryError('FAILED_PRECONDITION', `${path} exists and is not a socket`);
@@ -71,14 +72,20 @@ export class SnapshotsServer {
         ...(this.o.onCall !== undefined ? { onCall: this.o.onCall } : {}), // metrics hook
       }),
     );
-    await new Promise<void>((resolve, reject) =>
-      server.bindAsync(`unix://${path}`, ServerCredentials.createInsecure(), (err) =>
-        err
-          ? reject(new FerryError('UNAVAILABLE', `cannot listen on ${path}: ${err.message}`, { cause: err }))
-          : resolve(),
-      ),
-    );
-    await chmod(path, this.o.socketMode ?? 0o660);
+    const bind = (at: string) =>
+      new Promise<void>((resolve, reject) =>
+        server.bindAsync(`unix://${at}`, ServerCredentials.createInsecure(), (err) =>
+          err
+            ? reject(
+                new FerryError('UNAVAILABLE', `cannot listen on ${path}: ${err.message}`, { cause: err }),
+              )
+            : resolve(),
+        ),
+      );
+    await bindSocketPrivately(path, this.o.socketMode ?? 0o660, bind).catch((e: unknown) => {
+      server.forceShutdown();
+      throw e;
+    });
     this.server = server;
     this.log.info({ socket: path }, 'snapshots API listening');
   }

@@ -1,7 +1,7 @@
 // DiskChunkStore: chunk files sharded as <dir>/ab/cdef…, written tmp-then-rename, size-bounded LRU eviction,
 // rebuilt from disk by open(), verified on every read; disk trouble drops writes (logged once per incident).
 import { randomBytes, webcrypto } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { digestAlgorithm, digestHex, type Digest } from '../image/digest.js';
@@ -83,7 +83,9 @@ export class DiskChunkStore implements ChunkStore {
 
   /** Creates the directory and rebuilds the LRU from the files on disk (oldest mtime evicted first). */
   async open(signal?: AbortSignal): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    // Private: chunks are the contents of images that may be private. An existing dir is tightened.
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await chmod(this.dir, 0o700);
     const found: { d: Digest; size: number; mtimeMs: number }[] = [];
     for (const shard of await readdir(this.dir)) {
       signal?.throwIfAborted();
@@ -170,8 +172,8 @@ export class DiskChunkStore implements ChunkStore {
     const final = this.pathOf(d);
     const tmp = `${final}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
-      await mkdir(join(final, '..'), { recursive: true });
-      await writeFile(tmp, bytes, signal === undefined ? {} : { signal });
+      await mkdir(join(final, '..'), { recursive: true, mode: 0o700 });
+      await writeFile(tmp, bytes, { mode: 0o600, ...(signal === undefined ? {} : { signal }) });
       await rename(tmp, final);
     } catch (e) {
       this.writingBytes -= bytes.length;

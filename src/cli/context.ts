@@ -4,6 +4,7 @@ import { chunkCacheDir, loadConfig, type FerryConfig } from '../config/load.js';
 import { createLogger, type Logger } from '../log.js';
 import { parsePlatform } from '../image/platform.js';
 import { InvalidArgumentError } from '../errors.js';
+import { privateDir } from '../private-fs.js';
 import { RegistryClient } from '../registry/client.js';
 import {
   ChainCredentials,
@@ -72,6 +73,8 @@ export async function createContext(opts: {
     retries: config.registry.retries,
     platform,
   });
+  // Ferry's own dirs: private (images may be), an existing one tightened (the cache dir by the store's open).
+  await privateDir(config.daemon.stateDir);
   const disk = new DiskChunkStore({ dir: chunkCacheDir(config), maxBytes: config.cache.maxBytes, log });
   await disk.open();
   // memoryBytes = 0 turns the memory tier off (the page cache still serves re-reads).

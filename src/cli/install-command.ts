@@ -1,7 +1,8 @@
 // `ferry install [--prefix DIR]`: puts the systemd units (ferry.service, ferry-fuse.service) and a default config
 // in place (a config already there is kept) and prints the containerd config snippet and the next commands.
 // Writes nothing outside <prefix>.
-import { mkdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
+import { chmod, readFile, realpath, stat, writeFile } from 'node:fs/promises';
+import { dirWithMode } from '../private-fs.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { containerdSnippet } from '../config/containerd-config.js';
@@ -64,7 +65,7 @@ export async function install(o: InstallOptions = {}): Promise<InstallResult> {
     () => false,
   );
   if (!exists) {
-    await mkdir(dirname(configPath), { recursive: true, mode: 0o755 });
+    await dirWithMode(dirname(configPath), 0o755);
     // 0600: credentials may be added to it later.
     await writeFile(configPath, installConfigToml(), { mode: 0o600 });
   }
@@ -83,8 +84,9 @@ async function writeUnit(prefix: string, name: string, execStart: string): Promi
     `ExecStart=${execStart}`,
   );
   const path = join(prefix, UNIT_DIR, name);
-  await mkdir(dirname(path), { recursive: true });
+  await dirWithMode(dirname(path), 0o755);
   await writeFile(path, text, { mode: 0o644 });
+  await chmod(path, 0o644); // ferry runs under umask 077 (bin/ferry.js); units are world-readable as usual
   return path;
 }
 

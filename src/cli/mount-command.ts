@@ -1,5 +1,5 @@
 // `ferry mount <ref> <dir>` (foreground until interrupted or `ferry umount`) and `ferry umount <dir>`.
-import { rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FerryError } from '../errors.js';
@@ -24,6 +24,8 @@ import { formatBytes, shortDigest } from './format.js';
 export interface MountCommandOptions {
   json?: boolean;
   config?: string;
+  /** Mount with suid,dev (default nosuid,nodev: the image's setuid bits and device nodes grant nothing). */
+  allowSuidDev?: boolean;
 }
 
 const cliLogLevel = (): string => process.env['FERRY_LOG_LEVEL'] ?? 'warn';
@@ -107,7 +109,10 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
     });
     // --- end prefetch wiring ---
     const prefetching = prefetch.start(); // prefetch wiring: starts while the layers mount
-    const workDir = join(config.daemon.runDir, 'mnt', recordName(target).replace(/\.json$/, ''));
+    const scratch = join(config.daemon.runDir, 'mnt');
+    await mkdir(scratch, { recursive: true, mode: 0o700 });
+    await chmod(scratch, 0o700); // layer mount points below: no other user walks into an image's tree
+    const workDir = join(scratch, recordName(target).replace(/\.json$/, ''));
     let mounted: Awaited<ReturnType<typeof mountImage>>;
     try {
       mounted = await mountImage({
@@ -123,6 +128,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
         engine: config.fuse.engine,
         onChunkRead: prefetch.onChunkRead, // prefetch wiring
         readAhead: config.readAhead,
+        suidDev: opts.allowSuidDev === true,
       });
     } catch (e) {
       await prefetch.stop(); // prefetch wiring

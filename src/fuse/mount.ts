@@ -30,6 +30,11 @@ export interface MountLayerOptions {
   kernelCache?: boolean;
   /** Let the kernel check permission bits, as for a normal filesystem (default true). */
   defaultPermissions?: boolean;
+  /**
+   * Honour setuid/setgid bits and device nodes (default true: containers need them; `ferry mount` passes
+   * false so an inspected image cannot hand local users a setuid binary or a raw device).
+   */
+  suidDev?: boolean;
   /** Give up on a mount that has not come up within this long (default 10 s). */
   mountTimeoutMs?: number;
   debug?: boolean;
@@ -46,6 +51,7 @@ interface ExtraOptions {
   entryTimeoutSec: number;
   negativeTimeoutSec: number;
   maxReadaheadBytes: number;
+  suidDev: boolean;
 }
 
 /** fuse-native forwards only some libfuse options (protocols §7.2); the rest are appended here. */
@@ -64,8 +70,7 @@ class FerryFuse extends Fuse {
     const extras = [
       'ro', // the kernel refuses every write with EROFS before it reaches us
       'use_ino',
-      'suid',
-      'dev',
+      ...(this.extra.suidDev ? ['suid', 'dev'] : ['nosuid', 'nodev']),
       // Set here rather than via attrTimeout/entryTimeout because fuse-native drops falsy values such as 0.
       `attr_timeout=${this.extra.attrTimeoutSec}`,
       `entry_timeout=${this.extra.entryTimeoutSec}`,
@@ -106,6 +111,7 @@ export async function mountLayer(options: MountLayerOptions): Promise<MountedLay
       entryTimeoutSec: options.entryTimeoutSec ?? 60,
       negativeTimeoutSec: options.negativeTimeoutSec ?? 60,
       maxReadaheadBytes: options.maxReadaheadBytes ?? 1024 * 1024,
+      suidDev: options.suidDev ?? true,
     },
   );
 

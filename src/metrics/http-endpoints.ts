@@ -1,11 +1,12 @@
 // The daemon's two small HTTP servers (node:http): Prometheus `/metrics` + `/healthz` + `/readyz` on a TCP
 // address, and the status JSON (`GET /status`) on a unix socket only its owner may use (mode 0600).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { lstat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { FerryError, InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { bindSocketPrivately, dirWithMode } from '../private-fs.js';
 import type { FerryMetrics } from './ferry-metrics.js';
 import type { DaemonStatus } from './status-types.js';
 
@@ -116,7 +117,7 @@ export interface StatusServerOptions {
 
 export async function startStatusServer(o: StatusServerOptions): Promise<RunningEndpoint> {
   const path = o.socketPath;
-  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  await dirWithMode(dirname(path), 0o755);
   const existing = await lstat(path).catch(() => undefined);
   if (existing !== undefined) {
     if (!existing.isSocket())
@@ -132,8 +133,10 @@ export async function startStatusServer(o: StatusServerOptions): Promise<Running
       reply(res, 404, 'text/plain', 'not found: try /status\n');
     }, o.log),
   );
-  await listen(server, path);
-  await chmod(path, 0o600);
+  await bindSocketPrivately(path, 0o600, (p) => listen(server, p)).catch((e: unknown) => {
+    server.close();
+    throw e;
+  });
   const close = closer(server);
   return {
     address: path,

@@ -1,5 +1,5 @@
 // Mounts a whole image: one read-only FUSE mount per layer, stacked by a read-only overlay at the target.
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LayerIndex } from '../image/layer-index.js';
 import type { Logger } from '../log.js';
@@ -21,8 +21,13 @@ export interface ImageReadAheadOptions extends ReadAheadSettings {
 
 export interface ImageMountOptions {
   target: string;
-  /** Scratch dir for the layer mount points (e.g. /run/ferry/mnt/<id>). */
+  /** Scratch dir for the layer mount points (e.g. /run/ferry/mnt/<id>); made 0700 (only root walks it). */
   workDir: string;
+  /**
+   * Honour setuid/setgid bits and device nodes on every mount (default false: nosuid,nodev, so mounting an
+   * image to look at it cannot give a local user a setuid binary or a raw device of that image).
+   */
+  suidDev?: boolean;
   /** Bottom layer first, as in the manifest. */
   indexes: readonly LayerIndex[];
   source: ChunkSource;
@@ -65,6 +70,8 @@ export async function mountImage(o: ImageMountOptions): Promise<MountedImage> {
     : undefined;
   try {
     await mkdir(o.target, { recursive: true });
+    await mkdir(o.workDir, { recursive: true, mode: 0o700 });
+    await chmod(o.workDir, 0o700); // mkdir leaves an existing dir's mode alone
     for (const [i, index] of o.indexes.entries()) {
       const reader = new LayerReader({
         index,
@@ -82,6 +89,7 @@ export async function mountImage(o: ImageMountOptions): Promise<MountedImage> {
         attrTimeoutSec: o.attrTimeoutSec,
         entryTimeoutSec: o.entryTimeoutSec,
         negativeTimeoutSec: o.negativeTimeoutSec ?? 60,
+        suidDev: o.suidDev ?? false,
       };
       layers.push(o.engine === 'fuse-native' ? await mountLayer(layer) : await mountDirectLayer(layer));
     }
@@ -92,7 +100,7 @@ export async function mountImage(o: ImageMountOptions): Promise<MountedImage> {
       await mkdir(empty, { recursive: true });
       lowers.push(empty);
     }
-    await mountReadOnlyOverlay(lowers, o.target);
+    await mountReadOnlyOverlay(lowers, o.target, { suidDev: o.suidDev ?? false });
   } catch (e) {
     await cleanup();
     throw e;

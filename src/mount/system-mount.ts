@@ -7,15 +7,25 @@ import { readMountInfo } from '../fuse/stale.js';
 
 const run = promisify(execFile);
 
-/** Stacks read-only lower dirs (top first) at `target`. Overlay needs two lowers without an upper dir. */
-export async function mountReadOnlyOverlay(lowerTopFirst: readonly string[], target: string): Promise<void> {
+/**
+ * Stacks read-only lower dirs (top first) at `target`. Overlay needs two lowers without an upper dir. Without
+ * `suidDev`, nosuid,nodev: setuid bits and device nodes in the layers grant nothing.
+ */
+export async function mountReadOnlyOverlay(
+  lowerTopFirst: readonly string[],
+  target: string,
+  opts: { suidDev?: boolean } = {},
+): Promise<void> {
   if (lowerTopFirst.length < 2)
     throw new FerryError('INVALID_ARGUMENT', 'overlay needs at least two lower dirs');
   for (const d of lowerTopFirst) {
     if (/[,:\\]/.test(d))
       throw new FerryError('INVALID_ARGUMENT', `overlay lower dir has a reserved char: ${d}`);
   }
-  const options = `lowerdir=${lowerTopFirst.join(':')}`;
+  const options = [
+    ...(opts.suidDev === true ? [] : ['nosuid', 'nodev']),
+    `lowerdir=${lowerTopFirst.join(':')}`,
+  ].join(',');
   try {
     await run('mount', ['-t', 'overlay', 'overlay', '-o', options, target]);
   } catch (e) {

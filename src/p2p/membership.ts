@@ -1,6 +1,6 @@
 // Membership: the live peer set. Candidates come from Discovery; each is probed (authenticated /healthz with a
 // short timeout). A failed probe or request marks a peer down at once; down peers are re-probed with backoff;
-// a peer that sent bad bytes sits out a cool-down. Dead peers therefore cost at most one short timeout.
+// a peer that sent bad bytes, an unauthenticated answer or stalled sits out a cool-down. Dead peers therefore cost at most one short timeout.
 import type { Logger } from '../log.js';
 import type { Clock, TimerHandle } from './clock.js';
 
@@ -11,8 +11,8 @@ export interface PeerView {
   live(): readonly string[];
   /** A transport failure talking to `peer`: treat it as down until a probe succeeds. */
   markDown(peer: string, reason: string): void;
-  /** `peer` sent bytes that failed verification: avoid it for a cool-down. */
-  penalise(peer: string): void;
+  /** `peer` misbehaved (bad bytes, an unauthenticated answer, a stall): avoid it for a cool-down. */
+  penalise(peer: string, reason?: string): void;
 }
 
 export interface MembershipOptions {
@@ -118,15 +118,15 @@ export class Membership implements PeerView {
     this.onDown(peer);
   }
 
-  penalise(peer: string): void {
+  penalise(peer: string, reason = 'sent bad bytes'): void {
     const s = this.peers.get(peer);
     if (s === undefined) return;
     s.penalties++;
     s.penalisedUntil = this.o.clock.now() + this.o.penaltyMs;
     this.liveCache = undefined;
     this.o.log.warn(
-      { peer, penalties: s.penalties },
-      `p2p: peer ${peer} sent bad bytes; avoided for ${this.o.penaltyMs} ms`,
+      { peer, penalties: s.penalties, reason },
+      `p2p: peer ${peer} penalised (${reason}); avoided for ${this.o.penaltyMs} ms`,
     );
   }
 

@@ -38,6 +38,8 @@ export interface P2PStats {
   peerFailures: number;
   peerNotFound: number;
   badBytes: number;
+  badAuth: number;
+  stalls: number;
   server: PeerServerStats;
   peers: ReturnType<Membership['snapshot']>;
 }
@@ -93,6 +95,8 @@ export class P2PNode {
       ownerCount: s.ownerCount,
       hedgeAfterMs: s.hedgeAfterMs,
       peerTimeoutMs: s.peerTimeoutMs,
+      // A healthy peer answers headers at once (from its cache, or "pending" while it fetches for us).
+      stallAfterMs: Math.max(1000, 3 * s.probeTimeoutMs),
       onBehalf: this.onBehalf,
     });
     this.sources.push(source);
@@ -135,6 +139,8 @@ export class P2PNode {
       peerFailures: sum((s) => s.peerFailures),
       peerNotFound: sum((s) => s.peerNotFound),
       badBytes: sum((s) => s.badBytes),
+      badAuth: sum((s) => s.badAuth),
+      stalls: sum((s) => s.stalls),
       server: this.server.stats(),
       peers: this.membership.snapshot(),
     };
@@ -173,15 +179,18 @@ export async function startP2PNode(options: P2PNodeOptions): Promise<P2PNode> {
   const advertised = parsePeer(s.advertise ?? s.listen);
   if (advertised === undefined)
     throw new InvalidArgumentError(`p2p.advertise: bad address ${s.advertise ?? ''}`);
-  if (['0.0.0.0', '::'].includes(advertised.host))
+  if (isWildcard(peerId(advertised.host, advertised.port)))
     throw new InvalidArgumentError('p2p.advertise is needed when p2p.listen is a wildcard address');
   const auth = new PeerAuth({ secret: await loadSecret(s) });
   const log = options.log.child({ component: 'p2p' });
   const client = new PeerClient({ auth, maxBodyBytes: 64 * 1024 * 1024 });
   const built: { node?: P2PNode } = {}; // the server starts before the node exists
+  const self = peerId(advertised.host, advertised.port);
   const server = new PeerServer({
     host: listen.host,
     port: listen.port,
+    // Requests MAC'd for another node are refused; the listen address counts when peers may dial it directly.
+    selfIds: [...new Set([self, peerId(listen.host, listen.port)])].filter((id) => !isWildcard(id)),
     auth,
     limits: new PeerLimits({
       maxConcurrent: s.maxConcurrentPerPeer,
@@ -203,15 +212,13 @@ export async function startP2PNode(options: P2PNodeOptions): Promise<P2PNode> {
     defaultPort: listen.port,
     log,
   });
-  const node = new P2PNode(
-    { ...options, log, clock },
-    client,
-    server,
-    peerId(advertised.host, advertised.port),
-    discovery,
-  );
+  const node = new P2PNode({ ...options, log, clock }, client, server, self, discovery);
   built.node = node;
   await node.membership.start();
   log.info({ self: node.self }, `p2p: serving peers on ${s.listen} as ${node.self}`);
   return node;
+}
+
+function isWildcard(id: string): boolean {
+  return id.startsWith('0.0.0.0:') || id.startsWith('[::]:');
 }

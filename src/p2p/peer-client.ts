@@ -1,5 +1,7 @@
-// The HTTP/2 (h2c) client side of the peer protocol: one session per peer, authenticated requests for a chunk
-// by digest and for /healthz probes. Connection failures surface as UnavailableError; 404 is a miss.
+// The HTTP/2 (h2c) client side of the peer protocol: one session per peer, requests MAC'd for that peer, for a
+// chunk by digest and for /healthz probes. An answer is used only when its MACs check (headers bound to our
+// nonce; a chunk body's trailer to its digest and length): else IntegrityError. Connection failures surface as
+// UnavailableError; an authenticated 404 is a miss.
 import {
   connect,
   constants,
@@ -7,8 +9,9 @@ import {
   type IncomingHttpHeaders,
   type IncomingHttpStatusHeader,
 } from 'node:http2';
-import { AbortedError, UnavailableError } from '../errors.js';
-import { AUTH_HEADER, type PeerAuth } from './auth.js';
+import type { Digest } from '../image/digest.js';
+import { AbortedError, IntegrityError, UnavailableError } from '../errors.js';
+import { AUTH_HEADER, PENDING_HEADER, type PeerAuth } from './auth.js';
 import type { PeerChunkRequest, PeerTransport } from './peer-source.js';
 
 export interface PeerClientOptions {
@@ -35,12 +38,13 @@ export class PeerClient implements PeerTransport {
     req: PeerChunkRequest,
     opts: { signal: AbortSignal; onStarted: () => void },
   ): Promise<Buffer | undefined> {
-    return this.get(peer, chunkPath(req), opts.signal, opts.onStarted);
+    return this.get(peer, chunkPath(req), opts.signal, opts.onStarted, req.chunkDigest);
   }
 
+  /** Resolves when `peer` answers an authenticated /healthz with a response MAC'd for this request. */
   async probe(peer: string, signal: AbortSignal): Promise<void> {
     const body = await this.get(peer, '/healthz', signal, () => undefined);
-    if (body === undefined) throw new UnavailableError(`peer ${peer}: /healthz not found`);
+    if (body?.toString() !== 'ok') throw new UnavailableError(`peer ${peer}: /healthz did not answer ok`);
   }
 
   /** Drops the connection to `peer`: its in-flight streams fail now instead of hanging. */
@@ -67,23 +71,24 @@ export class PeerClient implements PeerTransport {
     return s;
   }
 
+  /** `chunkDigest` set: a chunk request, whose 200 body must come with a valid trailer MAC. */
   private get(
     peer: string,
     path: string,
     signal: AbortSignal,
     onStarted: () => void,
+    chunkDigest?: Digest,
   ): Promise<Buffer | undefined> {
     if (signal.aborted) return Promise.reject(new AbortedError(`peer ${peer}${path}: aborted`));
     return new Promise((resolve, reject) => {
       const session = this.session(peer);
-      const stream = session.request({
-        ':method': 'GET',
-        ':path': path,
-        [AUTH_HEADER]: this.o.auth.sign('GET', path),
-      });
+      const { header, nonce } = this.o.auth.signRequest(peer, 'GET', path);
+      const stream = session.request({ ':method': 'GET', ':path': path, [AUTH_HEADER]: header });
       const chunks: Buffer[] = [];
       let size = 0;
       let status = 0;
+      let authentic = false;
+      let bodyAuthentic = false;
       let settled = false;
       const settle = (fn: () => void): void => {
         if (settled) return;
@@ -96,9 +101,27 @@ export class PeerClient implements PeerTransport {
         settle(() => reject(new AbortedError(`peer ${peer}${path}: aborted`)));
       };
       signal.addEventListener('abort', onAbort, { once: true });
+      const refuse = (what: string): void => {
+        stream.close(constants.NGHTTP2_CANCEL);
+        settle(() => reject(new IntegrityError(`peer ${peer}${path}: ${what}`)));
+      };
       stream.on('response', (headers: IncomingHttpHeaders & IncomingHttpStatusHeader) => {
         status = headers[':status'] ?? 0;
+        if (status !== 200 && status !== 404) return; // refused or busy: not used, whoever sent it
+        const pending = headers[PENDING_HEADER] === '1';
+        authentic = this.o.auth.verifyResponse(text(headers[AUTH_HEADER]), {
+          server: peer,
+          nonce,
+          status,
+          pending,
+        });
+        if (!authentic) return refuse(`HTTP ${status} without a valid response MAC`);
         if (status === 200) onStarted();
+      });
+      stream.on('trailers', (trailers: IncomingHttpHeaders) => {
+        if (chunkDigest === undefined) return;
+        const facts = { server: peer, nonce, chunkDigest, length: size };
+        bodyAuthentic = this.o.auth.verifyBody(text(trailers[AUTH_HEADER]), facts);
       });
       stream.on('data', (b: Buffer) => {
         size += b.length;
@@ -112,8 +135,10 @@ export class PeerClient implements PeerTransport {
         chunks.push(b);
       });
       stream.on('end', () => {
-        if (status === 200) settle(() => resolve(Buffer.concat(chunks, size)));
-        else if (status === 404) settle(() => resolve(undefined));
+        if (status === 200 && chunkDigest !== undefined && !bodyAuthentic)
+          refuse(`a ${size}-byte body without a valid trailer MAC`);
+        else if (status === 200 && authentic) settle(() => resolve(Buffer.concat(chunks, size)));
+        else if (status === 404 && authentic) settle(() => resolve(undefined));
         else settle(() => reject(new UnavailableError(`peer ${peer}${path}: HTTP ${status}`)));
       });
       stream.on('close', () => {
@@ -127,4 +152,8 @@ export class PeerClient implements PeerTransport {
       stream.end();
     });
   }
+}
+
+function text(v: string | string[] | undefined): string | undefined {
+  return typeof v === 'string' ? v : undefined;
 }

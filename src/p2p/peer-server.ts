@@ -1,7 +1,8 @@
 // The HTTP/2 (h2c) server side of the peer protocol. GET /chunk/<digest>?layer=<digest>&i=<n> answers from the
 // local store, or — when this node knows the layer — accepts at once (headers) and fetches on the requester's
 // behalf through the node's own singleflight stack, so the registry sees one fetch per chunk. Unknown: 404.
-// Every request carries an HMAC of the cluster secret (auth.ts); per-peer concurrency and rate limits apply.
+// Every request carries an HMAC of the cluster secret bound to this node (auth.ts); every answer to an
+// authenticated request is MAC'd back (headers, and a trailer over a chunk body). Per-peer limits apply.
 import {
   createServer,
   constants,
@@ -13,7 +14,8 @@ import {
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import { isDigest, type Digest } from '../image/digest.js';
-import { AUTH_HEADER, type PeerAuth } from './auth.js';
+import { AUTH_HEADER, PENDING_HEADER, type PeerAuth } from './auth.js';
+import { peerId } from './discovery.js';
 import type { PeerLimits } from './peer-limits.js';
 import type { PeerChunkRequest } from './peer-source.js';
 
@@ -27,6 +29,11 @@ export interface ChunkResponder {
 export interface PeerServerOptions {
   host: string;
   port: number;
+  /**
+   * The ids (host:port) peers reach this node by: requests MAC'd for any other node are refused. Default: the
+   * address bound (a wildcard address matches no request, so a wildcard listener must name its ids).
+   */
+  selfIds?: readonly string[];
   auth: PeerAuth;
   limits: PeerLimits;
   responder: ChunkResponder;
@@ -55,6 +62,7 @@ export class PeerServer {
   };
   private readonly authWarned = new Set<string>();
   private readonly sessions = new Set<ServerHttp2Session>();
+  private selfIds: readonly string[] = [];
 
   constructor(options: PeerServerOptions) {
     this.o = options;
@@ -77,6 +85,7 @@ export class PeerServer {
     });
     this.server = server;
     const a = server.address() as AddressInfo;
+    this.selfIds = this.o.selfIds ?? [peerId(a.address, a.port)];
     return { host: a.address, port: a.port };
   }
 
@@ -101,7 +110,12 @@ export class PeerServer {
     const path = headers[':path'] ?? '';
     const remote = stream.session?.socket.remoteAddress ?? 'unknown';
     const authHeader = headers[AUTH_HEADER];
-    const verdict = this.o.auth.verify(typeof authHeader === 'string' ? authHeader : undefined, method, path);
+    const verdict = this.o.auth.verifyRequest(
+      typeof authHeader === 'string' ? authHeader : undefined,
+      method,
+      path,
+      this.selfIds,
+    );
     if (!verdict.ok) {
       this.counters.rejectedAuth++;
       const key = `${remote}/${verdict.reason}`;
@@ -114,29 +128,50 @@ export class PeerServer {
       }
       return this.reply(stream, 401);
     }
-    if (path === '/healthz') return this.reply(stream, 200, 'ok');
+    const answer: Answer = { server: verdict.self, nonce: verdict.nonce };
+    if (path === '/healthz') return this.reply(stream, 200, 'ok', answer);
     const req = parseChunkPath(path);
-    if (req === undefined || method !== 'GET') return this.reply(stream, 400);
+    if (req === undefined || method !== 'GET') return this.reply(stream, 400, '', answer);
     const admitted = this.o.limits.admit(remote);
     if (admitted === 'busy' || admitted === 'rate') {
       this.counters.limited++;
-      return this.reply(stream, admitted === 'busy' ? 503 : 429);
+      return this.reply(stream, admitted === 'busy' ? 503 : 429, '', answer);
     }
     const ac = new AbortController();
     stream.once('close', () => ac.abort());
+    // The body's MAC goes in a trailer: a pending answer's headers leave before its bytes exist.
+    let body: Buffer | undefined;
+    stream.on('wantTrailers', () => {
+      const mac = this.o.auth.signBody({
+        ...answer,
+        chunkDigest: req.chunkDigest,
+        length: body?.length ?? -1,
+      });
+      stream.sendTrailers({ [AUTH_HEADER]: mac });
+    });
+    const respond200 = (pending: boolean): void =>
+      stream.respond(
+        {
+          ':status': 200,
+          [AUTH_HEADER]: this.o.auth.signResponse({ ...answer, status: 200, pending }),
+          ...(pending ? { [PENDING_HEADER]: '1' } : {}),
+        },
+        { waitForTrailers: true },
+      );
     try {
       let bytes = await this.o.responder.local(req.chunkDigest, ac.signal);
       if (bytes === undefined) {
         const fetch = req.cacheOnly === true ? undefined : this.o.responder.fetcher(req);
         if (fetch === undefined) {
           this.counters.notFound++;
-          return this.reply(stream, 404);
+          return this.reply(stream, 404, '', answer);
         }
-        stream.respond({ ':status': 200, 'x-ferry-pending': '1' }); // accepted: the requester stops hedging
+        if (stream.closed) return;
+        respond200(true); // accepted: the requester stops hedging
         this.counters.fetchedForPeers++;
         bytes = await fetch(ac.signal);
       } else if (!stream.closed) {
-        stream.respond({ ':status': 200 });
+        respond200(false);
       }
       if (stream.closed) return;
       if (this.o.flipBits === true) {
@@ -145,23 +180,36 @@ export class PeerServer {
       }
       this.counters.served.chunks++;
       this.counters.served.bytes += bytes.length;
+      body = bytes;
       stream.end(bytes);
     } catch (e) {
       if (!ac.signal.aborted) {
         this.o.log.debug({ err: e, digest: req.chunkDigest }, 'p2p: fetch for a peer failed');
       }
-      if (!stream.headersSent && !stream.closed) this.reply(stream, 503);
+      if (!stream.headersSent && !stream.closed) this.reply(stream, 503, '', answer);
       else if (!stream.closed) stream.close(constants.NGHTTP2_INTERNAL_ERROR);
     } finally {
       admitted();
     }
   }
 
-  private reply(stream: ServerHttp2Stream, status: number, body = ''): void {
+  /** A short answer; MAC'd when the request was authenticated (`answer`), bare for a refused one. */
+  private reply(stream: ServerHttp2Stream, status: number, body = '', answer?: Answer): void {
     if (stream.closed) return;
-    stream.respond({ ':status': status });
+    stream.respond({
+      ':status': status,
+      ...(answer !== undefined
+        ? { [AUTH_HEADER]: this.o.auth.signResponse({ ...answer, status, pending: false }) }
+        : {}),
+    });
     stream.end(body);
   }
+}
+
+/** Who answers, to which request: what every response MAC is bound to. */
+interface Answer {
+  server: string;
+  nonce: string;
 }
 
 function parseChunkPath(path: string): PeerChunkRequest | undefined {

@@ -1,7 +1,8 @@
 // PeerFirstSource: the ChunkSource that sits where the origin would (composeSource's originOverride). On a miss
 // it asks the chunk's rendezvous owner; the owner fetches from the registry once for the whole cluster. If the
 // owner has not started answering within hedgeAfterMs, the next owner (or the registry) is raced; the first
-// verified answer wins and the rest are aborted. Peers are untrusted: bad bytes penalise the peer.
+// verified answer wins and the rest are aborted. Peers are untrusted: bad bytes, unauthenticated answers and
+// stalls penalise the peer.
 import { createHash } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { Digest } from '../image/digest.js';
@@ -45,8 +46,13 @@ export interface PeerFirstSourceOptions {
   ownerCount: number;
   /** Start the next candidate when the current one has not accepted within this long. */
   hedgeAfterMs: number;
-  /** An accepted peer request that has not delivered within this long is abandoned for the next candidate. */
+  /** An accepted peer request that has not delivered within this long is abandoned and the peer penalised. */
   peerTimeoutMs: number;
+  /**
+   * A peer that has not answered a request's headers within this long is stalling: it is penalised (kept
+   * watched this long even when another candidate already won). Default and upper bound: peerTimeoutMs.
+   */
+  stallAfterMs?: number;
   /** Requests the peer server makes for other nodes (shared by a node's sources): registry only. */
   onBehalf?: WeakSet<ChunkRequest>;
 }
@@ -58,6 +64,19 @@ export interface PeerFirstStats {
   peerFailures: number;
   peerNotFound: number;
   badBytes: number;
+  /** Answers refused for a missing or wrong response MAC. */
+  badAuth: number;
+  /** Requests a peer accepted (or took) and then stalled on. */
+  stalls: number;
+}
+
+interface Attempt {
+  /** Undefined for the registry. */
+  readonly peer?: string;
+  /** The peer has answered (authenticated headers). */
+  started: boolean;
+  settled: boolean;
+  stop(): void;
 }
 
 const ORIGIN = Symbol('origin');
@@ -73,6 +92,8 @@ export class PeerFirstSource implements ChunkSource {
     peerFailures: 0,
     peerNotFound: 0,
     badBytes: 0,
+    badAuth: 0,
+    stalls: 0,
   };
 
   constructor(options: PeerFirstSourceOptions) {
@@ -122,20 +143,20 @@ export class PeerFirstSource implements ChunkSource {
 
   private race(req: ChunkRequest, plan: Target[], signal: AbortSignal | undefined): Promise<Buffer> {
     const { clock } = this.o;
+    const stallAfterMs = Math.min(this.o.stallAfterMs ?? this.o.peerTimeoutMs, this.o.peerTimeoutMs);
     return new Promise<Buffer>((resolve, reject) => {
-      const running = new Set<AbortController>();
-      const timers = new Set<TimerHandle>();
+      const attempts = new Set<Attempt>();
       let next = 0;
       let done = false;
-      const finish = (): void => {
+      /** Ends the race. A peer that has not even answered stays watched until its stall deadline. */
+      const finish = (everything: boolean): void => {
         done = true;
-        for (const t of timers) t.cancel();
-        for (const ac of running) ac.abort();
         signal?.removeEventListener('abort', onAbort);
+        for (const a of attempts) if (everything || a.peer === undefined || a.started) a.stop();
       };
       const onAbort = (): void => {
         if (done) return;
-        finish();
+        finish(true);
         reject(new AbortedError(`${describeChunk(req)}: aborted`));
       };
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -144,60 +165,77 @@ export class PeerFirstSource implements ChunkSource {
         if (done || next >= plan.length) return;
         const target = plan[next++]!;
         const ac = new AbortController();
-        running.add(ac);
-        let started = false;
+        const timers: TimerHandle[] = [];
+        const a: Attempt = {
+          ...(target !== ORIGIN ? { peer: peerOf(target) } : {}),
+          started: false,
+          settled: false,
+          stop: () => {
+            for (const t of timers) t.cancel();
+            attempts.delete(a);
+            ac.abort();
+          },
+        };
+        attempts.add(a);
         let advanced = false;
-        let settled = false;
         const advance = (): void => {
           if (advanced) return;
           advanced = true;
           launch();
         };
         const fail = (e: unknown): void => {
-          if (settled) return;
-          settled = true;
-          running.delete(ac);
+          if (a.settled) return;
+          a.settled = true;
+          a.stop();
           if (done) return;
           advance();
-          if (running.size === 0) {
-            finish();
+          if (attempts.size === 0) {
+            finish(true);
             reject(e instanceof Error ? e : new UnavailableError(String(e)));
           }
         };
-        if (target !== ORIGIN) {
-          timers.add(
+        /** Accepted and then silent, or never answering: avoided like a peer that lies. */
+        const stalled = (peer: string, what: string): void => {
+          if (a.settled) return;
+          this.counters.stalls++;
+          this.o.view.penalise(peer, what);
+          fail(new UnavailableError(`peer ${peer}: ${what}`));
+        };
+        if (a.peer !== undefined) {
+          const peer = a.peer;
+          timers.push(
             clock.after(this.o.hedgeAfterMs, () => {
-              if (started || done || advanced) return;
+              if (a.started || done || advanced) return;
               this.counters.hedges++;
               advance();
             }),
-          );
-          timers.add(
-            clock.after(this.o.peerTimeoutMs, () => {
-              if (settled || done) return;
-              ac.abort();
-              fail(new UnavailableError(`peer ${peerOf(target)}: no answer in ${this.o.peerTimeoutMs} ms`));
+            clock.after(stallAfterMs, () => {
+              if (!a.started) stalled(peer, `stalled: no answer in ${stallAfterMs} ms`);
             }),
+            clock.after(this.o.peerTimeoutMs, () =>
+              stalled(peer, `stalled: accepted but no bytes in ${this.o.peerTimeoutMs} ms`),
+            ),
           );
         }
         const attempt =
-          target === ORIGIN
+          a.peer === undefined
             ? this.fromOrigin(req, ac.signal)
             : this.fromPeer(
-                peerOf(target),
+                a.peer,
                 req,
                 ac.signal,
                 () => {
-                  started = true;
+                  a.started = true;
+                  if (done) a.stop(); // it answered after all: not stalling, just too late
                 },
                 typeof target !== 'string',
               );
         attempt.then((bytes) => {
-          if (settled) return;
-          settled = true;
-          running.delete(ac);
+          if (a.settled) return;
+          a.settled = true;
+          a.stop();
           if (done) return;
-          finish();
+          finish(false);
           resolve(bytes);
         }, fail);
       };
@@ -233,7 +271,12 @@ export class PeerFirstSource implements ChunkSource {
         { signal, onStarted },
       );
     } catch (e) {
-      if (!signal.aborted) {
+      if (signal.aborted) throw e;
+      if (e instanceof IntegrityError) {
+        // An answer without valid MACs: a node without the secret, or a tampered path. Never used.
+        this.counters.badAuth++;
+        this.o.view.penalise(peer, e.message);
+      } else {
         this.counters.peerFailures++;
         this.o.view.markDown(peer, isFerryError(e) ? e.message : String(e));
       }
@@ -247,7 +290,7 @@ export class PeerFirstSource implements ChunkSource {
     const actual = `${alg}:${createHash(alg).update(bytes).digest('hex')}`;
     if (bytes.length !== chunk.size || actual !== chunk.digest) {
       this.counters.badBytes++;
-      this.o.view.penalise(peer);
+      this.o.view.penalise(peer, 'sent bad bytes');
       throw new IntegrityError(`peer ${peer} sent bad bytes for ${describeChunk(req)}`);
     }
     this.counters.peer.chunks++;

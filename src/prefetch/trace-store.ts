@@ -58,11 +58,14 @@ export class TraceStore {
 
   /** Stores `trace` atomically, replacing what was there. */
   async put(trace: MergedTrace, signal?: AbortSignal): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: 0o700 }); // traces say what an image's start reads
     const path = this.pathFor(trace.manifestDigest, trace.workloadKey);
     const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
     try {
-      await writeFile(tmp, serializeMergedTrace(trace), signal !== undefined ? { signal } : {});
+      await writeFile(tmp, serializeMergedTrace(trace), {
+        mode: 0o600,
+        ...(signal !== undefined ? { signal } : {}),
+      });
       await rename(tmp, path);
     } catch (e) {
       await unlink(tmp).catch(() => undefined);

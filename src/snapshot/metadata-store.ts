@@ -1,5 +1,6 @@
 // The snapshot metadata: one SQLite database (node:sqlite, WAL) whose transactions survive kill -9. Keys map
 // to never-reused integer ids; the ids name the snapshot directories. Checks and writes happen in one transaction.
+import { chmodSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { FerryError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { SnapshotInfo, SnapshotKind } from './types.js';
@@ -90,6 +91,9 @@ export class MetadataStore {
 
   constructor(options: MetadataStoreOptions) {
     this.db = new DatabaseSync(options.path);
+    // Owner-only whatever the umask (SQLite gives its -wal and -shm files the database file's mode). Once, at
+    // start: not a hot path.
+    if (options.path !== ':memory:') chmodSync(options.path, 0o600);
     // WAL: a transaction is either fully in the log or not at all after a crash; NORMAL syncs at checkpoints,
     // which is enough against a killed process (the OS still holds the pages).
     this.db.exec('PRAGMA journal_mode = WAL');

@@ -5,6 +5,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, InvalidArgumentError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { dirWithMode } from '../private-fs.js';
 import { parseFilters } from './filters.js';
 import { applyLabelMask, validateLabels, withoutEmpty } from './labels.js';
 import type { MetadataStore, SnapshotRecord } from './metadata-store.js';
@@ -113,9 +114,9 @@ export class Snapshotter {
 
   private async makeDirs(rec: SnapshotRecord): Promise<void> {
     try {
-      await mkdir(join(this.dirOf(rec.id), 'fs'), { recursive: true, mode: 0o755 });
-      if (rec.kind === 'active')
-        await mkdir(join(this.dirOf(rec.id), 'work'), { recursive: true, mode: 0o711 });
+      // As containerd's overlay snapshotter (an upper dir's mode is the container's `/`), whatever the umask.
+      await dirWithMode(join(this.dirOf(rec.id), 'fs'), 0o755);
+      if (rec.kind === 'active') await dirWithMode(join(this.dirOf(rec.id), 'work'), 0o711);
     } catch (e) {
       this.o.store.remove(rec.name);
       throw new FerryError(
@@ -254,9 +255,8 @@ export class Snapshotter {
       const dir = this.dirOf(rec.id);
       if (!rec.remote) {
         // A crash between the metadata write and mkdir leaves a record without dirs; never delete records here.
-        if (rec.kind !== 'committed')
-          await mkdir(join(dir, 'fs'), { recursive: true }).catch(() => undefined);
-        if (rec.kind === 'active') await mkdir(join(dir, 'work'), { recursive: true }).catch(() => undefined);
+        if (rec.kind !== 'committed') await dirWithMode(join(dir, 'fs'), 0o755).catch(() => undefined);
+        if (rec.kind === 'active') await dirWithMode(join(dir, 'work'), 0o711).catch(() => undefined);
         continue;
       }
       try {

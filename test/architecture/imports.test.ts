@@ -8,6 +8,7 @@ const SRC = resolve(import.meta.dirname, '../../src');
 /** Higher rank may import lower rank (or its own folder), never the reverse. */
 const RANK: Record<string, number> = {
   'errors.ts': -1,
+  'private-fs.ts': -1,
   'log.ts': 0,
   image: 0,
   config: 1,

@@ -79,11 +79,12 @@ export async function startMount(
   target: string,
   env: FerryEnv,
   timeoutMs = 120_000,
+  extraArgs: readonly string[] = [],
 ): Promise<RunningMount> {
   requireBuild();
   const proc = spawn(
     process.execPath,
-    [FERRY_BIN, 'mount', ref, target, '--json', '--config', env.configPath],
+    [FERRY_BIN, 'mount', ref, target, '--json', '--config', env.configPath, ...extraArgs],
     {
       stdio: ['pipe', 'pipe', 'pipe'],
     },

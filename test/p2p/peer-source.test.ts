@@ -1,7 +1,9 @@
 // PeerFirstSource with a fake transport and a manual clock: owner first, hedging after the budget, fallback on
-// failures, bad bytes penalised and never returned, self-owned chunks straight from the origin.
+// failures, bad bytes and unauthenticated answers penalised and never returned, stalling peers (silent, or
+// accepting and then silent) penalised while the read goes on, self-owned chunks straight from the origin.
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { IntegrityError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import type { Digest } from '../../src/image/digest.js';
 import { PeerFirstSource, type PeerChunkRequest, type PeerTransport } from '../../src/p2p/peer-source.js';
@@ -14,7 +16,7 @@ const table = new Map<Digest, Buffer>(index.chunks.map((c, i) => [c.digest, chun
 const SELF = 'self:1';
 const PEERS = ['a:1', 'b:1', 'c:1'];
 
-type Behaviour = 'ok' | 'slow-start' | 'hang' | 'lie' | 'fail' | 'missing';
+type Behaviour = 'ok' | 'slow-start' | 'hang' | 'accept-hang' | 'lie' | 'unauth' | 'fail' | 'missing';
 
 class FakeTransport implements PeerTransport {
   calls: string[] = [];
@@ -33,7 +35,14 @@ class FakeTransport implements PeerTransport {
     const b = this.behaviour(peer);
     const bytes = table.get(req.chunkDigest)!;
     if (b === 'fail') throw new Error('connection reset');
+    if (b === 'unauth') throw new IntegrityError(`peer ${peer}: HTTP 200 without a valid response MAC`);
     if (b === 'missing') return undefined;
+    if (b === 'accept-hang') {
+      opts.onStarted();
+      await new Promise<void>((_, reject) =>
+        opts.signal.addEventListener('abort', () => reject(new Error('aborted'))),
+      );
+    }
     if (b === 'hang' || b === 'slow-start') {
       await new Promise<void>((resolve, reject) => {
         if (b === 'slow-start') this.clock.after(1000, resolve);
@@ -50,7 +59,7 @@ class FakeTransport implements PeerTransport {
   }
 }
 
-function setup(behaviour: (peer: string) => Behaviour, originDelayMs = 0) {
+function setup(behaviour: (peer: string) => Behaviour, originDelayMs = 0, stallAfterMs = 1000) {
   const clock = new ManualClock();
   const view = new FixedView(SELF, PEERS);
   const transport = new FakeTransport(behaviour, clock);
@@ -66,6 +75,7 @@ function setup(behaviour: (peer: string) => Behaviour, originDelayMs = 0) {
     ownerCount: 2,
     hedgeAfterMs: 150,
     peerTimeoutMs: 5000,
+    stallAfterMs,
   });
   return { clock, view, transport, origin, source };
 }
@@ -148,6 +158,58 @@ describe('PeerFirstSource', () => {
     await expect(t.source.fetch(req(i))).resolves.toEqual(chunks[i]);
     expect(t.view.penalised).toEqual([first]);
     expect(t.source.stats().badBytes).toBe(1);
+  });
+
+  it('refuses an unauthenticated answer, penalises the peer and reads from the next candidate', async () => {
+    const i = chunkOwnedBy((o) => o[0] !== SELF);
+    const [first] = owners(index.chunks[i]!.digest, [SELF, ...PEERS], 1);
+    const t = setup((p) => (p === first ? 'unauth' : 'ok'));
+    await expect(t.source.fetch(req(i))).resolves.toEqual(chunks[i]);
+    expect(t.view.penalised).toEqual([first]);
+    expect(t.view.down).toEqual([]);
+    expect(t.source.stats().badAuth).toBe(1);
+  });
+
+  it('a peer that never answers is penalised at the stall deadline even after the read was served', async () => {
+    const i = chunkOwnedBy((o) => o[0] !== SELF && o[1] !== SELF);
+    const [first, second] = owners(index.chunks[i]!.digest, [SELF, ...PEERS], 2);
+    const t = setup((p) => (p === first ? 'hang' : 'ok'));
+    const p = t.source.fetch(req(i));
+    await t.clock.advance(150);
+    await expect(p).resolves.toEqual(chunks[i]); // the hedge to the second owner answered
+    expect(t.transport.calls).toEqual([first, second]);
+    expect(t.view.penalised).toEqual([]);
+    await t.clock.advance(849);
+    expect(t.view.penalised).toEqual([]);
+    await t.clock.advance(1);
+    expect(t.view.penalised).toEqual([first]);
+    expect(t.source.stats().stalls).toBe(1);
+  });
+
+  it('a peer that answers late, after the read was served elsewhere, is not penalised', async () => {
+    const i = chunkOwnedBy((o) => o[0] !== SELF && o[1] !== SELF);
+    const [first] = owners(index.chunks[i]!.digest, [SELF, ...PEERS], 1);
+    const t = setup((p) => (p === first ? 'slow-start' : 'ok'), 10, 2000);
+    const p = t.source.fetch(req(i));
+    await t.clock.advance(200);
+    await expect(p).resolves.toEqual(chunks[i]);
+    await t.clock.advance(5000); // it answers at 1000 ms, inside the 2000 ms stall deadline
+    expect(t.view.penalised).toEqual([]);
+    expect(t.source.stats().stalls).toBe(0);
+  });
+
+  it('a peer that accepts and then stalls is penalised at peerTimeoutMs and the registry serves', async () => {
+    const i = chunkOwnedBy((o) => o[0] !== SELF && o[1] === SELF);
+    const [first] = owners(index.chunks[i]!.digest, [SELF, ...PEERS], 1);
+    const t = setup((p) => (p === first ? 'accept-hang' : 'ok'));
+    const p = t.source.fetch(req(i));
+    await t.clock.advance(4999);
+    expect(t.origin.calls).toBe(0); // accepted: no hedge
+    await t.clock.advance(1);
+    await expect(p).resolves.toEqual(chunks[i]);
+    expect(t.origin.calls).toBe(1);
+    expect(t.view.penalised).toEqual([first]);
+    expect(t.source.stats().stalls).toBe(1);
   });
 
   it('falls back to the registry when the owner does not have the chunk', async () => {

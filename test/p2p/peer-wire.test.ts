@@ -1,7 +1,10 @@
 // The peer protocol over real HTTP/2 on loopback: authenticated chunk requests, 401 for a wrong secret, 404 for
 // unknown layers, fetch-on-behalf with singleflight on the owner (N concurrent requesters → one origin fetch),
-// per-peer concurrency limits, and membership marking a dead peer down within one probe timeout.
+// per-peer concurrency limits, membership marking a dead peer down within one probe timeout, and answers whose
+// MACs are missing or wrong (headers, /healthz, a chunk body's trailer) refused before they are used.
 import { randomBytes } from 'node:crypto';
+import { createServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { PeerAuth } from '../../src/p2p/auth.js';
@@ -20,9 +23,30 @@ const index = testIndex(chunks);
 const table = new Map<Digest, Buffer>(index.chunks.map((c, i) => [c.digest, chunks[i]!]));
 const servers: PeerServer[] = [];
 
+const raws: Http2Server[] = [];
+
 afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();
+  for (const r of raws.splice(0)) await new Promise((ok) => r.close(ok));
 });
+
+/** A hand-written peer that knows the secret but answers as `answer` says (a tampering or broken node). */
+async function rawPeer(
+  answer: (stream: ServerHttp2Stream, nonce: string, self: string) => void,
+): Promise<string> {
+  const auth = new PeerAuth({ secret });
+  const server = createServer();
+  raws.push(server);
+  let self = '';
+  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    const v = auth.verifyRequest(String(headers['x-ferry-auth']), 'GET', String(headers[':path']), [self]);
+    if (!v.ok) throw new Error(`the client's request did not verify: ${v.reason}`);
+    answer(stream, v.nonce, self);
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  self = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return self;
+}
 
 async function serve(responder: ChunkResponder, maxConcurrent = 64): Promise<string> {
   const server = new PeerServer({
@@ -61,6 +85,68 @@ describe('peer wire protocol', () => {
     } finally {
       good.close();
       bad.close();
+    }
+  });
+
+  it('refuses a request MAC made for another node (401)', async () => {
+    const peer = await serve({ local: (d) => Promise.resolve(table.get(d)), fetcher: () => undefined });
+    const other = await serve({ local: (d) => Promise.resolve(table.get(d)), fetcher: () => undefined });
+    const auth = new PeerAuth({ secret });
+    const path = '/healthz';
+    const { header } = auth.signRequest(peer, 'GET', path); // made for `peer`, sent to `other`
+    const res = await fetchRaw(other, path, header);
+    expect(res.status).toBe(401);
+    expect((await fetchRaw(peer, path, header)).status).toBe(200);
+    expect(servers[1]!.stats().rejectedAuth).toBe(1);
+  });
+
+  it('refuses answers whose MACs are missing or wrong, before using them', async () => {
+    const auth = new PeerAuth({ secret });
+    const client = new PeerClient({ auth, maxBodyBytes: 1 << 20 });
+    const bytes = chunks[3]!;
+    const chunk = index.chunks[3]!.digest;
+    try {
+      // /healthz "ok" without a MAC, and with a MAC for another request's nonce
+      const bare = await rawPeer((s) => (s.respond({ ':status': 200 }), s.end('ok')));
+      await expect(client.probe(bare, new AbortController().signal)).rejects.toThrow(/response MAC/);
+      const replayed = await rawPeer((s, _nonce, self) => {
+        const mac = auth.signResponse({ server: self, nonce: 'ab'.repeat(12), status: 200, pending: false });
+        s.respond({ ':status': 200, 'x-ferry-auth': mac });
+        s.end('ok');
+      });
+      await expect(client.probe(replayed, new AbortController().signal)).rejects.toThrow(/response MAC/);
+      // a 404 without a MAC is not a miss
+      const miss = await rawPeer((s) => (s.respond({ ':status': 404 }), s.end()));
+      await expect(client.fetchChunk(miss, wireReq(3), opts())).rejects.toThrow(/response MAC/);
+      // good headers, but no trailer MAC over the body; then a trailer MAC for another length
+      const trailer = (length: number | undefined) =>
+        rawPeer((s, nonce, self) => {
+          s.respond(
+            {
+              ':status': 200,
+              'x-ferry-auth': auth.signResponse({ server: self, nonce, status: 200, pending: false }),
+            },
+            { waitForTrailers: true },
+          );
+          s.on('wantTrailers', () =>
+            s.sendTrailers(
+              length === undefined
+                ? {}
+                : { 'x-ferry-auth': auth.signBody({ server: self, nonce, chunkDigest: chunk, length }) },
+            ),
+          );
+          s.end(bytes);
+        });
+      let started = 0;
+      const o = { signal: new AbortController().signal, onStarted: () => started++ };
+      await expect(client.fetchChunk(await trailer(undefined), wireReq(3), o)).rejects.toThrow(/trailer MAC/);
+      await expect(client.fetchChunk(await trailer(bytes.length + 1), wireReq(3), o)).rejects.toThrow(
+        /trailer MAC/,
+      );
+      expect(started).toBe(2); // the headers were authentic
+      expect(await client.fetchChunk(await trailer(bytes.length), wireReq(3), o)).toEqual(bytes);
+    } finally {
+      client.close();
     }
   });
 
@@ -144,6 +230,22 @@ describe('peer wire protocol', () => {
     client.close();
   });
 });
+
+/** One GET with a given auth header, over a fresh session; the status. */
+async function fetchRaw(peer: string, path: string, auth: string): Promise<{ status: number }> {
+  const { connect } = await import('node:http2');
+  const session = connect(`http://${peer}`);
+  try {
+    return await new Promise((resolve, reject) => {
+      const req = session.request({ ':path': path, 'x-ferry-auth': auth });
+      req.on('response', (h) => resolve({ status: Number(h[':status']) }));
+      req.on('error', reject);
+      req.end();
+    });
+  } finally {
+    session.destroy();
+  }
+}
 
 async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
   const end = Date.now() + timeoutMs;

@@ -1,10 +1,11 @@
 // The holder's unix socket: owner-only, a stale socket file replaced only when nothing answers on it; each
 // connection is framed (wire.ts) and handed to the FuseHolder, which keeps only the newest.
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { lstat, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { UnavailableError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { bindSocketPrivately, privateDir } from '../../private-fs.js';
 import type { DaemonLink, FuseHolder } from './holder.js';
 import { encodeControl, encodeData, FrameDecoder, type Frame } from './wire.js';
 
@@ -31,7 +32,7 @@ export function socketAnswers(path: string): Promise<boolean> {
 }
 
 async function claimPath(path: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await privateDir(dirname(path));
   const st = await lstat(path).catch(() => undefined);
   if (st === undefined) return;
   if (!st.isSocket()) throw new UnavailableError(`holder socket ${path} exists and is not a socket`);
@@ -82,27 +83,28 @@ function serveConnection(sock: Socket, holder: FuseHolder, log: Logger): void {
 export async function listenHolder(o: HolderServerOptions): Promise<HolderServer> {
   await claimPath(o.socketPath);
   const server: Server = createServer((sock) => serveConnection(sock, o.holder, o.log));
-  // umask closes the window between bind and chmod in which the socket would be group/world accessible.
-  const umask = process.umask(0o177);
   try {
-    await new Promise<void>((res, rej) => {
-      server.once('error', rej);
-      server.listen(o.socketPath, () => {
-        server.off('error', rej);
-        res();
-      });
-    });
+    await bindSocketPrivately(
+      o.socketPath,
+      0o600,
+      (path) =>
+        new Promise<void>((res, rej) => {
+          server.once('error', rej);
+          server.listen(path, () => {
+            server.off('error', rej);
+            res();
+          });
+        }),
+    );
   } catch (e) {
+    server.close();
     throw new UnavailableError(`cannot listen on ${o.socketPath}: ${String(e)}`, { cause: e });
-  } finally {
-    process.umask(umask);
   }
-  await chmod(o.socketPath, 0o600);
   server.on('error', (e) => o.log.error({ err: String(e) }, 'holder socket error'));
   return {
-    close: () =>
-      new Promise<void>((res) => {
-        server.close(() => res());
-      }),
+    close: async () => {
+      await new Promise<void>((res) => server.close(() => res()));
+      await unlink(o.socketPath).catch(() => undefined); // bound elsewhere and renamed: not unlinked by close
+    },
   };
 }

@@ -15,7 +15,11 @@ import {
 import { createRawLayerServer, type RawLayerServer, type RawLayerServerOptions } from './layer-server.js';
 import { MAX_READ_BYTES } from './protocol.js';
 
-export type DirectLayerOptions = RawLayerServerOptions & { mountpoint: string };
+export type DirectLayerOptions = RawLayerServerOptions & {
+  mountpoint: string;
+  /** Honour setuid/setgid bits and device nodes (default false: `ferry mount` of an image to inspect). */
+  suidDev?: boolean;
+};
 
 export interface DirectLayer {
   readonly mountpoint: string;
@@ -23,15 +27,19 @@ export interface DirectLayer {
   unmount(): Promise<void>;
 }
 
-/** The mount(8) options of every raw layer mount (the holder's mounts use the same). */
-export const RAW_MOUNT_OPTIONS: readonly string[] = [
-  'ro', // the kernel refuses every write with EROFS before it reaches us
-  'allow_other', // overlay and container processes read it
-  'default_permissions', // the kernel checks permission bits, as for a normal filesystem
-  'suid',
-  'dev',
-  `max_read=${MAX_READ_BYTES}`,
-];
+/** The mount(8) options of a raw layer mount; the holder's (containers' layers) keep suid and dev. */
+export function rawMountOptions(suidDev: boolean): readonly string[] {
+  return [
+    'ro', // the kernel refuses every write with EROFS before it reaches us
+    'allow_other', // overlay and container processes read it
+    'default_permissions', // the kernel checks permission bits, as for a normal filesystem
+    ...(suidDev ? ['suid', 'dev'] : ['nosuid', 'nodev']),
+    `max_read=${MAX_READ_BYTES}`,
+  ];
+}
+
+/** Container layers (the FUSE holder): setuid binaries and device nodes work, as with containerd's overlay. */
+export const RAW_MOUNT_OPTIONS: readonly string[] = rawMountOptions(true);
 
 /** Direct mounts of this process: each parks one libuv pool thread in a blocking read. */
 let active = 0;
@@ -53,7 +61,7 @@ export async function mountDirectLayer(o: DirectLayerOptions): Promise<DirectLay
       mountpoint: o.mountpoint,
       fsname: 'ferry',
       subtype: 'ferry', // fstype fuse.ferry: our mounts are recognisable in /proc/self/mountinfo
-      options: RAW_MOUNT_OPTIONS,
+      options: rawMountOptions(o.suidDev ?? false),
     });
   } catch (e) {
     server.close();
