@@ -10,6 +10,7 @@
 // chunks are sorted and disjoint.
 import { AbortedError, FerryError, FormatError } from '../errors.js';
 import { DigestHasher, digestAlgorithm, type Digest } from '../image/digest.js';
+import { INDEX_LIMITS } from '../image/index-limits.js';
 import type { Checkpoint, Chunk, LayerIndex } from '../image/layer-index.js';
 import { LAYER_INDEX_VERSION } from '../image/layer-index.js';
 import type { BlobReader } from '../image/blob-reader.js';
@@ -57,6 +58,10 @@ export async function buildIndexFromStream(opts: BuildFromStreamOptions): Promis
   });
   const output = (bytes: Uint8Array, consumed: number): void => {
     sink.push(bytes, consumed);
+    // Each holds a 32 KiB window; the ratio cap in the sink bounds them too, this bounds the index.
+    if (gz !== undefined && gz.checkpoints.length > INDEX_LIMITS.maxCheckpoints) {
+      throw new FormatError(`${label}: more than ${INDEX_LIMITS.maxCheckpoints} zran checkpoints`);
+    }
   };
 
   let kind: Kind = 'unknown';

@@ -1,5 +1,8 @@
 // Cuts the uncompressed stream into chunks while it streams past (policy in build-stream.ts) and hashes
 // each chunk once its last byte has arrived, noting how much compressed input had been consumed by then.
+// Memory stays within about one chunk plus one piece whatever the layer holds: a big file's chunks are planned
+// as its bytes approach (a header may claim any size), and an open pack closes once the stream has moved a
+// chunk past its start (bytes of entries no chunk covers are never held).
 import { FerryError } from '../errors.js';
 import { sha256, type Digest } from '../image/digest.js';
 
@@ -10,6 +13,9 @@ export interface RawChunk {
   /** Compressed bytes consumed when the output reached the chunk's end. */
   readonly consumedAtEnd: number;
 }
+
+/** More than any one piece of output (64 KiB from the decoders, 64 KiB from the stream reader). */
+const PLAN_AHEAD_BYTES = 256 * 1024;
 
 interface Range {
   start: number;
@@ -37,6 +43,8 @@ export class ChunkBuilder {
   private readonly onPlanned: ((start: number) => void) | undefined;
   private readonly ready: Range[] = [];
   private pack: Range | undefined;
+  /** A big file whose chunks are planned only as its bytes approach: `next` is the first unplanned offset. */
+  private big: { next: number; end: number } | undefined;
   private pieces: Piece[] = [];
   private pos = 0;
 
@@ -51,12 +59,12 @@ export class ChunkBuilder {
   addFile(dataOffset: number, size: number): void {
     if (size === 0) return;
     const end = dataOffset + size;
+    // The previous file's bytes have all streamed past by now: plan whatever is left of it.
+    this.planBig(Number.POSITIVE_INFINITY);
     if (size >= this.bigFileBytes) {
       this.closePack();
-      for (let o = dataOffset; o < end; o += this.chunkSize) {
-        this.ready.push({ start: o, end: Math.min(end, o + this.chunkSize) });
-        this.onPlanned?.(o);
-      }
+      this.big = { next: dataOffset, end };
+      this.planBig(this.pos + this.planAheadBytes());
       return;
     }
     if (this.pack !== undefined && end - this.pack.start > this.chunkSize) this.closePack();
@@ -75,6 +83,10 @@ export class ChunkBuilder {
 
   /** Emits every planned chunk whose bytes have all arrived, then drops bytes no chunk can still need. */
   flush(): void {
+    this.planBig(this.pos + this.planAheadBytes());
+    // No later file can join a pack the stream has moved a whole chunk past: close it rather than hold
+    // the bytes of whatever follows (a huge entry of another type, say).
+    if (this.pack !== undefined && this.pos - this.pack.start >= this.chunkSize) this.closePack();
     for (;;) {
       const r = this.ready[0];
       if (r === undefined || r.end > this.pos) break;
@@ -93,6 +105,7 @@ export class ChunkBuilder {
 
   /** Closes the open pack and emits everything; all planned bytes must have arrived. */
   finish(): void {
+    this.planBig(Number.POSITIVE_INFINITY);
     this.closePack();
     this.flush();
     const left = this.ready[0];
@@ -101,6 +114,26 @@ export class ChunkBuilder {
         'INTERNAL',
         `chunk [${left.start}, ${left.end}) planned past the stream end ${this.pos}`,
       );
+  }
+
+  /**
+   * Plans a big file's chunks that start before `limit`. Planned ahead of the output by at least a chunk and
+   * a piece, so a zran checkpoint can still be placed before each start (see GzipIndexer.checkpointBefore).
+   */
+  private planBig(limit: number): void {
+    const big = this.big;
+    if (big === undefined) return;
+    while (big.next < big.end && big.next < limit) {
+      const o = big.next;
+      big.next = Math.min(big.end, o + this.chunkSize);
+      this.ready.push({ start: o, end: big.next });
+      this.onPlanned?.(o);
+    }
+    if (big.next >= big.end) this.big = undefined;
+  }
+
+  private planAheadBytes(): number {
+    return this.chunkSize + PLAN_AHEAD_BYTES;
   }
 
   private closePack(): void {
