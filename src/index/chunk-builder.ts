@@ -26,6 +26,8 @@ interface Piece {
   readonly start: number;
   readonly bytes: Buffer;
   readonly consumed: number;
+  /** Still the caller's memory: copied at the next flush if a chunk may need it, else never. */
+  readonly borrowed: boolean;
 }
 
 export interface ChunkBuilderOptions {
@@ -74,10 +76,14 @@ export class ChunkBuilder {
     } else this.pack.end = end;
   }
 
-  /** Appends the next piece of the uncompressed stream (copied). */
+  /**
+   * Appends the next piece of the uncompressed stream. `bytes` need stay valid only until the next flush(),
+   * which copies what planned chunks still need (most bytes of most layers are never copied).
+   */
   addOutput(bytes: Uint8Array, consumedAfter: number): void {
     if (bytes.length === 0) return;
-    this.pieces.push({ start: this.pos, bytes: Buffer.from(bytes), consumed: consumedAfter });
+    const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.pieces.push({ start: this.pos, bytes: view, consumed: consumedAfter, borrowed: true });
     this.pos += bytes.length;
   }
 
@@ -101,6 +107,12 @@ export class ChunkBuilder {
       drop++;
     }
     if (drop > 0) this.pieces = this.pieces.slice(drop);
+    this.pieces = this.pieces.map((p) => {
+      if (!p.borrowed) return p;
+      const from = Math.max(0, keepFrom - p.start);
+      const bytes = Buffer.from(p.bytes.subarray(from));
+      return { start: p.start + from, bytes, consumed: p.consumed, borrowed: false };
+    });
   }
 
   /** Closes the open pack and emits everything; all planned bytes must have arrived. */
