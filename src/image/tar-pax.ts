@@ -95,7 +95,7 @@ function checkXattrs(xattrs: Record<string, string>, at: number): void {
   }
   let total = 0;
   for (const name of names) {
-    const bytes = Math.floor((xattrs[name]!.length * 3) / 4);
+    const bytes = Buffer.byteLength(xattrs[name]!, 'base64');
     if (name === '' || name.includes('\0') || utf8Bytes(name) > L.maxXattrNameBytes) {
       throw new FormatError(
         `xattr name ${JSON.stringify(name.slice(0, 64))} is empty, has NUL or is too long at offset ${at}`,

@@ -132,6 +132,6 @@ export function deserializeIndex(buf: Uint8Array, expectedLayerDigest?: Digest):
     windows,
     build: json.build,
   };
-  validateIndex(index, what);
+  validateIndex(index);
   return index;
 }

@@ -38,7 +38,8 @@ export function validateEntries(index: LayerIndex, what: string): void {
       new FormatError(`${what}: ${rule}: entry ${JSON.stringify(e.path.slice(0, 300))}`);
     const p = pathProblem(e.path);
     if (p !== undefined) throw bad(`path not normalised (${p})`);
-    if (prev !== undefined && !(prev < e.path)) throw bad('entries not sorted by path and unique');
+    if (prev === e.path) throw bad('duplicate path');
+    if (prev !== undefined && !(prev < e.path)) throw bad('entries not sorted by path');
     prev = e.path;
     if (e.path !== '') {
       const parent = byPath.get(parentPath(e.path));
@@ -117,8 +118,8 @@ function checkXattrs(e: Entry, bad: (rule: string) => FormatError): void {
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0) {
       throw bad(`xattr ${JSON.stringify(name)} value is not base64`);
     }
-    const bytes = (value.length / 4) * 3;
-    if (bytes > L.maxXattrValueBytes + 2)
+    const bytes = Buffer.byteLength(value, 'base64');
+    if (bytes > L.maxXattrValueBytes)
       throw bad(`xattr ${JSON.stringify(name)} value above ${L.maxXattrValueBytes} bytes`);
     total += bytes + utf8Bytes(name);
   }
