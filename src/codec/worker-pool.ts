@@ -22,7 +22,8 @@ export interface DecodePoolOptions {
 /**
  * A worker's own heap: decoding keeps its bytes in ArrayBuffers (outside these limits, sized by the index's
  * validated chunk and span caps), so the JS heap needs little; a runaway worker dies with
- * ERR_WORKER_OUT_OF_MEMORY, its job fails UNAVAILABLE and a fresh worker takes the next one.
+ * ERR_WORKER_OUT_OF_MEMORY, its job fails UNAVAILABLE and a fresh worker takes the next one. Not much lower:
+ * V8 aborts the whole process when a heap this small cannot even hold the worker's code (2 MB does that).
  */
 export const WORKER_RESOURCE_LIMITS: ResourceLimits = {
   maxOldGenerationSizeMb: 64,
