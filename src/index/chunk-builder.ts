@@ -107,12 +107,13 @@ export class ChunkBuilder {
       drop++;
     }
     if (drop > 0) this.pieces = this.pieces.slice(drop);
-    this.pieces = this.pieces.map((p) => {
-      if (!p.borrowed) return p;
+    // Only pieces added since the last flush are borrowed: they sit at the end.
+    for (let i = this.pieces.length - 1; i >= 0 && this.pieces[i]!.borrowed; i--) {
+      const p = this.pieces[i]!;
       const from = Math.max(0, keepFrom - p.start);
       const bytes = Buffer.from(p.bytes.subarray(from));
-      return { start: p.start + from, bytes, consumed: p.consumed, borrowed: false };
-    });
+      this.pieces[i] = { start: p.start + from, bytes, consumed: p.consumed, borrowed: false };
+    }
   }
 
   /** Closes the open pack and emits everything; all planned bytes must have arrived. */
