@@ -17,6 +17,7 @@ import type { BlobReader } from '../image/blob-reader.js';
 import { GzipIndexer } from '../codec/gzip-indexer.js';
 import type { RawChunk } from './chunk-builder.js';
 import { streamLayer } from './stream-layer.js';
+import { validateIndex } from './validate-index.js';
 import { TarLayerSink } from './tar-layer-sink.js';
 import { routeZstdStream } from './zstd-stream.js';
 
@@ -104,7 +105,7 @@ export async function buildIndexFromStream(opts: BuildFromStreamOptions): Promis
   });
   const uncompressedSize = gz !== undefined ? gz.uncompressedProduced : compressed;
   const checkpoints: Checkpoint[] = gz?.checkpoints ?? [];
-  return {
+  const index: LayerIndex = {
     version: LAYER_INDEX_VERSION,
     layerDigest: opts.layerDigest,
     mediaType: opts.mediaType,
@@ -120,6 +121,9 @@ export async function buildIndexFromStream(opts: BuildFromStreamOptions): Promis
     windows: gz?.windows ?? [],
     build: { tool: BUILD_TOOL, createdAt: new Date(started).toISOString(), durationMs: Date.now() - started },
   };
+  // What the loader would refuse (a media type the bytes contradict, a 300-byte name) is refused here, once.
+  validateIndex(index);
+  return index;
 }
 
 function spanOpt(spanBytes: number | undefined): { spanBytes?: number } {

@@ -16,6 +16,7 @@ import { SKIPPABLE_MAGIC, ZSTD_MAGIC, ZstdFrameScanner } from '../codec/zstd-fra
 import type { BuildFromStreamOptions } from './build-stream.js';
 import type { RawChunk } from './chunk-builder.js';
 import { streamLayer } from './stream-layer.js';
+import { validateIndex } from './validate-index.js';
 import { TarLayerSink } from './tar-layer-sink.js';
 
 const DEFAULT_CHUNK_SIZE_BYTES = 1024 * 1024;
@@ -107,7 +108,7 @@ export async function buildZstdIndexFromStream(
       scanner.finish();
     },
   });
-  return {
+  const index: LayerIndex = {
     version: LAYER_INDEX_VERSION,
     layerDigest: opts.layerDigest,
     mediaType: opts.mediaType,
@@ -121,6 +122,9 @@ export async function buildZstdIndexFromStream(
     windows: [],
     build: { tool: BUILD_TOOL, createdAt: new Date(started).toISOString(), durationMs: Date.now() - started },
   };
+  // What the loader would refuse is refused here, once (see build-stream.ts).
+  validateIndex(index);
+  return index;
 }
 
 /** The chunk's span: from the start of the frame holding its first byte to where its last byte came out. */

@@ -1,6 +1,7 @@
 // Index building against hostile layers, built in-test: memory stays bounded (a child process streams the layer
 // with a 64 MiB JS heap and reports its peak RSS), and what no index should hold ends in a FormatError naming it.
 import { execFileSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { FerryError, FormatError } from '../../src/errors.js';
 import type { LayerIndex } from '../../src/image/layer-index.js';
@@ -134,6 +135,17 @@ describe('names the validator would refuse never leave the builder', () => {
       const err = await refusal(tarFile('d/x', Buffer.from('x')), tarFile(name, Buffer.alloc(0)));
       expect(err.message).toMatch(/whiteout "d\/\.wh\.\.\.?" names \.\.?/);
     }
+  });
+
+  it('what the loader would refuse is refused by the builder: a 256-byte name, gzip bytes labelled tar', async () => {
+    const err = await refusal(tarFile(`d/${'n'.repeat(256)}`, Buffer.from('x')));
+    expect(err.message).toMatch(/path component longer than 255 bytes\): entry "d\/n+"/);
+    const blob = new MemoryBlobReader(
+      gzipSync(Buffer.concat([tarFile('a', Buffer.from('a')), END_OF_ARCHIVE])),
+    );
+    await expect(buildIndexFromStream({ layerDigest: blob.digest, mediaType: TAR, blob })).rejects.toThrow(
+      /format gzip does not match media type application\/vnd.oci.image.layer.v1.tar$/,
+    );
   });
 
   it('a hardlink to a missing path or a dir is left out; one to a file stays', async () => {
