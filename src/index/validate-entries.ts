@@ -10,14 +10,22 @@ const MAX_ID = 0xffff_ffff;
 /** Why `path` is not a normalised layer path, or undefined when it is one. */
 export function pathProblem(path: string): string | undefined {
   if (path === '') return undefined;
-  if (utf8Bytes(path) > L.maxPathBytes) return `path longer than ${L.maxPathBytes} bytes`;
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: most names need no byte count at all.
+  if (path.length * 3 > L.maxPathBytes && utf8Bytes(path) > L.maxPathBytes)
+    return `path longer than ${L.maxPathBytes} bytes`;
   if (path.includes('\0')) return 'path contains NUL';
   if (path.startsWith('/')) return 'path starts with /';
   if (path.endsWith('/')) return 'path ends with /';
-  for (const part of path.split('/')) {
-    if (part === '') return 'path has an empty component';
-    if (part === '.' || part === '..') return `path has a ${JSON.stringify(part)} component`;
-    if (utf8Bytes(part) > L.maxNameBytes) return `path component longer than ${L.maxNameBytes} bytes`;
+  for (let start = 0; start <= path.length;) {
+    let end = path.indexOf('/', start);
+    if (end < 0) end = path.length;
+    const len = end - start;
+    if (len === 0) return 'path has an empty component';
+    if (len <= 2 && path.charCodeAt(start) === 0x2e && (len === 1 || path.charCodeAt(start + 1) === 0x2e))
+      return `path has a ${JSON.stringify(path.slice(start, end))} component`;
+    if (len * 3 > L.maxNameBytes && utf8Bytes(path.slice(start, end)) > L.maxNameBytes)
+      return `path component longer than ${L.maxNameBytes} bytes`;
+    start = end + 1;
   }
   return undefined;
 }
