@@ -28,9 +28,13 @@ export function validateIndex(index: LayerIndex, what = `layer index for ${index
 }
 
 function validateHeader(index: LayerIndex, what: string): void {
-  if (utf8Bytes(index.mediaType) > L.maxLabelBytes || utf8Bytes(index.build.tool) > L.maxLabelBytes) {
-    throw new FormatError(`${what}: label cap: media type or build tool too long`);
+  const { tool, createdAt } = index.build;
+  if ([index.mediaType, tool, createdAt].some((s) => utf8Bytes(s) > L.maxLabelBytes)) {
+    throw new FormatError(
+      `${what}: label cap: media type or build facts longer than ${L.maxLabelBytes} bytes`,
+    );
   }
+  if (!Number.isFinite(index.build.durationMs)) throw new FormatError(`${what}: build duration not finite`);
   const compression = layerCompression(index.mediaType);
   if (compression === undefined) {
     throw new FormatError(`${what}: media type ${JSON.stringify(index.mediaType)} is not a layer media type`);

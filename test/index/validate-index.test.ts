@@ -257,6 +257,7 @@ describe('a forged, re-sealed index is refused with the rule it breaks', () => {
       (j) => (j.mediaType = ZSTD),
     ],
     ['a foreign media type', /is not a layer media type/, (j) => (j.mediaType = 'text/plain')],
+    ['a 600-byte build tool', /label cap/, (j) => ((j['build'] as Obj)['tool'] = 't'.repeat(600))],
     [
       'checkpoints on a tar index',
       /checkpoints or windows on a identity index/,
