@@ -1,7 +1,7 @@
 // DecodePool: worker threads that decode and verify chunks, so inflate and SHA-256 (~20 ms per 1 MiB chunk)
 // never stall the event loop that every mount's FUSE callbacks share.
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { AbortedError, InvalidArgumentError, UnavailableError, type FerryError } from '../errors.js';
 import { decodeAndVerify, type ChunkJob } from './chunk-job.js';
 import { workerEntry } from './worker-entry.js';
@@ -15,7 +15,22 @@ export interface DecodePoolOptions {
   workers?: number;
   /** Jobs with less work than this (compressed + decoded bytes) run inline: a round trip costs more. */
   inlineBelowBytes?: number;
+  /** V8 heap limits of each worker (default WORKER_RESOURCE_LIMITS). */
+  resourceLimits?: ResourceLimits;
 }
+
+/**
+ * A worker's own heap: decoding keeps its bytes in ArrayBuffers (outside these limits, sized by the index's
+ * validated chunk and span caps), so the JS heap needs little; a runaway worker dies with
+ * ERR_WORKER_OUT_OF_MEMORY, its job fails UNAVAILABLE and a fresh worker takes the next one. Not much lower:
+ * V8 aborts the whole process when a heap this small cannot even hold the worker's code (2 MB does that).
+ */
+export const WORKER_RESOURCE_LIMITS: ResourceLimits = {
+  maxOldGenerationSizeMb: 64,
+  maxYoungGenerationSizeMb: 16,
+  codeRangeSizeMb: 16,
+  stackSizeMb: 4,
+};
 
 export interface DecodeOptions {
   signal?: AbortSignal;
@@ -54,6 +69,7 @@ const DEFAULT_INLINE_BELOW_BYTES = 64 * 1024;
 export class DecodePool {
   readonly size: number;
   private readonly inlineBelowBytes: number;
+  private readonly resourceLimits: ResourceLimits;
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private nextId = 1;
@@ -66,6 +82,7 @@ export class DecodePool {
       throw new InvalidArgumentError(`decode pool: workers must be a positive integer, got ${this.size}`);
     }
     this.inlineBelowBytes = options.inlineBelowBytes ?? DEFAULT_INLINE_BELOW_BYTES;
+    this.resourceLimits = options.resourceLimits ?? WORKER_RESOURCE_LIMITS;
   }
 
   /** Decodes `job` from `compressed` (its span) and verifies the digest off the event loop. */
@@ -166,7 +183,11 @@ export class DecodePool {
 
   private spawn(): Slot {
     const entry = workerEntry();
-    const worker = new Worker(entry.script, { eval: entry.eval, name: 'ferry-decode' });
+    const worker = new Worker(entry.script, {
+      eval: entry.eval,
+      name: 'ferry-decode',
+      resourceLimits: this.resourceLimits,
+    });
     worker.unref();
     const slot: Slot = { worker, job: undefined, dead: false };
     this.slots.push(slot);

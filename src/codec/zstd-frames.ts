@@ -32,7 +32,11 @@ type State =
  * inside that piece. Structural errors (unknown magic, reserved block type) are FormatErrors.
  */
 export class ZstdFrameScanner {
+  /** Every frame so far, unless constructed with keepFrames false (a stream of tiny frames is unbounded). */
   readonly frames: ZstdFrame[] = [];
+  /** The frame that ended last. */
+  last: ZstdFrame | undefined;
+  private count = 0;
   private state: State = { kind: 'magic' };
   private hdr: number[] = [];
   private pos = 0;
@@ -40,7 +44,10 @@ export class ZstdFrameScanner {
   private skippable = false;
   private checksum = false;
 
-  constructor(private readonly label: string) {}
+  constructor(
+    private readonly label: string,
+    private readonly keepFrames = true,
+  ) {}
 
   /** Bytes scanned so far. */
   get offset(): number {
@@ -81,7 +88,7 @@ export class ZstdFrameScanner {
     if (!this.atFrameEnd) {
       throw new FormatError(`${this.label}: zstd stream truncated inside a frame at offset ${this.pos}`);
     }
-    if (this.frames.length === 0) throw new FormatError(`${this.label}: empty zstd stream`);
+    if (this.count === 0) throw new FormatError(`${this.label}: empty zstd stream`);
   }
 
   private step(ends: number[]): void {
@@ -146,7 +153,9 @@ export class ZstdFrameScanner {
   }
 
   private endFrame(ends: number[]): void {
-    this.frames.push({ start: this.frameStart, end: this.pos, skippable: this.skippable });
+    this.last = { start: this.frameStart, end: this.pos, skippable: this.skippable };
+    this.count++;
+    if (this.keepFrames) this.frames.push(this.last);
     ends.push(this.pos);
     this.state = { kind: 'magic' };
   }

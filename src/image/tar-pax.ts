@@ -1,6 +1,9 @@
 // PAX extended headers: parsing "<len> <key>=<value>\n" records and applying path, linkpath, size, mtime,
-// uid, gid and xattrs (SCHILY.xattr.* raw, LIBARCHIVE.xattr.* base64) to the entry that follows.
+// uid, gid and xattrs (SCHILY.xattr.* raw, LIBARCHIVE.xattr.* base64) to the entry that follows. Global
+// headers are folded once into overrides that every later entry shares by reference (never copied per entry),
+// and the xattrs an entry ends up with are capped (INDEX_LIMITS).
 import { FormatError } from '../errors.js';
+import { INDEX_LIMITS, utf8Bytes } from './index-limits.js';
 
 export type PaxRecords = Map<string, Buffer>;
 
@@ -21,6 +24,11 @@ export function parsePax(body: Uint8Array, at: number): PaxRecords {
       len = len * 10 + (c - 0x30);
       i++;
     }
+    if (len > INDEX_LIMITS.maxPaxRecordBytes) {
+      throw new FormatError(
+        `PAX record of ${len} bytes at offset ${at}, above ${INDEX_LIMITS.maxPaxRecordBytes}`,
+      );
+    }
     if (i >= body.length || len <= i - pos + 1 || pos + len > body.length || body[pos + len - 1] !== 0x0a) {
       throw new FormatError(`malformed PAX record at offset ${at}`);
     }
@@ -34,34 +42,77 @@ export function parsePax(body: Uint8Array, at: number): PaxRecords {
 }
 
 export interface PaxOverrides {
-  path?: string;
-  linkpath?: string;
-  size?: number;
-  uid?: number;
-  gid?: number;
-  mtimeMs?: number;
-  xattrs: Record<string, string>;
+  readonly path?: string;
+  readonly linkpath?: string;
+  readonly size?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly mtimeMs?: number;
+  /** Shared between entries (frozen): copy before changing. */
+  readonly xattrs: Readonly<Record<string, string>>;
 }
 
-/** Folds global then per-entry records into overrides for the next entry. */
-export function applyPax(global: PaxRecords, local: PaxRecords, at: number): PaxOverrides {
-  const o: PaxOverrides = { xattrs: {} };
-  for (const records of [global, local]) {
-    for (const [key, value] of records) {
-      if (key === 'path') o.path = value.toString('utf8');
-      else if (key === 'linkpath') o.linkpath = value.toString('utf8');
-      else if (key === 'size') o.size = decimal(value, key, at);
-      else if (key === 'uid') o.uid = decimal(value, key, at);
-      else if (key === 'gid') o.gid = decimal(value, key, at);
-      else if (key === 'mtime') o.mtimeMs = paxTimeMs(value.toString('latin1'), at);
-      else if (key.startsWith('SCHILY.xattr.')) o.xattrs[key.slice(13)] = value.toString('base64');
-      else if (key.startsWith('LIBARCHIVE.xattr.')) {
-        const name = safeDecodeURIComponent(key.slice(17), at);
-        o.xattrs[name] = Buffer.from(value.toString('latin1'), 'base64').toString('base64');
-      }
+export const NO_PAX: PaxOverrides = Object.freeze({ xattrs: Object.freeze({}) });
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** Folds records over `base` (the global overrides, or NO_PAX); xattrs stay shared when none are added. */
+export function applyPax(base: PaxOverrides, records: PaxRecords, at: number): PaxOverrides {
+  if (records.size === 0) return base;
+  const o: Mutable<PaxOverrides> = { ...base };
+  let xattrs: Record<string, string> | undefined;
+  for (const [key, value] of records) {
+    if (key === 'path') o.path = value.toString('utf8');
+    else if (key === 'linkpath') o.linkpath = value.toString('utf8');
+    else if (key === 'size') o.size = decimal(value, key, at);
+    else if (key === 'uid') o.uid = decimal(value, key, at);
+    else if (key === 'gid') o.gid = decimal(value, key, at);
+    else if (key === 'mtime') o.mtimeMs = paxTimeMs(value.toString('latin1'), at);
+    else if (key.startsWith('SCHILY.xattr.')) {
+      xattrs ??= { ...base.xattrs };
+      xattrs[key.slice(13)] = value.toString('base64');
+    } else if (key.startsWith('LIBARCHIVE.xattr.')) {
+      const name = safeDecodeURIComponent(key.slice(17), at);
+      xattrs ??= { ...base.xattrs };
+      xattrs[name] = Buffer.from(value.toString('latin1'), 'base64').toString('base64');
     }
   }
+  if (xattrs !== undefined) {
+    checkXattrs(xattrs, at);
+    o.xattrs = Object.freeze(xattrs);
+  }
   return o;
+}
+
+/** Per-entry caps: count, name and value length, total bytes (values counted decoded). */
+function checkXattrs(xattrs: Record<string, string>, at: number): void {
+  const names = Object.keys(xattrs);
+  const L = INDEX_LIMITS;
+  if (names.length > L.maxXattrsPerEntry) {
+    throw new FormatError(
+      `${names.length} xattrs for the entry at offset ${at}, above ${L.maxXattrsPerEntry}`,
+    );
+  }
+  let total = 0;
+  for (const name of names) {
+    const bytes = Buffer.byteLength(xattrs[name]!, 'base64');
+    if (name === '' || name.includes('\0') || utf8Bytes(name) > L.maxXattrNameBytes) {
+      throw new FormatError(
+        `xattr name ${JSON.stringify(name.slice(0, 64))} is empty, has NUL or is too long at offset ${at}`,
+      );
+    }
+    if (bytes > L.maxXattrValueBytes) {
+      throw new FormatError(
+        `xattr ${JSON.stringify(name)} of ${bytes} bytes at offset ${at}, above ${L.maxXattrValueBytes}`,
+      );
+    }
+    total += bytes + utf8Bytes(name);
+  }
+  if (total > L.maxXattrBytesPerEntry) {
+    throw new FormatError(
+      `${total} bytes of xattrs for the entry at offset ${at}, above ${L.maxXattrBytesPerEntry}`,
+    );
+  }
 }
 
 function decimal(value: Buffer, key: string, at: number): number {

@@ -11,7 +11,8 @@ import {
   readNumber,
   readString,
 } from './tar-header.js';
-import { applyPax, parsePax, type PaxRecords } from './tar-pax.js';
+import { INDEX_LIMITS } from './index-limits.js';
+import { NO_PAX, applyPax, parsePax, type PaxOverrides, type PaxRecords } from './tar-pax.js';
 
 export type TarEntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
 
@@ -43,7 +44,7 @@ export interface TarParserOptions {
   onData?: (entry: TarEntry, data: Uint8Array, offsetInEntry: number) => void;
   /** Names the layer in error messages. */
   label?: string;
-  /** Cap on one PAX / GNU long-name body (default 16 MiB). */
+  /** Cap on one PAX / GNU long-name body (default INDEX_LIMITS.maxPaxHeaderBytes, 1 MiB). */
   maxMetaBytes?: number;
 }
 
@@ -76,7 +77,8 @@ export class TarParser {
   private metaType = '';
   private metaAt = 0;
   private metaParts: Uint8Array[] = [];
-  private globalPax: PaxRecords = new Map();
+  /** Global PAX records so far, folded once: every later entry refers to this one object. */
+  private globalPax: PaxOverrides = NO_PAX;
   private localPax: PaxRecords = new Map();
   private longName: string | undefined;
   private longLink: string | undefined;
@@ -86,7 +88,7 @@ export class TarParser {
   constructor(opts: TarParserOptions) {
     this.opts = opts;
     this.label = opts.label ?? 'tar stream';
-    this.maxMetaBytes = opts.maxMetaBytes ?? 16 * 1024 * 1024;
+    this.maxMetaBytes = opts.maxMetaBytes ?? INDEX_LIMITS.maxPaxHeaderBytes;
   }
 
   /** Bytes consumed so far: the current offset in the tar stream. */
@@ -233,7 +235,7 @@ export class TarParser {
     this.metaParts = [];
     if (this.metaType === 'x') this.localPax = parsePax(body, this.metaAt);
     else if (this.metaType === 'g') {
-      for (const [k, v] of parsePax(body, this.metaAt)) this.globalPax.set(k, v);
+      this.globalPax = applyPax(this.globalPax, parsePax(body, this.metaAt), this.metaAt);
     } else {
       const nul = body.indexOf(0);
       const s = body.subarray(0, nul < 0 ? body.length : nul).toString('utf8');

@@ -10,12 +10,14 @@
 // chunks are sorted and disjoint.
 import { AbortedError, FerryError, FormatError } from '../errors.js';
 import { DigestHasher, digestAlgorithm, type Digest } from '../image/digest.js';
+import { INDEX_LIMITS } from '../image/index-limits.js';
 import type { Checkpoint, Chunk, LayerIndex } from '../image/layer-index.js';
 import { LAYER_INDEX_VERSION } from '../image/layer-index.js';
 import type { BlobReader } from '../image/blob-reader.js';
 import { GzipIndexer } from '../codec/gzip-indexer.js';
 import type { RawChunk } from './chunk-builder.js';
 import { streamLayer } from './stream-layer.js';
+import { validateIndex } from './validate-index.js';
 import { TarLayerSink } from './tar-layer-sink.js';
 import { routeZstdStream } from './zstd-stream.js';
 
@@ -60,6 +62,10 @@ export async function buildIndexFromStream(opts: BuildFromStreamOptions): Promis
   });
   const output = (bytes: Uint8Array, consumed: number): void => {
     sink.push(bytes, consumed);
+    // Each holds a 32 KiB window; the ratio cap in the sink bounds them too, this bounds the index.
+    if (gz !== undefined && gz.checkpoints.length > INDEX_LIMITS.maxCheckpoints) {
+      throw new FormatError(`${label}: more than ${INDEX_LIMITS.maxCheckpoints} zran checkpoints`);
+    }
   };
 
   let kind: Kind = 'unknown';
@@ -102,7 +108,7 @@ export async function buildIndexFromStream(opts: BuildFromStreamOptions): Promis
   });
   const uncompressedSize = gz !== undefined ? gz.uncompressedProduced : compressed;
   const checkpoints: Checkpoint[] = gz?.checkpoints ?? [];
-  return {
+  const index: LayerIndex = {
     version: LAYER_INDEX_VERSION,
     layerDigest: opts.layerDigest,
     mediaType: opts.mediaType,
@@ -118,6 +124,9 @@ export async function buildIndexFromStream(opts: BuildFromStreamOptions): Promis
     windows: gz?.windows ?? [],
     build: { tool: BUILD_TOOL, createdAt: new Date(started).toISOString(), durationMs: Date.now() - started },
   };
+  // What the loader would refuse (a media type the bytes contradict, a 300-byte name) is refused here, once.
+  validateIndex(index);
+  return index;
 }
 
 function spanOpt(spanBytes: number | undefined): { spanBytes?: number } {

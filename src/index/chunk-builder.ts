@@ -1,5 +1,8 @@
 // Cuts the uncompressed stream into chunks while it streams past (policy in build-stream.ts) and hashes
 // each chunk once its last byte has arrived, noting how much compressed input had been consumed by then.
+// Memory stays within about one chunk plus one piece whatever the layer holds: a big file's chunks are planned
+// as its bytes approach (a header may claim any size), and an open pack closes once the stream has moved a
+// chunk past its start (bytes of entries no chunk covers are never held).
 import { FerryError } from '../errors.js';
 import { sha256, type Digest } from '../image/digest.js';
 
@@ -11,6 +14,9 @@ export interface RawChunk {
   readonly consumedAtEnd: number;
 }
 
+/** More than any one piece of output (64 KiB from the decoders, 64 KiB from the stream reader). */
+const PLAN_AHEAD_BYTES = 256 * 1024;
+
 interface Range {
   start: number;
   end: number;
@@ -20,6 +26,8 @@ interface Piece {
   readonly start: number;
   readonly bytes: Buffer;
   readonly consumed: number;
+  /** Still the caller's memory: copied at the next flush if a chunk may need it, else never. */
+  readonly borrowed: boolean;
 }
 
 export interface ChunkBuilderOptions {
@@ -37,6 +45,8 @@ export class ChunkBuilder {
   private readonly onPlanned: ((start: number) => void) | undefined;
   private readonly ready: Range[] = [];
   private pack: Range | undefined;
+  /** A big file whose chunks are planned only as its bytes approach: `next` is the first unplanned offset. */
+  private big: { next: number; end: number } | undefined;
   private pieces: Piece[] = [];
   private pos = 0;
 
@@ -51,12 +61,12 @@ export class ChunkBuilder {
   addFile(dataOffset: number, size: number): void {
     if (size === 0) return;
     const end = dataOffset + size;
+    // The previous file's bytes have all streamed past by now: plan whatever is left of it.
+    this.planBig(Number.POSITIVE_INFINITY);
     if (size >= this.bigFileBytes) {
       this.closePack();
-      for (let o = dataOffset; o < end; o += this.chunkSize) {
-        this.ready.push({ start: o, end: Math.min(end, o + this.chunkSize) });
-        this.onPlanned?.(o);
-      }
+      this.big = { next: dataOffset, end };
+      this.planBig(this.pos + this.planAheadBytes());
       return;
     }
     if (this.pack !== undefined && end - this.pack.start > this.chunkSize) this.closePack();
@@ -66,15 +76,23 @@ export class ChunkBuilder {
     } else this.pack.end = end;
   }
 
-  /** Appends the next piece of the uncompressed stream (copied). */
+  /**
+   * Appends the next piece of the uncompressed stream. `bytes` need stay valid only until the next flush(),
+   * which copies what planned chunks still need (most bytes of most layers are never copied).
+   */
   addOutput(bytes: Uint8Array, consumedAfter: number): void {
     if (bytes.length === 0) return;
-    this.pieces.push({ start: this.pos, bytes: Buffer.from(bytes), consumed: consumedAfter });
+    const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.pieces.push({ start: this.pos, bytes: view, consumed: consumedAfter, borrowed: true });
     this.pos += bytes.length;
   }
 
   /** Emits every planned chunk whose bytes have all arrived, then drops bytes no chunk can still need. */
   flush(): void {
+    this.planBig(this.pos + this.planAheadBytes());
+    // No later file can join a pack the stream has moved a whole chunk past: close it rather than hold
+    // the bytes of whatever follows (a huge entry of another type, say).
+    if (this.pack !== undefined && this.pos - this.pack.start >= this.chunkSize) this.closePack();
     for (;;) {
       const r = this.ready[0];
       if (r === undefined || r.end > this.pos) break;
@@ -89,10 +107,18 @@ export class ChunkBuilder {
       drop++;
     }
     if (drop > 0) this.pieces = this.pieces.slice(drop);
+    // Only pieces added since the last flush are borrowed: they sit at the end.
+    for (let i = this.pieces.length - 1; i >= 0 && this.pieces[i]!.borrowed; i--) {
+      const p = this.pieces[i]!;
+      const from = Math.max(0, keepFrom - p.start);
+      const bytes = Buffer.from(p.bytes.subarray(from));
+      this.pieces[i] = { start: p.start + from, bytes, consumed: p.consumed, borrowed: false };
+    }
   }
 
   /** Closes the open pack and emits everything; all planned bytes must have arrived. */
   finish(): void {
+    this.planBig(Number.POSITIVE_INFINITY);
     this.closePack();
     this.flush();
     const left = this.ready[0];
@@ -101,6 +127,26 @@ export class ChunkBuilder {
         'INTERNAL',
         `chunk [${left.start}, ${left.end}) planned past the stream end ${this.pos}`,
       );
+  }
+
+  /**
+   * Plans a big file's chunks that start before `limit`. Planned ahead of the output by at least a chunk and
+   * a piece, so a zran checkpoint can still be placed before each start (see GzipIndexer.checkpointBefore).
+   */
+  private planBig(limit: number): void {
+    const big = this.big;
+    if (big === undefined) return;
+    while (big.next < big.end && big.next < limit) {
+      const o = big.next;
+      big.next = Math.min(big.end, o + this.chunkSize);
+      this.ready.push({ start: o, end: big.next });
+      this.onPlanned?.(o);
+    }
+    if (big.next >= big.end) this.big = undefined;
+  }
+
+  private planAheadBytes(): number {
+    return this.chunkSize + PLAN_AHEAD_BYTES;
   }
 
   private closePack(): void {

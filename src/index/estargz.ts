@@ -24,6 +24,7 @@ import { mapEstargzChunks } from './estargz-chunks.js';
 import { isHiddenTocName, mapEstargzEntries } from './estargz-entries.js';
 import { FOOTER_SIZE, LEGACY_FOOTER_SIZE, parseEstargzFooter, type EstargzFooter } from './estargz-footer.js';
 import { extractTocJson } from './estargz-tar.js';
+import { validateIndex } from './validate-index.js';
 
 const gunzipAsync = promisify(gunzip);
 
@@ -167,6 +168,8 @@ export async function loadEstargz(opts: EstargzOptions): Promise<EstargzLoad> {
         durationMs: Date.now() - startedMs,
       },
     };
+    // A TOC is as untrusted as a published index: the same rules hold before anything is served from it.
+    validateIndex(index, what);
     return { index, toc, tocDigest, tocOffset, footerSize, prefetchEnd: estargzPrefetchEnd(toc) };
   } catch (e) {
     if (e instanceof FerryError) throw e;

@@ -1,18 +1,21 @@
 // On-disk / on-wire form of a LayerIndex: magic, version, gzip'd JSON header, raw zran windows, and a
-// SHA-256 trailer over everything before it. Any mismatch or truncation is a FormatError.
+// SHA-256 trailer over everything before it. Any mismatch, truncation or broken rule (validate-index.ts) is a
+// FormatError: a checksum proves only that the file is whole, not who made it.
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { FormatError } from '../errors.js';
 import type { Digest } from '../image/digest.js';
+import { INDEX_LIMITS } from '../image/index-limits.js';
 import { LAYER_INDEX_VERSION, type Checkpoint, type Chunk, type LayerIndex } from '../image/layer-index.js';
 import { parseIndexJson, type IndexJson } from './serialize-schema.js';
+import { validateIndex } from './validate-index.js';
 
 const MAGIC = Buffer.from('FERRYIDX', 'latin1');
 /** 1: windows inline; 2: windows in a separate blob (LayerIndex.windowsBlob), for indexes published to nodes. */
 const FILE_VERSIONS = new Set([1, 2]);
 const FIXED_BYTES = 16; // magic, version, header length
 const TRAILER_BYTES = 32;
-const MAX_HEADER_BYTES = 1 << 30;
+const MAX_HEADER_BYTES = INDEX_LIMITS.maxHeaderJsonBytes;
 
 /** The JSON header of a serialized index (exported for tests that craft hostile but well-sealed files). */
 export function indexToJson(index: LayerIndex): IndexJson {
@@ -90,7 +93,10 @@ export function deserializeIndex(buf: Uint8Array, expectedLayerDigest?: Digest):
   let parsed: unknown;
   try {
     // Bounded: a well-checksummed header can still be a gzip bomb (JSON compresses ~10x, a bomb ~1000x).
-    const maxOutputLength = Math.min(MAX_HEADER_BYTES, Math.max(32 << 20, headerLen * 64));
+    const maxOutputLength = Math.min(
+      MAX_HEADER_BYTES,
+      Math.max(INDEX_LIMITS.minHeaderInflateBytes, headerLen * INDEX_LIMITS.maxHeaderInflateRatio),
+    );
     const header = body.subarray(FIXED_BYTES, FIXED_BYTES + headerLen);
     parsed = JSON.parse(gunzipSync(header, { maxOutputLength }).toString('utf8'));
   } catch (e) {
@@ -125,7 +131,7 @@ export function deserializeIndex(buf: Uint8Array, expectedLayerDigest?: Digest):
       return { digest, offset, size, compressedStart, compressedEnd, checkpoint, skip };
     },
   );
-  return {
+  const index: LayerIndex = {
     version: LAYER_INDEX_VERSION,
     layerDigest: json.layerDigest,
     mediaType: json.mediaType,
@@ -148,4 +154,6 @@ export function deserializeIndex(buf: Uint8Array, expectedLayerDigest?: Digest):
       : {}),
     build: json.build,
   };
+  validateIndex(index);
+  return index;
 }

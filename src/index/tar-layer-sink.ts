@@ -1,7 +1,9 @@
 // Where a layer's uncompressed tar stream goes while an index is built: the tar parser, the entry table, the
-// chunk planner and per-file content hashes. Shared by the gzip/tar and zstd stream builders.
+// chunk planner and per-file content hashes. Shared by the gzip/tar and zstd stream builders. Refuses
+// decompression bombs (output past INDEX_LIMITS' ratio to the compressed bytes) and too many chunks.
 import { FormatError, IntegrityError } from '../errors.js';
 import { DigestHasher, digestAlgorithm, sha256, type Digest } from '../image/digest.js';
+import { INDEX_LIMITS } from '../image/index-limits.js';
 import { TarParser } from '../image/tar.js';
 import { ChunkBuilder } from './chunk-builder.js';
 import { EntryTable, type MutableEntry } from './entry-table.js';
@@ -18,8 +20,10 @@ export interface TarLayerSinkOptions {
 
 export class TarLayerSink {
   readonly chunker: ChunkBuilder;
-  readonly table = new EntryTable();
+  readonly table: EntryTable;
   private readonly tar: TarParser;
+  private readonly label: string;
+  private produced = 0;
   private file: { entry: MutableEntry; hasher: DigestHasher; left: number } | undefined;
   private readonly diffId: Digest | undefined;
   private readonly uncompressed: DigestHasher | undefined;
@@ -27,6 +31,8 @@ export class TarLayerSink {
   constructor(o: TarLayerSinkOptions) {
     this.diffId = o.diffId;
     this.uncompressed = o.diffId !== undefined ? new DigestHasher(digestAlgorithm(o.diffId)) : undefined;
+    this.label = o.label;
+    this.table = new EntryTable(o.label);
     this.chunker = new ChunkBuilder({
       chunkSizeBytes: o.chunkSizeBytes,
       ...(o.onChunk !== undefined ? { onChunk: o.onChunk } : {}),
@@ -55,10 +61,21 @@ export class TarLayerSink {
 
   /** The next piece of the uncompressed stream, with the compressed bytes consumed once it had come out. */
   push(bytes: Uint8Array, consumedAfter: number): void {
+    this.produced += bytes.length;
+    const L = INDEX_LIMITS;
+    if (this.produced > L.ratioFloorBytes && this.produced > consumedAfter * L.maxCompressionRatio) {
+      throw new FormatError(
+        `${this.label}: ${consumedAfter} compressed bytes expanded to over ${this.produced}, more than` +
+          ` ${L.maxCompressionRatio}:1 (a decompression bomb?)`,
+      );
+    }
     this.chunker.addOutput(bytes, consumedAfter);
     this.uncompressed?.update(bytes);
     this.tar.push(bytes);
     this.chunker.flush();
+    if (this.chunker.chunks.length > L.maxChunks) {
+      throw new FormatError(`${this.label}: more than ${L.maxChunks} chunks`);
+    }
   }
 
   /**

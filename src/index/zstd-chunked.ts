@@ -14,6 +14,7 @@ import { LAYER_INDEX_VERSION, type LayerIndex } from '../image/layer-index.js';
 import type { BlobReader } from '../image/blob-reader.js';
 import { decodeZstdExact } from '../codec/zstd-decode.js';
 import { isHiddenTocName, mapEstargzEntries } from './estargz-entries.js';
+import { validateIndex } from './validate-index.js';
 import { mapZstdChunkedChunks, parseZstdChunkedToc, type ZstdChunkedToc } from './zstd-chunked-toc.js';
 
 /** containers/storage's annotation keys; stargz-snapshotter's zstdchunked wrote the `io.containers.` ones. */
@@ -119,7 +120,7 @@ export async function buildZstdChunkedIndex(opts: ZstdChunkedOptions): Promise<L
     const dataEnd = opts.manifest.offset - SKIPPABLE_HEADER_BYTES;
     const hidden = (i: number): boolean => isHiddenTocName(toc.entries[i]!.name, what);
     const { chunks, files, uncompressedSize } = mapZstdChunkedChunks(toc, dataEnd, hidden, what);
-    return {
+    const index: LayerIndex = {
       version: LAYER_INDEX_VERSION,
       layerDigest: opts.layerDigest,
       mediaType: opts.mediaType,
@@ -137,6 +138,9 @@ export async function buildZstdChunkedIndex(opts: ZstdChunkedOptions): Promise<L
         durationMs: Date.now() - startedMs,
       },
     };
+    // A TOC is as untrusted as a published index: the same rules hold before anything is served from it.
+    validateIndex(index, what);
+    return index;
   } catch (e) {
     if (e instanceof FerryError) throw e;
     throw new FormatError(

@@ -16,12 +16,18 @@ import { SKIPPABLE_MAGIC, ZSTD_MAGIC, ZstdFrameScanner } from '../codec/zstd-fra
 import type { BuildFromStreamOptions } from './build-stream.js';
 import type { RawChunk } from './chunk-builder.js';
 import { streamLayer } from './stream-layer.js';
+import { validateIndex } from './validate-index.js';
 import { TarLayerSink } from './tar-layer-sink.js';
 
 const DEFAULT_CHUNK_SIZE_BYTES = 1024 * 1024;
 const BUILD_TOOL = `ferry zstd-stream 1 (${ZSTD_BACKEND})`;
+/**
+ * Frames starting closer than this (in output) to the last recorded start join it: a chunk then decodes from
+ * a frame start up to this much earlier, and a layer of millions of tiny frames keeps one record per 64 KiB.
+ */
+const MIN_FRAME_GAP_BYTES = 64 * 1024;
 
-/** A data frame with where its output lies in the tar stream. */
+/** A data frame (with the small ones after it, see MIN_FRAME_GAP_BYTES) and where its output lies. */
 export interface DecodedFrame {
   readonly compressedStart: number;
   readonly compressedEnd: number;
@@ -48,7 +54,7 @@ export async function buildZstdIndexFromStream(
     onChunk: opts.onChunk,
     diffId: opts.diffId,
   });
-  const scanner = new ZstdFrameScanner(label);
+  const scanner = new ZstdFrameScanner(label, false);
   const decoder = createZstdDecoder(label);
   const frames: DecodedFrame[] = [];
   let produced = 0;
@@ -68,9 +74,13 @@ export async function buildZstdIndexFromStream(
     for (const end of ends) {
       decode(piece.subarray(from, end - base), end);
       from = end - base;
-      const f = scanner.frames[scanner.frames.length - 1]!;
+      const f = scanner.last!;
       if (!decoder.atFrameEnd) throw new FormatError(`${label}: zstd frame ending at ${end} did not end`);
-      if (!f.skippable) {
+      const prev = frames[frames.length - 1];
+      if (!f.skippable && prev !== undefined && frameOut - prev.uncompressedStart < MIN_FRAME_GAP_BYTES) {
+        // Decoding from an earlier frame start is as correct, and keeps a stream of tiny frames bounded.
+        frames[frames.length - 1] = { ...prev, compressedEnd: f.end, uncompressedEnd: produced };
+      } else if (!f.skippable) {
         frames.push({
           compressedStart: f.start,
           compressedEnd: f.end,
@@ -99,7 +109,7 @@ export async function buildZstdIndexFromStream(
       scanner.finish();
     },
   });
-  return {
+  const index: LayerIndex = {
     version: LAYER_INDEX_VERSION,
     layerDigest: opts.layerDigest,
     mediaType: opts.mediaType,
@@ -113,6 +123,9 @@ export async function buildZstdIndexFromStream(
     windows: [],
     build: { tool: BUILD_TOOL, createdAt: new Date(started).toISOString(), durationMs: Date.now() - started },
   };
+  // What the loader would refuse is refused here, once (see build-stream.ts).
+  validateIndex(index);
+  return index;
 }
 
 /** The chunk's span: from the start of the frame holding its first byte to where its last byte came out. */

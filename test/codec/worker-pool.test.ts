@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chunkJob, type ChunkJob } from '../../src/codec/chunk-job.js';
 import { decodeChunk } from '../../src/codec/decode-chunk.js';
-import { DecodePool } from '../../src/codec/worker-pool.js';
+import { DecodePool, WORKER_RESOURCE_LIMITS } from '../../src/codec/worker-pool.js';
 import { compressZstdFrame } from '../../src/codec/zstd-binding.js';
 import { AbortedError, FormatError, IntegrityError, UnavailableError } from '../../src/errors.js';
 import { sha256 } from '../../src/image/digest.js';
@@ -164,6 +164,15 @@ describe('DecodePool', () => {
     await expect(own.decodeAndVerify(chunkJob(layer.index, 1), spanOf(layer, 1))).rejects.toBeInstanceOf(
       UnavailableError,
     );
+  });
+
+  it('starts workers with heap limits', async () => {
+    const { job, compressed } = slowJob();
+    const pending = pool.decodeAndVerify(job, compressed);
+    const limits = pool.runningWorkersForTest()[0]!.resourceLimits;
+    expect(limits?.maxOldGenerationSizeMb).toBe(WORKER_RESOURCE_LIMITS.maxOldGenerationSizeMb);
+    expect(limits?.maxYoungGenerationSizeMb).toBe(WORKER_RESOURCE_LIMITS.maxYoungGenerationSizeMb);
+    await pending;
   });
 
   it('never keeps the process alive: a script that leaves its pool open exits', () => {

@@ -20,7 +20,7 @@ async function build(
   const blob = new MemoryBlobReader(data);
   return buildIndexFromStream({
     layerDigest: blob.digest,
-    mediaType: 'application/vnd.oci.image.layer.v1.tar',
+    mediaType: `application/vnd.oci.image.layer.v1.tar${data[0] === 0x1f ? '+gzip' : ''}`,
     blob,
     spanBytes: SPAN,
     ...extra,

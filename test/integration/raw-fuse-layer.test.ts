@@ -134,7 +134,13 @@ beforeAll(async () => {
   corpus = makeCorpus(join(dir.path, 'src'), { smallFiles: 1000, bigFileBytes: 32 * MiB });
   for (const layer of corpus) {
     const blob = new MemoryBlobReader(layer.tar);
-    indexes.push(await buildIndexFromStream({ layerDigest: blob.digest, mediaType: 'tar', blob }));
+    indexes.push(
+      await buildIndexFromStream({
+        layerDigest: blob.digest,
+        mediaType: 'application/vnd.oci.image.layer.v1.tar',
+        blob,
+      }),
+    );
   }
   for (let i = 0; i < corpus.length; i++)
     mounts.push(await mountRaw(indexes[i]!, corpus[i]!.tar, join(dir.path, `layer${i}`)));

@@ -14,15 +14,17 @@ const layer = makeLayer({ smallFiles: 200, seed: 3 });
 
 afterAll(() => closeDecodePool());
 
+const GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
+
 describe.each([
-  ['tar', layer.tar],
-  ['tar.gz', layer.gz],
-] as const)('fetchChunkFromOrigin on %s', (_kind, data) => {
+  ['tar', layer.tar, 'application/vnd.oci.image.layer.v1.tar'],
+  ['tar.gz', layer.gz, 'application/vnd.oci.image.layer.v1.tar+gzip'],
+] as const)('fetchChunkFromOrigin on %s', (_kind, data, mediaType) => {
   it('returns each chunk with one range read of its compressed span', async () => {
     const blob = new MemoryBlobReader(data);
     const index = await buildIndexFromStream({
       layerDigest: blob.digest,
-      mediaType: 'x',
+      mediaType,
       blob,
       spanBytes: 256 * 1024,
     });
@@ -40,7 +42,7 @@ describe.each([
 
   it('names layer and chunk when bytes do not match the chunk digest', async () => {
     const blob = new MemoryBlobReader(data);
-    const index = await buildIndexFromStream({ layerDigest: blob.digest, mediaType: 'x', blob });
+    const index = await buildIndexFromStream({ layerDigest: blob.digest, mediaType, blob });
     const tampered: LayerIndex = {
       ...index,
       chunks: index.chunks.map((c, i) => (i === 1 ? { ...c, digest: sha256('nope') } : c)),
@@ -54,7 +56,7 @@ describe.each([
 describe('fetchChunkFromOrigin and the decode pool', () => {
   it('decodes through the pool set with setDecodePool; closeDecodePool makes the next fetch start a new one', async () => {
     const blob = new MemoryBlobReader(layer.gz);
-    const index = await buildIndexFromStream({ layerDigest: blob.digest, mediaType: 'x', blob });
+    const index = await buildIndexFromStream({ layerDigest: blob.digest, mediaType: GZIP, blob });
     const big = index.chunks.findIndex((c) => c.size >= 256 * 1024);
     const pool = new DecodePool({ workers: 1 });
     setDecodePool(pool);
@@ -77,7 +79,7 @@ describe('fetchChunkFromOrigin and the decode pool', () => {
 
   it('passes its AbortSignal to the read and the decode', async () => {
     const blob = new MemoryBlobReader(layer.gz);
-    const index = await buildIndexFromStream({ layerDigest: blob.digest, mediaType: 'x', blob });
+    const index = await buildIndexFromStream({ layerDigest: blob.digest, mediaType: GZIP, blob });
     const ac = new AbortController();
     ac.abort();
     await expect(fetchChunkFromOrigin(index, 0, blob, ac.signal)).rejects.toBeInstanceOf(AbortedError);
