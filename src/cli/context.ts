@@ -19,6 +19,7 @@ import { TieredChunkStore } from '../chunks/tiered-chunk-store.js';
 import type { ChunkStore } from '../chunks/chunk-store.js';
 import { IndexStore } from '../index/index-store.js';
 import { IndexProvider } from '../index/provider.js';
+import { serializeIndex } from '../index/serialize.js';
 import { loadTrustedKeys } from '../index/signature.js';
 import { startP2PNode, type P2PNode } from '../p2p/p2p-node.js'; // p2p wiring
 
@@ -83,6 +84,8 @@ export async function createContext(opts: {
       ? new TieredChunkStore({ memory: new MemoryChunkStore({ maxBytes: config.cache.memoryBytes }), disk })
       : disk;
   const indexStore = new IndexStore({ dir: join(config.daemon.stateDir, 'indexes') });
+  // The P2P node starts later (ctx.p2p()); the provider asks the cluster only once it runs.
+  let p2pNode: P2PNode | undefined;
   const provider = new IndexProvider({
     store: indexStore,
     registry,
@@ -90,6 +93,7 @@ export async function createContext(opts: {
     chunkSizeBytes: config.index.chunkSizeBytes,
     spanBytes: config.index.spanBytes,
     trustedKeys: await loadTrustedKeys(config.index.trustedKeys),
+    peers: () => p2pNode,
     // A build streams the whole layer anyway: keep its chunks so the first reads after it are local.
     onBuiltChunk: (digest, bytes) => void chunks.put(digest, bytes),
   });
@@ -97,7 +101,13 @@ export async function createContext(opts: {
   let p2p: Promise<P2PNode | undefined> | undefined;
   const startP2P = (): Promise<P2PNode | undefined> =>
     (p2p ??= config.p2p.enabled
-      ? startP2PNode({ settings: config.p2p, store: chunks, log })
+      ? startP2PNode({
+          settings: config.p2p,
+          store: chunks,
+          log,
+          // As a layer's owner, this node builds its index once and sends it to every peer that asks.
+          indexForPeer: async (req, signal) => serializeIndex(await provider.indexForPeer(req, signal)),
+        }).then((node) => (p2pNode = node))
       : Promise.resolve(undefined));
   // --- end p2p wiring ---
   return {

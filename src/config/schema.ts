@@ -220,6 +220,11 @@ export const configSchema = z.strictObject({
       hedgeAfterMs: z.number().int().nonnegative().default(150),
       /** Abandon an accepted peer request after this long. */
       peerTimeoutMs: z.number().int().positive().default(10_000),
+      /**
+       * How long a node waits for a layer's owner to build and send its index (a build streams the whole
+       * layer) before it builds the index itself.
+       */
+      indexTimeoutMs: z.number().int().positive().default(300_000),
       /** Owners per chunk (rendezvous hashing), tried in rank order before the registry. */
       ownerCount: z.number().int().positive().max(8).default(2),
       probeIntervalMs: z.number().int().positive().default(1000),

@@ -45,6 +45,7 @@ export class Membership implements PeerView {
   private readonly onDown: (peer: string) => void;
   private readonly peers = new Map<string, PeerState>();
   private liveCache: readonly string[] | undefined;
+  private startedAt = 0;
   private timer: TimerHandle | undefined;
   private lastRefresh = -Infinity;
   private stopped = true;
@@ -62,7 +63,21 @@ export class Membership implements PeerView {
     this.onDown = options.onDown ?? (() => undefined);
   }
 
+  /**
+   * Resolves once every known peer is up, or `maxWaitMs` after start: a node that starts with its peers waits
+   * that long at most for them to answer, so that all agree on who owns what (the index owner, for one).
+   */
+  async settled(maxWaitMs: number): Promise<void> {
+    for (;;) {
+      const now = this.o.clock.now();
+      if (this.stopped || now - this.startedAt >= maxWaitMs) return;
+      if ([...this.peers.values()].every((s) => s.up)) return;
+      await new Promise<void>((r) => this.o.clock.after(50, r));
+    }
+  }
+
   async start(): Promise<void> {
+    this.startedAt = this.o.clock.now();
     this.stopped = false;
     await this.refresh();
     this.tick();

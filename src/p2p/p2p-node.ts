@@ -8,6 +8,8 @@ import type { Digest } from '../image/digest.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import type { ChunkStore } from '../chunks/chunk-store.js';
 import type { ChunkRequest, ChunkSource } from '../source/chunk-source.js';
+import type { PeerIndexRequest } from '../index/source-peer.js';
+import { owners } from './rendezvous.js';
 import type { TierCounter } from '../source/origin-source.js';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { PeerAuth } from './auth.js';
@@ -21,10 +23,15 @@ import { PeerFirstSource, type PeerFirstStats } from './peer-source.js';
 
 export type P2PSettings = FerryConfig['p2p'];
 
+/** Right after start, how long an index request waits for the peers to come up, so all pick the same owner. */
+const INDEX_SETTLE_MS = 3000;
+
 export interface P2PNodeOptions {
   settings: Readonly<P2PSettings>;
   /** The node's chunk store: what it already holds is served to peers directly. */
   store: ChunkStore;
+  /** Builds (once) and serializes the index of a layer this node owns, for peers that ask (`/index/`). */
+  indexForPeer?: ((req: PeerIndexRequest, signal: AbortSignal) => Promise<Buffer>) | undefined;
   log: Logger;
   clock?: Clock;
 }
@@ -110,6 +117,31 @@ export class P2PNode {
       for (const index of indexes)
         if (this.layers.get(index.layerDigest)?.source === source) this.layers.delete(index.layerDigest);
     };
+  }
+
+  /**
+   * The index the layer's owner built (rendezvous on the layer digest over live peers), so that a cluster
+   * streams an unmodified layer once: undefined when this node is the owner (it builds, and serves the others)
+   * or the owner fails or stays silent past `indexTimeoutMs` (then this node builds too).
+   */
+  async fetchIndex(
+    req: PeerIndexRequest,
+    signal?: AbortSignal,
+  ): Promise<{ bytes: Buffer; peer: string } | undefined> {
+    await this.membership.settled(INDEX_SETTLE_MS);
+    signal?.throwIfAborted();
+    const [owner] = owners(req.layer.digest, this.membership.live(), 1);
+    if (owner === undefined || owner === this.self) return undefined;
+    const timeout = AbortSignal.timeout(this.o.settings.indexTimeoutMs);
+    const both = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+    try {
+      const bytes = await this.client.fetchIndex(owner, req, both);
+      return bytes === undefined ? undefined : { bytes, peer: owner };
+    } catch (e) {
+      signal?.throwIfAborted();
+      this.o.log.warn({ err: e, owner, layer: req.layer.digest }, 'p2p: the layer owner sent no index');
+      return undefined;
+    }
   }
 
   /** Used by the peer server: a fetch through the registered stack, marked so it never bounces to a peer. */
@@ -200,6 +232,7 @@ export async function startP2PNode(options: P2PNodeOptions): Promise<P2PNode> {
     responder: {
       local: (digest, signal) => options.store.get(digest, signal),
       fetcher: (req) => built.node?.fetcherFor(req.layerDigest, req.chunkIndex, req.chunkDigest),
+      index: options.indexForPeer,
     },
     log,
     flipBits: process.env['FERRY_P2P_TEST_FLIP_BITS'] === '1',

@@ -12,12 +12,16 @@ import {
 import type { Digest } from '../image/digest.js';
 import { AbortedError, IntegrityError, UnavailableError } from '../errors.js';
 import { AUTH_HEADER, PENDING_HEADER, type PeerAuth } from './auth.js';
+import type { PeerIndexRequest } from '../index/source-peer.js';
+import { indexPath } from './index-wire.js';
 import type { PeerChunkRequest, PeerTransport } from './peer-source.js';
 
 export interface PeerClientOptions {
   auth: PeerAuth;
   /** Largest chunk body accepted from a peer (a peer cannot make us buffer more). */
   maxBodyBytes: number;
+  /** Largest serialized index accepted from a peer (default 512 MiB, the artifact cap). */
+  maxIndexBytes?: number;
 }
 
 export function chunkPath(req: PeerChunkRequest): string {
@@ -39,6 +43,18 @@ export class PeerClient implements PeerTransport {
     opts: { signal: AbortSignal; onStarted: () => void },
   ): Promise<Buffer | undefined> {
     return this.get(peer, chunkPath(req), opts.signal, opts.onStarted, req.chunkDigest);
+  }
+
+  /** The serialized index `peer` (the layer's owner) built, or undefined on an authenticated 404. */
+  fetchIndex(peer: string, req: PeerIndexRequest, signal: AbortSignal): Promise<Buffer | undefined> {
+    return this.get(
+      peer,
+      indexPath(req),
+      signal,
+      () => undefined,
+      req.layer.digest,
+      this.o.maxIndexBytes ?? 512 << 20,
+    );
   }
 
   /** Resolves when `peer` answers an authenticated /healthz with a response MAC'd for this request. */
@@ -71,13 +87,17 @@ export class PeerClient implements PeerTransport {
     return s;
   }
 
-  /** `chunkDigest` set: a chunk request, whose 200 body must come with a valid trailer MAC. */
+  /**
+   * `chunkDigest` set: a chunk (or index: the layer digest) request, whose 200 body must come with a valid
+   * trailer MAC, and is at most `maxBytes`.
+   */
   private get(
     peer: string,
     path: string,
     signal: AbortSignal,
     onStarted: () => void,
     chunkDigest?: Digest,
+    maxBytes = this.o.maxBodyBytes,
   ): Promise<Buffer | undefined> {
     if (signal.aborted) return Promise.reject(new AbortedError(`peer ${peer}${path}: aborted`));
     return new Promise((resolve, reject) => {
@@ -125,11 +145,9 @@ export class PeerClient implements PeerTransport {
       });
       stream.on('data', (b: Buffer) => {
         size += b.length;
-        if (size > this.o.maxBodyBytes) {
+        if (size > maxBytes) {
           stream.close(constants.NGHTTP2_CANCEL);
-          settle(() =>
-            reject(new UnavailableError(`peer ${peer}${path}: body over ${this.o.maxBodyBytes} bytes`)),
-          );
+          settle(() => reject(new UnavailableError(`peer ${peer}${path}: body over ${maxBytes} bytes`)));
           return;
         }
         chunks.push(b);

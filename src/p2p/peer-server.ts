@@ -17,6 +17,8 @@ import { isDigest, type Digest } from '../image/digest.js';
 import { AUTH_HEADER, PENDING_HEADER, type PeerAuth } from './auth.js';
 import { peerId } from './discovery.js';
 import type { PeerLimits } from './peer-limits.js';
+import type { PeerIndexRequest } from '../index/source-peer.js';
+import { parseIndexPath } from './index-wire.js';
 import type { PeerChunkRequest } from './peer-source.js';
 
 export interface ChunkResponder {
@@ -24,6 +26,8 @@ export interface ChunkResponder {
   local(digest: Digest, signal: AbortSignal): Promise<Buffer | undefined>;
   /** When this node can fetch the chunk for others (it knows the layer's index): the fetch; else undefined. */
   fetcher(req: PeerChunkRequest): ((signal: AbortSignal) => Promise<Buffer>) | undefined;
+  /** The serialized index of a layer this node owns, built once from the blob; absent: index requests 404. */
+  index?: ((req: PeerIndexRequest, signal: AbortSignal) => Promise<Buffer>) | undefined;
 }
 
 export interface PeerServerOptions {
@@ -48,6 +52,8 @@ export interface PeerServerStats {
   notFound: number;
   rejectedAuth: number;
   limited: number;
+  /** Layer indexes this node sent to peers that asked it, as the layers' owner. */
+  indexesServed: number;
 }
 
 export class PeerServer {
@@ -59,6 +65,7 @@ export class PeerServer {
     notFound: 0,
     rejectedAuth: 0,
     limited: 0,
+    indexesServed: 0,
   };
   private readonly authWarned = new Set<string>();
   private readonly sessions = new Set<ServerHttp2Session>();
@@ -130,6 +137,7 @@ export class PeerServer {
     }
     const answer: Answer = { server: verdict.self, nonce: verdict.nonce };
     if (path === '/healthz') return this.reply(stream, 200, 'ok', answer);
+    if (path.startsWith('/index/')) return this.serveIndex(stream, method, path, remote, answer);
     const req = parseChunkPath(path);
     if (req === undefined || method !== 'GET') return this.reply(stream, 400, '', answer);
     const admitted = this.o.limits.admit(remote);
@@ -188,6 +196,55 @@ export class PeerServer {
       }
       if (!stream.headersSent && !stream.closed) this.reply(stream, 503, '', answer);
       else if (!stream.closed) stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    } finally {
+      admitted();
+    }
+  }
+
+  /**
+   * An index request: accepted at once (pending), then the index this node builds, or holds, for the layer. A
+   * build streams the whole layer, so the requester waits on a pending answer rather than hedging elsewhere.
+   */
+  private async serveIndex(
+    stream: ServerHttp2Stream,
+    method: string,
+    path: string,
+    remote: string,
+    answer: Answer,
+  ): Promise<void> {
+    const req = parseIndexPath(path);
+    const build = this.o.responder.index;
+    if (req === undefined || method !== 'GET') return this.reply(stream, 400, '', answer);
+    if (build === undefined) return this.reply(stream, 404, '', answer);
+    const admitted = this.o.limits.admit(remote);
+    if (admitted === 'busy' || admitted === 'rate') {
+      this.counters.limited++;
+      return this.reply(stream, admitted === 'busy' ? 503 : 429, '', answer);
+    }
+    const ac = new AbortController();
+    stream.once('close', () => ac.abort());
+    let body: Buffer | undefined;
+    stream.on('wantTrailers', () => {
+      const facts = { ...answer, chunkDigest: req.layer.digest, length: body?.length ?? -1 };
+      stream.sendTrailers({ [AUTH_HEADER]: this.o.auth.signBody(facts) });
+    });
+    try {
+      stream.respond(
+        {
+          ':status': 200,
+          [AUTH_HEADER]: this.o.auth.signResponse({ ...answer, status: 200, pending: true }),
+          [PENDING_HEADER]: '1',
+        },
+        { waitForTrailers: true },
+      );
+      body = await build(req, ac.signal);
+      if (stream.closed) return;
+      this.counters.indexesServed++;
+      stream.end(body);
+    } catch (e) {
+      if (!ac.signal.aborted)
+        this.o.log.warn({ err: e, layer: req.layer.digest }, 'p2p: index for a peer failed');
+      if (!stream.closed) stream.close(constants.NGHTTP2_INTERNAL_ERROR);
     } finally {
       admitted();
     }

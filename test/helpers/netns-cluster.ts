@@ -274,14 +274,14 @@ export async function readFiles(
 }
 
 /**
- * Writes an image of `files` incompressible files (data/fNN.bin, ~fileBytes each) and its Ferry index into a
- * registry storage dir under `dataDir` (through a loopback docker-registry), ready for startRegistryIn.
- * Returns the repository path and each file's sha256.
+ * Writes an image of `files` incompressible files (data/fNN.bin, ~fileBytes each) and (unless `publish` is false) its
+ * Ferry index into a registry storage dir under `dataDir` (through a loopback docker-registry), ready for
+ * startRegistryIn. Returns each file's sha256 and the layer blob's size.
  */
 export async function seedRegistry(
   dataDir: string,
-  opts: { files: number; fileBytes: number; repo: string },
-): Promise<{ files: string[]; sha: Map<string, string> }> {
+  opts: { files: number; fileBytes: number; repo: string; publish?: boolean },
+): Promise<{ files: string[]; sha: Map<string, string>; layerBytes: number }> {
   const tree = join(dataDir, 'tree');
   mkdirSync(join(tree, 'data'), { recursive: true });
   const sha = new Map<string, string>();
@@ -299,17 +299,22 @@ export async function seedRegistry(
   rmSync(tree, { recursive: true, force: true });
   const port = 20_000 + (process.pid % 20_000);
   const local = await startRegistryIn({ dataDir, addr: `127.0.0.1:${port}` });
+  let layerBytes = 0;
   try {
     const client = testRegistryClient();
+    const layer = gzipLayer(tar);
+    layerBytes = layer.length;
     await pushImage(client, `127.0.0.1:${port}/${opts.repo}`, {
-      layers: [{ data: gzipLayer(tar), mediaType: MediaType.ociLayerGzip }],
+      layers: [{ data: layer, mediaType: MediaType.ociLayerGzip }],
     });
     await client.close();
-    const indexEnv = ferryEnv();
-    await ferry(['index', `127.0.0.1:${port}/${opts.repo}`, '--push'], indexEnv);
-    rmSync(indexEnv.dir, { recursive: true, force: true });
+    if (opts.publish !== false) {
+      const indexEnv = ferryEnv();
+      await ferry(['index', `127.0.0.1:${port}/${opts.repo}`, '--push'], indexEnv);
+      rmSync(indexEnv.dir, { recursive: true, force: true });
+    }
   } finally {
     await local.stop();
   }
-  return { files, sha };
+  return { files, sha, layerBytes };
 }
