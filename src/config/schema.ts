@@ -156,7 +156,7 @@ export const configSchema = z.strictObject({
       quietMs: z.number().int().positive().default(5_000),
       /** Prefetch fetches in flight per image (demand reads always go first in the source's limiter). */
       concurrency: z.number().int().positive().max(256).default(8),
-      /** Bytes of trace (or default) chunks prefetched per mount at most. */
+      /** Bytes of trace (or default) chunks prefetched per mount (or per hint: a hint may ask less) at most. */
       budgetBytes: z
         .number()
         .int()
