@@ -116,7 +116,8 @@ export async function startDaemonPrefetch(o: DaemonPrefetchOptions): Promise<Dae
     maxQueued: settings.maxQueuedHints,
     concurrency: settings.hintConcurrency,
     retainMs: settings.hintRetainMs,
-    defaultBudgetBytes: settings.budgetBytes,
+    nodeBudgetBytes: settings.budgetBytes,
+    hintRegistries: settings.hintRegistries,
     log,
   });
   let server: PrefetchServer | undefined;

@@ -1,8 +1,9 @@
 // The prefetch-hint gRPC servers: one on a unix socket (mode 0600: node-local callers with access to the run
 // dir), and optionally one on TCP that requires a bearer token. Both serve one HintQueue.
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { readFile, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { FerryError, InvalidArgumentError } from '../errors.js';
+import { readSecretFile } from '../config/secret.js';
 import type { Logger } from '../log.js';
 import { bindSocketPrivately } from '../private-fs.js';
 import type { HintQueue } from '../prefetch/hint-queue.js';
@@ -19,19 +20,9 @@ export interface PrefetchServerOptions {
   log: Logger;
 }
 
-/** Reads a bearer token file: surrounding whitespace is dropped; an empty or short token is refused. */
-export async function readTokenFile(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = (await readFile(path, 'utf8')).trim();
-  } catch (e) {
-    throw new InvalidArgumentError(`prefetch.hintTokenFile: cannot read ${path}`, { cause: e });
-  }
-  if (text.length < 16)
-    throw new InvalidArgumentError(
-      `prefetch.hintTokenFile: the token in ${path} is shorter than 16 characters`,
-    );
-  return text;
+/** Reads the bearer token file: surrounding whitespace dropped; short, placeholder or patterned tokens refused. */
+export function readTokenFile(path: string): Promise<string> {
+  return readSecretFile(path, 'prefetch.hintTokenFile');
 }
 
 function bind(server: Server, address: string): Promise<number> {

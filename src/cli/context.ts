@@ -22,6 +22,7 @@ import { IndexProvider } from '../index/provider.js';
 import { serializeIndex } from '../index/serialize.js';
 import { loadTrustedKeys } from '../index/signature.js';
 import { startP2PNode, type P2PNode } from '../p2p/p2p-node.js'; // p2p wiring
+import { readSecretFile } from '../config/secret.js';
 
 export interface CliContext {
   readonly config: Readonly<FerryConfig>;
@@ -33,6 +34,11 @@ export interface CliContext {
   /** p2p wiring: the started peer node when `[p2p] enabled` (first call starts it; close() stops it). */
   p2p(): Promise<P2PNode | undefined>;
   close(): Promise<void>;
+}
+
+/** The cluster secret file is held to the same rules as an inline `secret` (the schema checks that one). */
+async function checkClusterSecret(path: string | undefined): Promise<void> {
+  if (path !== undefined) await readSecretFile(path, 'p2p.clusterSecretFile');
 }
 
 function credentialSource(config: FerryConfig, log: Logger): CredentialSource {
@@ -101,13 +107,15 @@ export async function createContext(opts: {
   let p2p: Promise<P2PNode | undefined> | undefined;
   const startP2P = (): Promise<P2PNode | undefined> =>
     (p2p ??= config.p2p.enabled
-      ? startP2PNode({
-          settings: config.p2p,
-          store: chunks,
-          log,
-          // As a layer's owner, this node builds its index once and sends it to every peer that asks.
-          indexForPeer: async (req, signal) => serializeIndex(await provider.indexForPeer(req, signal)),
-        }).then((node) => (p2pNode = node))
+      ? checkClusterSecret(config.p2p.clusterSecretFile).then(() =>
+          startP2PNode({
+            settings: config.p2p,
+            store: chunks,
+            log,
+            // As a layer's owner, this node builds its index once and sends it to every peer that asks.
+            indexForPeer: async (req, signal) => serializeIndex(await provider.indexForPeer(req, signal)),
+          }).then((node) => (p2pNode = node)),
+        )
       : Promise.resolve(undefined));
   // --- end p2p wiring ---
   return {

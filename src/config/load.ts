@@ -4,6 +4,7 @@ import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { configSchema, type FerryConfig } from './schema.js';
+import { describeTomlError } from './toml-error.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/ferry/config.toml';
 
@@ -41,7 +42,8 @@ export async function loadConfig(path?: string): Promise<Readonly<FerryConfig>> 
   try {
     raw = parseToml(text);
   } catch (e) {
-    throw new InvalidArgumentError(`${file} is not valid TOML: ${(e as Error).message}`, { cause: e });
+    // No cause: the parser's message quotes the offending lines, which may hold a password.
+    throw new InvalidArgumentError(`${file} is not valid TOML: ${describeTomlError(e)}`);
   }
   return validateConfig(raw, file);
 }

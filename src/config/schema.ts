@@ -1,15 +1,52 @@
 // Ferry's configuration schema: every option, its default and its unit, in one place.
 import { z } from 'zod';
+import { SECRET_HINT, secretProblem } from './secret.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
-const credential = z.strictObject({
-  host: z.string().min(1),
-  username: z.string().optional(),
-  password: z.string().optional(),
-  identityToken: z.string().optional(),
+/** Messages name the rule, never the value (a password must not reach an error or a log). */
+const credential = z
+  .strictObject({
+    /** `host`, `host:port` or a docker-config style URL (`https://index.docker.io/v1/`). */
+    host: z
+      .string()
+      .min(1)
+      .max(255)
+      .regex(/^[^\s"']+$/, { message: 'must be a host name without spaces or quotes' }),
+    /** Basic auth splits `username:password` at the first colon: a colon in the user name would be cut. */
+    username: z
+      .string()
+      .min(1)
+      .max(1024)
+      .regex(/^[^:\r\n]+$/, { message: 'must not contain ":" or line breaks' })
+      .optional(),
+    password: z.string().min(1).max(4096).optional(),
+    identityToken: z.string().min(1).max(16384).optional(),
+  })
+  .refine(
+    (c) =>
+      c.identityToken !== undefined
+        ? c.username === undefined && c.password === undefined
+        : c.username !== undefined && c.password !== undefined,
+    { message: 'needs username and password, or identityToken alone' },
+  );
+
+/** A shared secret given inline: checked like one read from a file (src/config/secret.ts). */
+const inlineSecret = z.string().superRefine((v, ctx) => {
+  const problem = secretProblem(v.trim());
+  if (problem !== undefined)
+    ctx.addIssue({ code: 'custom', message: `refused (${problem}); use ${SECRET_HINT}` });
 });
+
+/** `host` or `host:port` as it appears in normalized image references (Docker Hub is `docker.io`). */
+const registryHost = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/, {
+    message: 'must be host or host:port',
+  });
 
 export const configSchema = z.strictObject({
   daemon: z
@@ -131,7 +168,7 @@ export const configSchema = z.strictObject({
       quietMs: z.number().int().positive().default(5_000),
       /** Prefetch fetches in flight per image (demand reads always go first in the source's limiter). */
       concurrency: z.number().int().positive().max(256).default(8),
-      /** Bytes of trace (or default) chunks prefetched per mount at most. */
+      /** Bytes of trace (or default) chunks prefetched per mount (or per hint: a hint may ask less) at most. */
       budgetBytes: z
         .number()
         .int()
@@ -156,8 +193,13 @@ export const configSchema = z.strictObject({
       hintSocketPath: z.string().min(1).optional(),
       /** Also serve it on TCP at host:port (for off-node schedulers); needs `hintTokenFile`. */
       hintListen: z.string().min(1).optional(),
-      /** File holding the bearer token TCP callers must send (`authorization: Bearer <token>`). */
+      /** File holding the bearer token TCP callers must send (`authorization: Bearer <token>`); ≥ 32 random bytes. */
       hintTokenFile: z.string().min(1).optional(),
+      /**
+       * Registries (`host` or `host:port`, as in normalized references: Docker Hub is `docker.io`) a hint may
+       * name; a hint for another one is refused with PERMISSION_DENIED. Empty: any registry.
+       */
+      hintRegistries: z.array(registryHost).max(1000).default([]),
       /** Hint jobs waiting at most; more are refused with RESOURCE_EXHAUSTED. */
       maxQueuedHints: z.number().int().positive().max(100_000).default(256),
       /** Hint jobs running at once. */
@@ -213,9 +255,12 @@ export const configSchema = z.strictObject({
       peersFile: z.string().min(1).optional(),
       /** Re-read DNS and the peers file this often. */
       refreshIntervalMs: z.number().int().positive().default(10_000),
-      /** File holding the shared cluster secret (preferred), or the secret inline; at least 16 bytes. */
+      /**
+       * File holding the shared cluster secret (preferred), or the secret inline: at least 32 bytes of random
+       * data; known placeholders and patterned values are refused.
+       */
       clusterSecretFile: z.string().min(1).optional(),
-      secret: z.string().min(16).optional(),
+      secret: inlineSecret.optional(),
       /** Try the next owner (or the registry) when a peer has not accepted a request within this long. */
       hedgeAfterMs: z.number().int().nonnegative().default(150),
       /** Abandon an accepted peer request after this long. */

@@ -22,7 +22,7 @@ export function indexPath(req: PeerIndexRequest): string {
 export function parseIndexPath(path: string): PeerIndexRequest | undefined {
   const m = /^\/index\/([a-z0-9]+:[0-9a-f]+)\?(.{1,2048})$/.exec(path);
   if (m === null || !isDigest(m[1]!)) return undefined;
-  const q = new URLSearchParams(m[2]!);
+  const q = new URLSearchParams(m[2]);
   const diff = q.get('diff') ?? '';
   const size = q.get('size') ?? '';
   const mediaType = q.get('mt') ?? '';
@@ -35,5 +35,5 @@ export function parseIndexPath(path: string): PeerIndexRequest | undefined {
   } catch {
     return undefined;
   }
-  return { imageRef: ref, diffId: diff, layer: { digest: m[1]!, size: Number(size), mediaType } };
+  return { imageRef: ref, diffId: diff, layer: { digest: m[1], size: Number(size), mediaType } };
 }

@@ -1,6 +1,6 @@
 // The prefetch-hint job model: what a hint asks for (HintSpec), what Watch/List report (HintProgress), and the
 // contract between the job queue and the work itself (HintRunner), so the queue can be tested with fakes.
-import { InvalidArgumentError } from '../errors.js';
+import { FerryError, InvalidArgumentError } from '../errors.js';
 import type { Digest } from '../image/digest.js';
 import { parseReference } from '../image/reference.js';
 
@@ -81,19 +81,60 @@ export function queuedProgress(jobId: string, s: HintSpec, nowMs: number): HintP
   };
 }
 
-/** Checks a hint and normalizes it (reference spelled canonically, budget defaulted); INVALID_ARGUMENT if bad. */
-export function normalizeHint(spec: HintSpec, nowMs: number, defaultBudgetBytes?: number): HintSpec {
+/** What the node allows a hint to ask for. */
+export interface HintLimits {
+  /** The node's `[prefetch] budgetBytes`: the budget of a hint that names none, and the most one may ask for. */
+  readonly nodeBudgetBytes?: number | undefined;
+  /** `[prefetch] hintRegistries`: registries a hint may name; empty or absent = any. */
+  readonly registries?: readonly string[] | undefined;
+}
+
+export const MAX_IMAGE_REF_BYTES = 512;
+export const MAX_WORKLOAD_KEY_BYTES = 256;
+/** Keys like `namespace/deployment`, `team:service@v2`: no spaces, quotes or control characters. */
+const WORKLOAD_KEY = /^[A-Za-z0-9._:/@+=~-]+$/;
+
+/**
+ * Checks a hint and normalizes it (reference spelled canonically, budget defaulted and capped by the node's);
+ * INVALID_ARGUMENT if malformed, PERMISSION_DENIED for a registry outside the allowlist. Over-long values are
+ * not echoed back.
+ */
+export function normalizeHint(spec: HintSpec, nowMs: number, limits: HintLimits = {}): HintSpec {
   if (typeof spec.imageRef !== 'string' || spec.imageRef.trim() === '')
     throw new InvalidArgumentError('prefetch hint: image_ref is required');
-  const imageRef = parseReference(spec.imageRef.trim()).toString();
+  if (Buffer.byteLength(spec.imageRef, 'utf8') > MAX_IMAGE_REF_BYTES)
+    throw new InvalidArgumentError(`prefetch hint: image_ref is longer than ${MAX_IMAGE_REF_BYTES} bytes`);
+  const ref = parseReference(spec.imageRef.trim());
+  const allowed = limits.registries ?? [];
+  if (allowed.length > 0 && !allowed.some((r) => r.toLowerCase() === ref.registry.toLowerCase()))
+    throw new FerryError(
+      'PERMISSION_DENIED',
+      `prefetch hint: registry ${ref.registry} is not in this node's [prefetch] hintRegistries`,
+    );
   if (!Number.isSafeInteger(spec.priority))
     throw new InvalidArgumentError(`prefetch hint: bad priority ${spec.priority}`);
-  const budget = spec.budgetBytes ?? defaultBudgetBytes;
-  if (budget !== undefined && (!Number.isSafeInteger(budget) || budget < 0))
-    throw new InvalidArgumentError(`prefetch hint: bad byte budget ${budget}`);
+  const node = limits.nodeBudgetBytes;
+  const asked = spec.budgetBytes ?? node;
+  if (asked !== undefined && (!Number.isSafeInteger(asked) || asked < 0))
+    throw new InvalidArgumentError(`prefetch hint: bad byte budget ${asked}`);
+  // A client may ask for less than the node's budget, never more.
+  const budget = asked !== undefined && node !== undefined ? Math.min(asked, node) : asked;
   const deadline = spec.deadlineUnixMs;
   if (deadline !== undefined && (!Number.isSafeInteger(deadline) || deadline <= nowMs))
     throw new InvalidArgumentError(`prefetch hint: deadline ${deadline} is not in the future`);
   const workloadKey = spec.workloadKey === '' ? undefined : spec.workloadKey;
-  return { imageRef, priority: spec.priority, deadlineUnixMs: deadline, budgetBytes: budget, workloadKey };
+  if (
+    workloadKey !== undefined &&
+    (Buffer.byteLength(workloadKey, 'utf8') > MAX_WORKLOAD_KEY_BYTES || !WORKLOAD_KEY.test(workloadKey))
+  )
+    throw new InvalidArgumentError(
+      `prefetch hint: workload_key must be 1 to ${MAX_WORKLOAD_KEY_BYTES} letters, digits or . _ : / @ + = ~ -`,
+    );
+  return {
+    imageRef: ref.toString(),
+    priority: spec.priority,
+    deadlineUnixMs: deadline,
+    budgetBytes: budget,
+    workloadKey,
+  };
 }

@@ -27,8 +27,10 @@ export interface HintQueueOptions {
   maxQueued: number;
   /** Jobs running at once. */
   concurrency: number;
-  /** The budget of a hint that names none (the node's `[prefetch] budgetBytes`). */
-  defaultBudgetBytes?: number;
+  /** The node's `[prefetch] budgetBytes`: the budget of a hint that names none, and the most one may ask for. */
+  nodeBudgetBytes?: number;
+  /** `[prefetch] hintRegistries`: a hint naming another registry is refused (PERMISSION_DENIED). Empty = any. */
+  hintRegistries?: readonly string[];
   /** Finished jobs stay visible to Watch/List this long… */
   retainMs: number;
   /** …and at most this many of them. */
@@ -78,7 +80,10 @@ export class HintQueue {
   /** Queues a job for the image, or joins the queued/running one; returns its id. */
   hint(spec: HintSpec): { jobId: string; coalesced: boolean } {
     if (this.closed) throw new AbortedError('prefetch hints: the daemon is shutting down');
-    const s = normalizeHint(spec, this.now(), this.o.defaultBudgetBytes);
+    const s = normalizeHint(spec, this.now(), {
+      nodeBudgetBytes: this.o.nodeBudgetBytes,
+      registries: this.o.hintRegistries,
+    });
     this.prune();
     const key = `${s.imageRef}\u0000${s.workloadKey ?? ''}`;
     const existing = this.active.get(key);

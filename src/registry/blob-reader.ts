@@ -73,7 +73,6 @@ export class RegistryBlobReader {
       );
     }
     if (start === end) return Buffer.alloc(0);
-    const want = end - start;
     const res = await this.get({ range: `bytes=${start}-${end - 1}` }, signal);
     if (res.status === 206) {
       if (/multipart\//i.test(res.headers['content-type'] ?? '')) {
@@ -87,9 +86,17 @@ export class RegistryBlobReader {
           `${this.what}: bad Content-Range ${JSON.stringify(res.headers['content-range'])} for bytes ${start}-${end - 1}`,
         );
       }
+      // The request bounds what is buffered, never the server's own Content-Range: a larger answer is refused.
+      const last = Number(m[2]);
+      if (last < start || last > end - 1) {
+        res.body.dump();
+        throw new FormatError(
+          `${this.what}: answered bytes ${start}-${last} to a request for bytes ${start}-${end - 1}`,
+        );
+      }
       if (m[3] !== '*') this.sizeBytes = Number(m[3]);
-      const body = await res.body.read(Number(m[2]) - start + 1);
-      return this.checkLength(body.subarray(0, want), start, end);
+      const body = await res.body.read(last - start + 1);
+      return this.checkLength(body, start, end);
     }
     if (res.status === 200) {
       const length = res.headers['content-length'];

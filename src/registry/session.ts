@@ -1,5 +1,6 @@
 // One authenticated registry call: endpoint choice (mirrors, then origin), 401 → authorize → retry once, and
-// redirects followed without sending the registry's Authorization to another host.
+// redirects and upload locations followed without sending the registry's Authorization to another origin and
+// never from https down to plain http.
 import type { Logger } from '../log.js';
 import { FerryError, FormatError, NotFoundError, UnavailableError, isFerryError } from '../errors.js';
 import type { ImageReference } from '../image/reference.js';
@@ -85,7 +86,12 @@ export class RegistrySession {
       typeof call.path === 'string'
         ? endpointUrl(endpoint, call.ref.repository, call.path, call.query)
         : call.path;
-    let res = await this.sendAuthed(call, first, host, scope, this.options.auth.cached(host, scope));
+    checkScheme(endpoint.base, first, call.what);
+    // An upload Location may name another origin (a storage front end): it gets the request, not our credentials.
+    let res =
+      first.origin === endpoint.base.origin
+        ? await this.sendAuthed(call, first, host, scope, this.options.auth.cached(host, scope))
+        : await this.options.http.send({ ...call, url: first, headers: withoutAuthorization(call.headers) });
     let url = first;
     let method = call.method;
     let hops = 0;
@@ -96,7 +102,9 @@ export class RegistrySession {
         throw new FormatError(`${call.what}: HTTP ${res.status} from ${url.host} without Location`);
       if (++hops > MAX_REDIRECTS)
         throw new UnavailableError(`${call.what}: more than ${MAX_REDIRECTS} redirects`);
-      url = new URL(location, url);
+      const next = new URL(location, url);
+      checkScheme(url, next, call.what);
+      url = next;
       if (res.status === 303 && method !== 'HEAD') method = 'GET';
       const sameHost = url.origin === endpoint.base.origin;
       const hop = { ...call, method, ...(method === 'GET' || method === 'HEAD' ? { body: undefined } : {}) };
@@ -140,6 +148,17 @@ export class RegistrySession {
     }
     return again;
   }
+}
+
+/** A hop from https to anything but https (plain http, or another scheme) is refused: it would expose the request. */
+function checkScheme(from: URL, to: URL, what: string): void {
+  if (to.protocol !== 'http:' && to.protocol !== 'https:')
+    throw new FerryError('FAILED_PRECONDITION', `${what}: refusing ${to.protocol} URL from ${from.host}`);
+  if (from.protocol === 'https:' && to.protocol !== 'https:')
+    throw new FerryError(
+      'FAILED_PRECONDITION',
+      `${what}: ${from.host} sent Ferry from https to plain http (${to.host}); refused`,
+    );
 }
 
 function withoutAuthorization(headers: Record<string, string> | undefined): Record<string, string> {

@@ -40,6 +40,65 @@ describe('config', () => {
     await expect(loadConfig(file)).rejects.toThrow(/bad\.toml is not valid TOML/);
   });
 
+  it('reports a TOML syntax error by file, line and column, never the text of the line', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-cfg-'));
+    const file = join(dir, 'secret.toml');
+    const lines = [
+      '[registry]',
+      '[[registry.credentials]]',
+      'host = "reg.example.com"',
+      'username = "ci"',
+      'password = "hunter2-PASSWORD-x" extra', // the syntax error is on the line with the password
+    ];
+    await writeFile(file, `${lines.join('\n')}\n`);
+    let message = '';
+    try {
+      await loadConfig(file);
+    } catch (e) {
+      expect(isFerryError(e, 'INVALID_ARGUMENT')).toBe(true);
+      expect((e as Error).cause).toBeUndefined(); // the parser's error quotes the lines
+      message = (e as Error).message;
+    }
+    expect(message).toBe(
+      `${file} is not valid TOML: each key-value declaration must be followed by an end-of-line at line 5, column 33`,
+    );
+    // A date the parser cannot read: its own message would quote the value.
+    await writeFile(file, 'password = 2026-13-45T99:99:99-hunter2\n');
+    await expect(loadConfig(file)).rejects.toThrow(/is not valid TOML: .*at line 1, column \d+$/);
+    await expect(loadConfig(file)).rejects.not.toThrow(/hunter2/);
+  });
+
+  it('validates registry credentials without echoing them', () => {
+    const bad: Array<Record<string, string>> = [
+      { host: 'a.io', username: 'u', password: '' },
+      { host: 'a.io', username: 'u' },
+      { host: 'a.io', password: 'hunter2-PASSWORD' },
+      { host: 'a.io', identityToken: 'tok-hunter2-PASSWORD', password: 'hunter2-PASSWORD' },
+      { host: 'a.io', username: 'u:hunter2-PASSWORD', password: 'p' },
+      { host: 'a io', username: 'u', password: 'hunter2-PASSWORD' },
+      { host: '', identityToken: 't' },
+    ];
+    for (const entry of bad) {
+      let message = '';
+      try {
+        validateConfig({ registry: { credentials: [entry] } });
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message, JSON.stringify(entry)).toMatch(/registry\.credentials\.0/);
+      expect(message).not.toMatch(/hunter2/);
+    }
+    const ok = validateConfig({
+      registry: {
+        credentials: [
+          { host: 'a.io:5000', username: 'u', password: 'p:w' },
+          { host: 'https://index.docker.io/v1/', identityToken: 't' },
+        ],
+      },
+    });
+    expect(ok.registry.credentials).toHaveLength(2);
+  });
+
   it('fails on a named config file that does not exist', async () => {
     await expect(loadConfig('/nonexistent/ferry.toml')).rejects.toThrow(/cannot read config/);
   });

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { MediaType } from '../../src/image/manifest.js';
 import { registryConfigYaml, testRegistryClient } from './registry.js';
 import { gzipLayer, pseudoRandom } from './corpus.js';
@@ -187,7 +187,8 @@ export interface FerryNode {
   exited: Promise<{ code: number | null; unmounted: MountEvent | undefined; stderr: string }>;
 }
 
-export const P2P_TEST_SECRET = 'p2p-integration-cluster-secret';
+// Random per test run: inline secrets are held to the cluster-secret rules (src/config/secret.ts).
+export const P2P_TEST_SECRET = randomBytes(32).toString('base64');
 
 export function startFerryNode(
   cluster: NetnsCluster,

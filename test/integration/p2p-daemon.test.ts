@@ -1,6 +1,7 @@
 // Two `ferry daemon` nodes with [p2p] on loopback: layers mounted through the snapshots API on node A are read
 // there first; node B then mounts and reads the same bytes from A, not from the registry.
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -25,6 +26,8 @@ import { diffId } from '../helpers/push-image.js';
 import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 
 const run = promisify(execFile);
+// Random per run: inline secrets are held to the cluster-secret rules (src/config/secret.ts).
+const CLUSTER_SECRET = randomBytes(32).toString('base64');
 
 interface Node {
   daemon: RunningFerryDaemon;
@@ -89,7 +92,7 @@ beforeAll(async () => {
     const env = ferryEnv(
       `[prefetch]\ndefaultBytesPerLayer = 0\n\n[metrics]\nenabled = false\n\n` +
         `[p2p]\nenabled = true\nlisten = "127.0.0.1:${port}"\nadvertise = "127.0.0.1:${port}"\n` +
-        `peers = [${peers}]\nsecret = "a-cluster-secret-for-tests"\n`,
+        `peers = [${peers}]\nsecret = "${CLUSTER_SECRET}"\n`,
     );
     const root = join(env.dir, 'state', 'snapshots');
     const daemon = await startFerryDaemon(FERRY_BIN, env.configPath, {

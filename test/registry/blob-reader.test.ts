@@ -1,5 +1,6 @@
-// Range reads against real HTTP servers: 206, 200 whole body, 416, short bodies, cross-host redirects
-// (Authorization must not follow; asserted on the storage side), redirect caching and re-resolve on 403.
+// Range reads against real HTTP servers: 206 (never more than asked), 200 whole body, 416, short bodies,
+// cross-host redirects (Authorization must not follow; asserted on the storage side), redirect caching and
+// re-resolve on 403.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -120,6 +121,37 @@ describe('RegistryBlobReader', () => {
     await expect(client.blobReader(ref2, DIGEST).readRange(0, 100)).rejects.toMatchObject({
       code: 'UNAVAILABLE',
       message: /short read/,
+    });
+    await client.close();
+  });
+
+  it('refuses a 206 whose Content-Range is larger than asked, without serving it', async () => {
+    const big = randomBytes(1024 * 1024);
+    const { ref } = await registry((_req, res) => {
+      // Honest about its Content-Range, but that range is the whole MiB, not the 10 bytes asked for.
+      res.writeHead(206, {
+        'content-range': `bytes 0-${big.length - 1}/${big.length}`,
+        'content-length': String(big.length),
+      });
+      res.end(big);
+    });
+    const client = testClient();
+    await expect(client.blobReader(ref, DIGEST).readRange(0, 10)).rejects.toMatchObject({
+      code: 'FORMAT',
+      message: /answered bytes 0-1048575 to a request for bytes 0-9/,
+    });
+    await client.close();
+  });
+
+  it('refuses a 206 body longer than its (requested) Content-Range', async () => {
+    const { ref } = await registry((_req, res) => {
+      // No Content-Length: the body is chunked and goes on past the range it claims.
+      res.writeHead(206, { 'content-range': `bytes 0-9/${BLOB.length}` });
+      res.end(BLOB);
+    });
+    const client = testClient();
+    await expect(client.blobReader(ref, DIGEST).readRange(0, 10)).rejects.toMatchObject({
+      code: 'RESOURCE_EXHAUSTED',
     });
     await client.close();
   });
