@@ -59,8 +59,10 @@ export type EmptyMsg = Record<string, never>;
 
 const KINDS: Record<SnapshotKind, KindMsg> = { view: 'VIEW', active: 'ACTIVE', committed: 'COMMITTED' };
 
+/** ms since the epoch, with a microsecond fraction, as a protobuf Timestamp (whole microseconds). */
 function timestamp(ms: number): TimestampMsg {
-  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+  const seconds = Math.floor(ms / 1000);
+  return { seconds, nanos: Math.min(999_999, Math.round((ms - seconds * 1000) * 1000)) * 1000 };
 }
 
 export function infoMsg(i: SnapshotInfo): InfoMsg {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { FerryError, InvalidArgumentError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { dirWithMode } from '../private-fs.js';
+import { preciseNowMs } from './clock.js';
 import { parseFilters } from './filters.js';
 import { applyLabelMask, validateLabels, withoutEmpty } from './labels.js';
 import type { MetadataStore, SnapshotRecord } from './metadata-store.js';
@@ -26,6 +27,7 @@ export interface SnapshotterOptions {
   remoteTimeoutMs: number;
   /** Extra overlay options, e.g. `index=off`. */
   overlayOptions?: readonly string[];
+  /** Wall time in ms for Created/Updated (a fraction allowed); defaults to the microsecond clock. */
   now?: () => number;
 }
 
@@ -56,7 +58,7 @@ export class Snapshotter {
 
   constructor(private readonly o: SnapshotterOptions) {
     this.log = o.log.child({ component: 'snapshotter' });
-    this.now = o.now ?? Date.now;
+    this.now = o.now ?? preciseNowMs;
     this.remote =
       o.remote === undefined
         ? undefined

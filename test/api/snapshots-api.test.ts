@@ -162,6 +162,29 @@ describe('snapshots gRPC service', () => {
     expect((await codeOf(c.list(['kind=']))).code).toBe(status.INVALID_ARGUMENT);
   });
 
+  it('stamps Created and Updated in microseconds, equal at commit (as containerd does)', async () => {
+    type Ts = { seconds: number; nanos: number };
+    type Info = { created_at: Ts; updated_at: Ts };
+    const ns = (t: Ts) => BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nanos);
+    const stamps: Info[] = [];
+    for (let i = 0; i < 5; i++) {
+      await c.call('Prepare', { key: `ts/${i}/a`, parent: '' });
+      await c.call('Commit', { key: `ts/${i}/a`, name: `ts/${i}` });
+      stamps.push((await c.call<{ info: Info }>('Stat', { key: `ts/${i}` })).info);
+    }
+    for (const s of stamps) expect(ns(s.updated_at)).toBe(ns(s.created_at));
+    // Date.now()'s whole milliseconds would leave every nanos a multiple of 1e6; containerd's clients bracket
+    // an Update with their own nanosecond clock.
+    expect(stamps.some((s) => s.created_at.nanos % 1_000_000 !== 0)).toBe(true);
+    const before = ns(stamps[4]!.created_at);
+    const upd = await c.call<{ info: Info }>('Update', {
+      info: { name: 'ts/4', labels: { z: '1' } },
+      update_mask: { paths: ['labels.z'] },
+    });
+    expect(ns(upd.info.created_at)).toBe(before);
+    expect(ns(upd.info.updated_at)).toBeGreaterThan(before);
+  });
+
   it('Cleanup and Remove work, then shutdown removes the socket', async () => {
     await c.call('Remove', { key: 'bulk/0' });
     await c.call('Cleanup', {});
