@@ -137,6 +137,7 @@ export class Daemon {
           peers: parts.peers,
           readAhead: config.readAhead,
           auditLazyLayers: config.snapshotter.auditLazyLayers,
+          auditDelayMs: config.snapshotter.auditDelayMs,
         })
       : undefined;
     if (parts.readObserver !== undefined) lazyFs?.setReadObserver(parts.readObserver); // metrics wiring

@@ -123,12 +123,15 @@ export const configSchema = z.strictObject({
       /** A lazy mount not ready within this long falls back to an ordinary snapshot (a normal pull). */
       remoteTimeoutMs: z.number().int().positive().default(30_000),
       /**
-       * Prove each layer served from a TOC or a published index to be the layer its diffID names, by streaming
-       * it once in the background after the mount; a layer that fails is withdrawn from its chain ID.
-       * containerd reuses committed snapshots by chain ID across images, so turning this off trusts every TOC
-       * and index publisher with every image that shares a layer chain.
+       * Prove a lazily served layer to be the layer its diffID names, by streaming it once in the background; a
+       * layer that fails is withdrawn from its chain ID. containerd reuses committed snapshots by chain ID across
+       * images, so an unproven index is trusted with every image that shares the chain. `unsigned`: layers served
+       * from a TOC or a bound index (anyone can publish those for their own image); `all`: signed ones too (a
+       * trusted key is then trusted with one image, not every image sharing its chains); `off`: none.
        */
-      auditLazyLayers: z.boolean().default(true),
+      auditLazyLayers: z.enum(['unsigned', 'all', 'off']).default('unsigned'),
+      /** The audit starts this long after the mount: a container's start gets the link first. */
+      auditDelayMs: z.number().int().nonnegative().default(30_000),
     })
     .prefault({}),
   fuse: z

@@ -10,6 +10,8 @@ import { parseReference, withDigest, type ImageReference } from '../image/refere
 import type { IndexProvider, IndexOrigin } from '../index/provider.js';
 import type { IndexStore, MountBinding } from '../index/index-store.js';
 import { auditLayer } from '../layer/layer-audit.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { TrustRoot } from '../index/trust.js';
 import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
 import { lazyUnmount, mountLayer } from '../fuse/mount.js';
@@ -50,7 +52,9 @@ export interface LazyLayerFsOptions {
   /** Sequential read-ahead for every mounted layer, bounded in memory across all of them (`[readAhead]`). */
   readAhead?: ReadAheadConfig | undefined;
   /** Prove layers served from a TOC or a published index against their diffID in the background (default on). */
-  auditLazyLayers?: boolean | undefined;
+  auditLazyLayers?: 'unsigned' | 'all' | 'off' | undefined;
+  /** How long after the mount an audit starts (the start gets the link first). */
+  auditDelayMs?: number | undefined;
 }
 
 /** What the daemon needs of a P2P node (src/p2p/p2p-node.ts P2PNode fits). */
@@ -239,10 +243,7 @@ export class LazyLayerFs implements RemoteFileSystem {
     const unregister = this.o.peers?.register([index], this.source.source);
     if (unregister !== undefined) this.unregisterPeers.set(mountpoint, unregister);
     this.log.info({ mountpoint, layer: layer.layerDigest, index: origin }, 'lazy layer mounted');
-    const verified =
-      binding.audited || this.o.auditLazyLayers === false
-        ? undefined
-        : this.auditLater(ref, layer, index, mountpoint, binding);
+    const verified = binding.audited ? undefined : this.auditLater(ref, layer, index, mountpoint, binding);
     return { sizeBytes: index.compressedSize, inodes: index.entries.length, verified };
   }
 
@@ -409,8 +410,7 @@ export class LazyLayerFs implements RemoteFileSystem {
     });
     if (provided === undefined) throw new UnavailableError(`no index for layer ${layer.layerDigest}`);
     // A build (here, or by an authenticated cluster peer) is proof by itself; other roots are audited (auditLater).
-    const proven = provided.root.kind === 'built' || provided.root.kind === 'peer';
-    const binding = { key: provided.key, audited: proven };
+    const binding = { key: provided.key, audited: this.needsNoAudit(provided.root) };
     await store.setMountKey(mountpoint, layer.layerDigest, binding, signal);
     return { index: provided.index, origin: provided.origin, binding };
   }
@@ -421,6 +421,12 @@ export class LazyLayerFs implements RemoteFileSystem {
    * blob is streamed once in the background (digest and diffID checked), and the served tree and every file's
    * bytes are compared with it. Rejects with an IntegrityError on the first difference.
    */
+  private needsNoAudit(root: TrustRoot): boolean {
+    const policy = this.o.auditLazyLayers ?? 'unsigned';
+    if (policy === 'off' || root.kind === 'built' || root.kind === 'peer') return true;
+    return root.kind === 'signed' && policy === 'unsigned';
+  }
+
   private async auditLater(
     ref: ImageReference,
     layer: RemoteLayerRef,
@@ -429,6 +435,7 @@ export class LazyLayerFs implements RemoteFileSystem {
     binding: MountBinding,
   ): Promise<void> {
     const signal = this.auditAbort.signal;
+    await sleep(this.o.auditDelayMs ?? 30_000, undefined, { signal, ref: false });
     const image = await this.resolveImage(ref, layer.manifestDigest, signal);
     const truth = await this.o.provider.buildVerified(image, layer.layerDigest, signal);
     await auditLayer({ served: index, truth: truth.index, source: this.source.source, signal });

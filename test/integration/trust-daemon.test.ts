@@ -73,7 +73,7 @@ beforeAll(async () => {
     await publishIndexes(client, evilImage, [base, forgeTop(top)]),
     'ferry',
   );
-  const env = ferryEnv('[prefetch]\nenabled = false\n', '', []);
+  const env = ferryEnv('[prefetch]\nenabled = false\n\n[snapshotter]\nauditDelayMs = 0\n', '', []);
   const socketPath = join(env.dir, 'run', 'snapshotter.sock');
   daemon = await startFerryDaemon(FERRY_BIN, env.configPath, {
     socketPath,
