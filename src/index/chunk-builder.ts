@@ -32,6 +32,8 @@ interface Piece {
 
 export interface ChunkBuilderOptions {
   chunkSizeBytes: number;
+  /** Largest pack of small files (default a whole chunk); files of a quarter chunk or more get chunks of their own. */
+  packSizeBytes?: number | undefined;
   onChunk?: (chunkIndex: number, bytes: Buffer) => void;
   /** Called with each chunk's start offset as soon as it is planned (ascending), before its bytes arrive. */
   onPlanned?: (start: number) => void;
@@ -40,6 +42,7 @@ export interface ChunkBuilderOptions {
 export class ChunkBuilder {
   readonly chunks: RawChunk[] = [];
   private readonly chunkSize: number;
+  private readonly packSize: number;
   private readonly bigFileBytes: number;
   private readonly onChunk: ((chunkIndex: number, bytes: Buffer) => void) | undefined;
   private readonly onPlanned: ((start: number) => void) | undefined;
@@ -52,6 +55,7 @@ export class ChunkBuilder {
 
   constructor(opts: ChunkBuilderOptions) {
     this.chunkSize = Math.max(1, Math.floor(opts.chunkSizeBytes));
+    this.packSize = Math.max(1, Math.min(this.chunkSize, Math.floor(opts.packSizeBytes ?? this.chunkSize)));
     this.bigFileBytes = Math.max(1, Math.floor(this.chunkSize / 4));
     this.onChunk = opts.onChunk;
     this.onPlanned = opts.onPlanned;
@@ -69,7 +73,7 @@ export class ChunkBuilder {
       this.planBig(this.pos + this.planAheadBytes());
       return;
     }
-    if (this.pack !== undefined && end - this.pack.start > this.chunkSize) this.closePack();
+    if (this.pack !== undefined && end - this.pack.start > this.packSize) this.closePack();
     if (this.pack === undefined) {
       this.pack = { start: dataOffset, end };
       this.onPlanned?.(dataOffset);
@@ -92,7 +96,7 @@ export class ChunkBuilder {
     this.planBig(this.pos + this.planAheadBytes());
     // No later file can join a pack the stream has moved a whole chunk past: close it rather than hold
     // the bytes of whatever follows (a huge entry of another type, say).
-    if (this.pack !== undefined && this.pos - this.pack.start >= this.chunkSize) this.closePack();
+    if (this.pack !== undefined && this.pos - this.pack.start >= this.packSize) this.closePack();
     for (;;) {
       const r = this.ready[0];
       if (r === undefined || r.end > this.pos) break;

@@ -21,6 +21,9 @@ interface ChildResult {
   maxRssBytes: number;
 }
 
+/** A child builds a hostile layer in a 64 MiB heap: seconds alone, much longer on a loaded 2-core machine. */
+const CHILD_TIMEOUT_MS = 150_000;
+
 function inChild(kind: string): ChildResult {
   const out = execFileSync(process.execPath, ['--max-old-space-size=64', '--import', 'tsx', CHILD, kind], {
     encoding: 'utf8',
@@ -48,31 +51,47 @@ async function refusal(...parts: Buffer[]): Promise<FerryError> {
 }
 
 describe('index building holds a bounded amount of memory', () => {
-  it('a small file followed by a 400 MiB entry that is not a file: its bytes are never held', () => {
-    const r = inChild('huge-non-file');
-    expect(r.error).toBeUndefined();
-    expect(r.entries).toBe(3);
-    expect(r.maxRssBytes).toBeLessThan(160 * MiB); // held the 400 MiB before
-  });
+  it(
+    'a small file followed by a 400 MiB entry that is not a file: its bytes are never held',
+    () => {
+      const r = inChild('huge-non-file');
+      expect(r.error).toBeUndefined();
+      expect(r.entries).toBe(3);
+      expect(r.maxRssBytes).toBeLessThan(160 * MiB); // held the 400 MiB before
+    },
+    CHILD_TIMEOUT_MS,
+  );
 
-  it('a gzip bomb (2 GiB of zeros in 2 MiB) ends in a clear FormatError, not 2 GiB of output', () => {
-    const r = inChild('gzip-bomb');
-    expect(r.error).toMatch(/^FORMAT: .*more than 256:1 \(a decompression bomb\?\)/);
-    expect(r.maxRssBytes).toBeLessThan(256 * MiB);
-  });
+  it(
+    'a gzip bomb (2 GiB of zeros in 2 MiB) ends in a clear FormatError, not 2 GiB of output',
+    () => {
+      const r = inChild('gzip-bomb');
+      expect(r.error).toMatch(/^FORMAT: .*more than 256:1 \(a decompression bomb\?\)/);
+      expect(r.maxRssBytes).toBeLessThan(256 * MiB);
+    },
+    CHILD_TIMEOUT_MS,
+  );
 
-  it('a global PAX header with 100 KiB of xattrs over 4000 files: refused at the header cap, never copied', () => {
-    const r = inChild('global-pax-xattrs');
-    expect(r.error).toMatch(/^FORMAT: .*the index would need over 134217728 bytes of header/);
-    expect(r.maxRssBytes).toBeLessThan(160 * MiB);
-  });
+  it(
+    'a global PAX header with 100 KiB of xattrs over 4000 files: refused at the header cap, never copied',
+    () => {
+      const r = inChild('global-pax-xattrs');
+      expect(r.error).toMatch(/^FORMAT: .*the index would need over 134217728 bytes of header/);
+      expect(r.maxRssBytes).toBeLessThan(160 * MiB);
+    },
+    CHILD_TIMEOUT_MS,
+  );
 
-  it('a zstd layer of a million 64-byte frames: frame starts are not all kept', () => {
-    const r = inChild('zstd-tiny-frames');
-    expect(r.error).toBeUndefined();
-    expect(r.entries).toBe(2);
-    expect(r.maxRssBytes).toBeLessThan(320 * MiB); // ran out of its 64 MiB heap before
-  });
+  it(
+    'a zstd layer of a million 64-byte frames: frame starts are not all kept',
+    () => {
+      const r = inChild('zstd-tiny-frames');
+      expect(r.error).toBeUndefined();
+      expect(r.entries).toBe(2);
+      expect(r.maxRssBytes).toBeLessThan(320 * MiB); // ran out of its 64 MiB heap before
+    },
+    CHILD_TIMEOUT_MS,
+  );
 
   it('a header claiming a 32 TiB file is not planned chunk by chunk up front', async () => {
     const header = encodeTarHeader({ name: 'huge', typeflag: '0', size: 0 });

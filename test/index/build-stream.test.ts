@@ -72,7 +72,10 @@ describe.each([
     }
     // Every chunk is some file's, except one that holds only the earlier copy of the duplicated path.
     expect(cache.size).toBeGreaterThanOrEqual(index.chunks.length - 1);
-    for (const [i, b] of chunkBytes) expect(b.equals(cache.get(i)!)).toBe(true);
+    for (const [i, b] of chunkBytes) {
+      const read = cache.get(i);
+      if (read !== undefined) expect(b.equals(read)).toBe(true); // the unread one: the overwritten copy's
+    }
     if (kind === 'tar.gz') {
       expect(index.checkpoints.some((c) => c.bits !== 0)).toBe(true);
       const spans = index.chunks.map((c) => c.compressedEnd - c.compressedStart);
