@@ -102,9 +102,13 @@ export function parseElfHead(head: Buffer): ElfHead | undefined {
     const offset = num(r.word(bits === 64 ? p + 8 : p + 4), 'p_offset');
     const vaddr = num(r.word(bits === 64 ? p + 16 : p + 8), 'p_vaddr');
     const filesz = num(r.word(bits === 64 ? p + 32 : p + 16), 'p_filesz');
-    if (type === PT_INTERP) interpRange = { offset, size: filesz };
-    else if (type === PT_DYNAMIC) dynamic = { offset, size: filesz };
-    else if (type === PT_LOAD) loads.push({ vaddr, offset, filesz });
+    if (type === PT_INTERP) {
+      if (filesz > MAX_NAME_BYTES) throw new FormatError(`ELF interpreter path is ${filesz} bytes`);
+      interpRange = { offset, size: filesz };
+    } else if (type === PT_DYNAMIC) {
+      if (filesz > MAX_DYNAMIC_BYTES) throw new FormatError(`ELF dynamic section is ${filesz} bytes`);
+      dynamic = { offset, size: filesz };
+    } else if (type === PT_LOAD) loads.push({ vaddr, offset, filesz });
   }
   const interp =
     interpRange !== undefined && interpRange.offset + interpRange.size <= head.length

@@ -87,6 +87,15 @@ describe('ELF parsing', () => {
         return b;
       })(),
     ];
+    const hugeInterp = Buffer.from(ls.subarray(0, 4096));
+    const head = parseElfHead(hugeInterp)!;
+    // The PT_INTERP header's p_filesz (the program header that holds the interpreter's range).
+    for (let i = 0, phoff = Number(hugeInterp.readBigUInt64LE(0x20)); i < 16; i++) {
+      const p = phoff + i * 56;
+      if (hugeInterp.readUInt32LE(p) === 3) hugeInterp.writeBigUInt64LE(1n << 40n, p + 32);
+    }
+    expect(head.interp).toBe('/lib64/ld-linux-x86-64.so.2');
+    broken.push(hugeInterp);
     for (const b of broken) {
       let err: unknown;
       try {
