@@ -171,7 +171,13 @@ export class ImagePrefetch {
     this.pruned = plan.pruned;
     const items = s.enabled && !this.prefetcher.signal.aborted ? plan.items : [];
     this.log.info(
-      { trace: origin, chunks: items.length, pruned: plan.pruned, overBudget: plan.overBudget },
+      {
+        trace: origin,
+        chunks: items.length,
+        pruned: plan.pruned,
+        overBudget: plan.overBudget,
+        startSetFiles: startSet.files.length,
+      },
       'prefetch planned',
     );
     const stats = await this.prefetcher.run(items);
