@@ -179,12 +179,17 @@ export const configSchema = z.strictObject({
         .default(2 * GiB),
       /** After the trace: fetch nothing more, the rest of the layers the trace touched, or every layer. */
       background: z.enum(['none', 'trace', 'all']).default('none'),
-      /** Without any trace: prefetch this many bytes from the start of each layer (0: none). */
-      defaultBytesPerLayer: z
+      /**
+       * Without any trace: the start set (entrypoint, its interpreter and libraries, from the image config and
+       * the layer indexes) is prefetched up to this many bytes (0: none).
+       */
+      startSetBytes: z
         .number()
         .int()
         .nonnegative()
-        .default(4 * MiB),
+        .default(16 * MiB),
+      /** Without any trace, after the start set: this many bytes from the start of each layer (0: none). */
+      defaultBytesPerLayer: z.number().int().nonnegative().default(0),
       /** Chunks a merged trace keeps at most. */
       maxTraceChunks: z.number().int().positive().default(50_000),
       /** Look for a trace published in the registry when there is none locally. */

@@ -62,3 +62,40 @@ export function parseConfigPlatform(
     return undefined;
   }
 }
+
+/** What an image runs: its config's Entrypoint, Cmd, Env and WorkingDir (absent fields are empty). */
+export interface RunConfig {
+  readonly entrypoint: readonly string[];
+  readonly cmd: readonly string[];
+  readonly env: readonly string[];
+  readonly workingDir: string;
+}
+
+const strings = z.array(z.string()).nullish();
+const RunSchema = z.object({
+  config: z
+    .object({ Entrypoint: strings, Cmd: strings, Env: strings, WorkingDir: z.string().nullish() })
+    .nullish(),
+});
+
+/** The run settings of an image config; a FormatError when it is not a config or they are not strings. */
+export function parseRunConfig(bytes: Buffer, where: string): RunConfig {
+  if (bytes.length > MAX_CONFIG_BYTES)
+    throw new FormatError(`${where}: image config is ${bytes.length} bytes`);
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw new FormatError(`${where}: image config is not JSON`, { cause: e });
+  }
+  const r = RunSchema.safeParse(json);
+  if (!r.success)
+    throw new FormatError(`${where}: image config has an invalid Entrypoint/Cmd/Env/WorkingDir`);
+  const c = r.data.config;
+  return {
+    entrypoint: c?.Entrypoint ?? [],
+    cmd: c?.Cmd ?? [],
+    env: c?.Env ?? [],
+    workingDir: c?.WorkingDir ?? '',
+  };
+}

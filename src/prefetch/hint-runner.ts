@@ -9,6 +9,7 @@ import type { RegistryClient } from '../registry/client.js';
 import type { ChunkSource } from '../source/chunk-source.js';
 import type { HintRunner } from './hint-job.js';
 import { findTrace, type PrefetchSettings } from './image-prefetch.js';
+import { imageStartSet } from './image-start-set.js';
 import { planPrefetch } from './plan.js';
 import { Prefetcher, type CachedCheck, type PrefetchStatus } from './prefetcher.js';
 import type { TraceStore } from './trace-store.js';
@@ -68,9 +69,34 @@ export function hintRunner(o: HintRunnerOptions): HintRunner {
       signal.throwIfAborted();
       log.warn({ err: e, jobId: run.jobId }, 'cannot load a trace; prefetching the default');
     }
+    const prefetcher = new Prefetcher({
+      source: o.source,
+      ...(o.cached !== undefined ? { cached: o.cached } : {}),
+      concurrency: o.settings.concurrency,
+      log,
+    });
+    const onAbort = () => prefetcher.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+    // Without a trace, the image's start set (its file heads are fetched while it is resolved).
+    const startSet =
+      found === undefined
+        ? await imageStartSet({
+            registry: o.registry,
+            image,
+            indexes,
+            budgetBytes: o.settings.startSetBytes,
+            fetch: (req) => {
+              const c = req.index.chunks[req.chunk]!;
+              return prefetcher.fetchNow({ req, digest: c.digest, size: c.size, phase: 'default' });
+            },
+            log,
+            signal,
+          })
+        : undefined;
     const plan = planPrefetch({
       indexes,
       trace: found?.trace.entries,
+      startSet: startSet?.chunks,
       budgetBytes: spec.budgetBytes ?? o.settings.budgetBytes,
       defaultBytesPerLayer: o.settings.defaultBytesPerLayer,
       background: o.settings.background,
@@ -80,14 +106,6 @@ export function hintRunner(o: HintRunnerOptions): HintRunner {
     signal.throwIfAborted();
 
     run.phase('FETCHING');
-    const prefetcher = new Prefetcher({
-      source: o.source,
-      ...(o.cached !== undefined ? { cached: o.cached } : {}),
-      concurrency: o.settings.concurrency,
-      log,
-    });
-    const onAbort = () => prefetcher.cancel();
-    signal.addEventListener('abort', onAbort, { once: true });
     let reported = -1;
     const report = (): void => {
       const p = chunkProgress(prefetcher.status());

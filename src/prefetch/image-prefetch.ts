@@ -5,9 +5,11 @@ import type { ChunkReadHook } from '../layer/layer-reader.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient, ResolvedImage } from '../registry/client.js';
 import type { ChunkSource } from '../source/chunk-source.js';
+import { EMPTY_START_SET, imageStartSet } from './image-start-set.js';
 import { planPrefetch, type BackgroundMode } from './plan.js';
 import { Prefetcher, type CachedCheck, type PrefetchStats, type PrefetchStatus } from './prefetcher.js';
 import { TraceRecorder } from './recorder.js';
+import type { StartFile, StartSet } from './start-set.js';
 import { pullTrace } from './trace-registry.js';
 import type { TraceStore } from './trace-store.js';
 import type { MergedTrace, Trace } from './trace.js';
@@ -20,6 +22,7 @@ export interface PrefetchSettings {
   readonly concurrency: number;
   readonly budgetBytes: number;
   readonly background: BackgroundMode;
+  readonly startSetBytes: number;
   readonly defaultBytesPerLayer: number;
   readonly maxTraceChunks: number;
   readonly pullFromRegistry: boolean;
@@ -53,6 +56,8 @@ export interface ImagePrefetchResult {
   pruned: number;
   stats: PrefetchStats;
   phase: PrefetchStatus['phase'];
+  /** Without a trace: the files the start set named and the bytes it planned. */
+  startSet: { files: readonly StartFile[]; bytes: number };
 }
 
 /** Finds the trace to replay: the local store first, then (optionally) the registry, saved locally if found. */
@@ -118,7 +123,14 @@ export class ImagePrefetch {
     this.started ??= this.run().catch((e: unknown) => {
       this.log.warn({ err: e }, 'prefetch failed');
       this.prefetcher.cancel();
-      return { traceOrigin: 'none', pruned: 0, stats: this.prefetcher.stats(), phase: 'failed' } as const;
+      const startSet = { files: [], bytes: 0 };
+      return {
+        traceOrigin: 'none',
+        pruned: 0,
+        stats: this.prefetcher.stats(),
+        phase: 'failed',
+        startSet,
+      } as const;
     });
     return this.started;
   }
@@ -147,9 +159,11 @@ export class ImagePrefetch {
         this.log.warn({ err: e }, 'cannot load a trace; using the default');
     }
     this.origin = origin;
+    const startSet = await this.startSet(trace === undefined && s.enabled);
     const plan = planPrefetch({
       indexes: this.o.indexes,
       trace: trace?.entries,
+      startSet: startSet.chunks,
       budgetBytes: s.budgetBytes,
       defaultBytesPerLayer: s.defaultBytesPerLayer,
       background: s.background,
@@ -157,13 +171,39 @@ export class ImagePrefetch {
     this.pruned = plan.pruned;
     const items = s.enabled && !this.prefetcher.signal.aborted ? plan.items : [];
     this.log.info(
-      { trace: origin, chunks: items.length, pruned: plan.pruned, overBudget: plan.overBudget },
+      {
+        trace: origin,
+        chunks: items.length,
+        pruned: plan.pruned,
+        overBudget: plan.overBudget,
+        startSetFiles: startSet.files.length,
+      },
       'prefetch planned',
     );
     const stats = await this.prefetcher.run(items);
     const phase = this.prefetcher.status().phase;
     this.log.info({ ...stats, phase }, 'prefetch finished');
-    return { traceOrigin: origin, pruned: plan.pruned, stats, phase };
+    const named = { files: startSet.files, bytes: startSet.bytes };
+    return { traceOrigin: origin, pruned: plan.pruned, stats, phase, startSet: named };
+  }
+
+  /** Without a trace: the start set, its file heads fetched (and counted) as it is resolved. */
+  private startSet(wanted: boolean): Promise<StartSet> {
+    const registry = this.o.registry;
+    if (!wanted || registry === undefined || this.prefetcher.signal.aborted)
+      return Promise.resolve(EMPTY_START_SET);
+    return imageStartSet({
+      registry,
+      image: this.o.image,
+      indexes: this.o.indexes,
+      budgetBytes: this.o.settings.startSetBytes,
+      fetch: (req) => {
+        const c = req.index.chunks[req.chunk]!;
+        return this.prefetcher.fetchNow({ req, digest: c.digest, size: c.size, phase: 'default' });
+      },
+      log: this.log,
+      signal: this.prefetcher.signal,
+    });
   }
 
   /** Cancels the prefetch, closes the recording and waits for the trace to be saved. */

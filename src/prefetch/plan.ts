@@ -1,5 +1,5 @@
-// Prefetch planning: turns a trace (or, without one, a default) into an ordered list of chunk requests over the
-// image's layer indexes, within a byte budget, plus optional background completion of whole layers.
+// Prefetch planning: turns a trace (or, without one, the image's start set) into an ordered list of chunk
+// requests over the image's layer indexes, within a byte budget, plus optional background completion of layers.
 import type { Digest } from '../image/digest.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import type { ChunkRequest } from '../source/chunk-source.js';
@@ -30,7 +30,9 @@ export interface PlanOptions {
   trace?: readonly TraceEntry[] | undefined;
   /** Cap on the trace/default phase; background completion is not counted. */
   budgetBytes: number;
-  /** Without a trace: this many bytes from the start of each layer's chunks (0: none). */
+  /** Without a trace: the start set's chunks, in order (see start-set.ts). */
+  startSet?: readonly ChunkRequest[] | undefined;
+  /** Without a trace, after the start set: this many bytes from the start of each layer's chunks (0: none). */
   defaultBytesPerLayer: number;
   background: BackgroundMode;
 }
@@ -91,12 +93,15 @@ export function planPrefetch(o: PlanOptions): PrefetchPlan {
         add(req, 'trace');
       }
     }
-  } else if (o.defaultBytesPerLayer > 0) {
-    for (const index of o.indexes) {
-      let taken = 0;
-      for (let i = 0; i < index.chunks.length && taken < o.defaultBytesPerLayer; i++) {
-        add({ index, chunk: i, priority: 'prefetch' }, 'default');
-        taken += index.chunks[i]!.size;
+  } else {
+    for (const req of o.startSet ?? []) add(req, 'default');
+    if (o.defaultBytesPerLayer > 0) {
+      for (const index of o.indexes) {
+        let taken = 0;
+        for (let i = 0; i < index.chunks.length && taken < o.defaultBytesPerLayer; i++) {
+          add({ index, chunk: i, priority: 'prefetch' }, 'default');
+          taken += index.chunks[i]!.size;
+        }
       }
     }
   }

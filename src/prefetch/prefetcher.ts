@@ -124,12 +124,7 @@ export class Prefetcher {
   run(items: readonly PlanItem[]): Promise<PrefetchStats> {
     if (this.running !== undefined) throw new InvalidArgumentError('prefetcher already ran');
     this.items = items;
-    this.s.planned = items.length;
-    for (const it of items) {
-      this.s.plannedBytes += it.size;
-      this.sizes.set(it.digest, it.size);
-      if (!this.states.has(it.digest)) this.states.set(it.digest, 'planned');
-    }
+    for (const it of items) this.plan(it);
     const workers = Array.from({ length: Math.min(this.o.concurrency, items.length) }, () => this.worker());
     this.running = Promise.all(workers).then(() => {
       if (this.phase !== 'cancelled') this.phase = 'done';
@@ -137,6 +132,25 @@ export class Prefetcher {
     });
     if (items.length === 0 && this.phase === 'pending') this.phase = 'done';
     return this.running;
+  }
+
+  /**
+   * Fetches one item now, before `run` (a start set reads file heads as it is planned), counted like a planned
+   * chunk; `run` will not fetch it again. Resolves with the chunk's bytes (from the cache if it was there).
+   */
+  async fetchNow(item: PlanItem): Promise<Buffer> {
+    if (this.running !== undefined) throw new InvalidArgumentError('prefetcher already ran');
+    this.plan(item);
+    const signal = this.controller.signal;
+    return (await this.one(item, signal)) ?? (await this.o.source.fetch(item.req, signal));
+  }
+
+  private plan(it: PlanItem): void {
+    if (this.states.has(it.digest)) return;
+    this.s.planned++;
+    this.s.plannedBytes += it.size;
+    this.sizes.set(it.digest, it.size);
+    this.states.set(it.digest, 'planned');
   }
 
   /** Stops queuing and aborts in-flight prefetches (a demand reader sharing one keeps it alive). */
@@ -178,35 +192,38 @@ export class Prefetcher {
     }
   }
 
-  private async one(item: PlanItem, signal: AbortSignal): Promise<void> {
+  /** Fetches a planned item unless it is cached, demanded or done; its bytes when this call fetched them. */
+  private async one(item: PlanItem, signal: AbortSignal): Promise<Buffer | undefined> {
     const d = item.digest;
+    if (this.states.get(d) !== 'planned') return undefined;
     if (this.demanded.has(d)) {
       // The reader fetches it itself; fetching again would only compete with it.
-      if (this.states.get(d) === 'planned') this.states.set(d, 'skipped');
+      this.states.set(d, 'skipped');
       this.s.demandedFirst++;
-      return;
+      return undefined;
     }
-    if (this.states.get(d) !== 'planned') return;
     try {
       if (this.o.cached !== undefined && (await this.o.cached.has(d))) {
         this.states.set(d, 'skipped');
         this.s.alreadyCached++;
-        return;
+        return undefined;
       }
     } catch {
       // Unknown: fetch it; the source's store layer answers locally if it can.
     }
     this.states.set(d, 'inflight');
     try {
-      await this.o.source.fetch(item.req, signal);
+      const bytes = await this.o.source.fetch(item.req, signal);
       this.s.fetched++;
       this.s.fetchedBytes += item.size;
       if (this.states.get(d) === 'inflight') this.states.set(d, 'fetched');
+      return bytes;
     } catch (e) {
       if (this.states.get(d) === 'inflight') this.states.set(d, 'skipped');
-      if (signal.aborted || isFerryError(e, 'ABORTED')) return;
+      if (signal.aborted || isFerryError(e, 'ABORTED')) return undefined;
       this.s.errors++;
       this.log.debug({ err: e, digest: d, layer: item.req.index.layerDigest }, 'prefetch of a chunk failed');
+      return undefined;
     }
   }
 }

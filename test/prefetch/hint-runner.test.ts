@@ -1,6 +1,6 @@
 // The real hint runner over fakes (registry, index provider, chunk source) and a real TraceStore: trace order,
 // prefetch priority, byte budget, progress, the default plan without a trace, and cancel.
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile, realpath } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,6 +16,9 @@ import { asMerged } from '../../src/prefetch/merge.js';
 import { TraceStore } from '../../src/prefetch/trace-store.js';
 import { TRACE_VERSION } from '../../src/prefetch/trace.js';
 import type { RegistryClient, ResolvedImage } from '../../src/registry/client.js';
+import { parseRunConfig } from '../../src/image/image-config.js';
+import { resolveStartSet } from '../../src/prefetch/start-set.js';
+import { fileLayer, LayerBytesSource } from './file-layer.js';
 import { CountingSource, fakeIndex, MANIFEST } from './fixtures.js';
 
 const a = fakeIndex('ha', 10);
@@ -28,6 +31,7 @@ const settings: PrefetchSettings = {
   concurrency: 2,
   budgetBytes: 1e9,
   background: 'none',
+  startSetBytes: 0,
   defaultBytesPerLayer: 2000,
   maxTraceChunks: 1000,
   pullFromRegistry: false,
@@ -137,6 +141,71 @@ describe('hintRunner', () => {
     expect(r.log).toContain('planned none 4/4000');
     expect(source.order.map((o) => o.chunk)).toEqual([1, 0, 1]);
     expect(r.progress.at(-1)).toMatchObject({ chunksDone: 4, chunksCached: 1, chunksFailed: 0 });
+  });
+
+  it('prefetches the image start set when there is no trace', async () => {
+    const lib = '/lib/x86_64-linux-gnu';
+    const layer = fileLayer('hs', [
+      { path: 'bin/ls', data: await readFile('/bin/ls') },
+      { path: 'srv/unrelated.bin', data: Buffer.alloc(512 * 1024, 1) },
+      ...(await Promise.all(
+        ['libc.so.6', 'libselinux.so.1', 'libpcre2-8.so.0'].map(async (l) => ({
+          path: `${lib.slice(1)}/${l}`,
+          data: await readFile(await realpath(`${lib}/${l}`)),
+        })),
+      )),
+    ]);
+    const config = Buffer.from(JSON.stringify({ config: { Cmd: ['ls'], Env: ['PATH=/bin'] } }));
+    const f = fakes([layer.index]);
+    const image = {
+      ...(await f.registry.resolve(parseReference(REF))),
+      manifest: { config: { digest: MANIFEST } },
+    };
+    const registry = {
+      resolve: () => Promise.resolve(image),
+      fetchBlob: () => Promise.resolve(config),
+    } as unknown as RegistryClient;
+    const source = new LayerBytesSource([layer]);
+    const runner = hintRunner({
+      ...f,
+      registry,
+      traces: new TraceStore({
+        dir: await mkdtemp(join(tmpdir(), 'ferry-hr-')),
+        merge: { maxEntries: 1000 },
+        log: silentLogger(),
+      }),
+      source,
+      settings: { ...settings, startSetBytes: 16 * 1024 * 1024, defaultBytesPerLayer: 0 },
+      log: silentLogger(),
+    });
+    const r = fakeRun();
+    await runner(r.run);
+    const set = await resolveStartSet({
+      indexes: [layer.index],
+      run: parseRunConfig(config, 'test'),
+      budgetBytes: 16 * 1024 * 1024,
+      fetch: (req) => new LayerBytesSource([layer]).fetch(req),
+      log: silentLogger(),
+    });
+    expect(set.files.map((x) => x.path)).toEqual([
+      '/bin/ls',
+      ...['libselinux.so.1', 'libc.so.6', 'libpcre2-8.so.0'].map((l) => `${lib}/${l}`),
+    ]);
+    expect(r.log, JSON.stringify(r.log)).toContain(`planned none ${set.chunks.length}/${set.bytes}`);
+    // Each chunk of the set fetched by the runner, and nothing of the unrelated file.
+    const key = (c: { chunk: number }) => c.chunk;
+    // (A head read again after its chunk was fetched is asked of the source again: the node's store answers it.)
+    const byRunner = source.fetched;
+    expect(new Set(byRunner.map(key))).toEqual(new Set(set.chunks.map(key)));
+    const unrelated = layer.index.entries.find((e) => e.path === 'srv/unrelated.bin')!;
+    const first = unrelated.dataOffset! + 65536;
+    expect(
+      byRunner.some(
+        (c) =>
+          layer.index.chunks[c.chunk]!.offset >= first &&
+          layer.index.chunks[c.chunk]!.offset + 65536 <= unrelated.dataOffset! + unrelated.size,
+      ),
+    ).toBe(false);
   });
 
   it('stops fetching when the job is cancelled', async () => {

@@ -18,6 +18,7 @@ const settings: PrefetchSettings = {
   concurrency: 2,
   budgetBytes: 1e9,
   background: 'none',
+  startSetBytes: 0,
   defaultBytesPerLayer: 3000,
   maxTraceChunks: 1000,
   pullFromRegistry: false,

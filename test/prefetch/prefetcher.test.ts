@@ -41,6 +41,18 @@ describe('Prefetcher', () => {
     expect(p.status()).toMatchObject({ phase: 'done', chunksDone: 12, chunksTotal: 12, bytesDone: 12_000 });
   });
 
+  it('counts chunks fetched now (a start set reading heads) once, and run does not fetch them again', async () => {
+    const source = new CountingSource();
+    const p = new Prefetcher({ source, concurrency: 2, log: silentLogger() });
+    const items = plan([3, 4, 5]);
+    const bytes = await p.fetchNow(items[1]!);
+    expect(bytes.length).toBe(1000);
+    expect(p.stats()).toMatchObject({ planned: 1, fetched: 1, fetchedBytes: 1000 });
+    const stats = await p.run(items);
+    expect(source.order.map((o) => o.chunk)).toEqual([4, 3, 5]);
+    expect(stats).toMatchObject({ planned: 3, plannedBytes: 3000, fetched: 3, fetchedBytes: 3000 });
+  });
+
   it('respects the byte budget of the plan', async () => {
     const source = new CountingSource();
     const p = new Prefetcher({ source, concurrency: 4, log: silentLogger() });
