@@ -14,17 +14,20 @@ const ConfigSchema = z.object({
   }),
 });
 
-/** The diffIDs of an image config, bottom layer first. */
-export function parseDiffIds(bytes: Buffer, where: string): Digest[] {
+/** The config's JSON, within the size a config can have. */
+function configJson(bytes: Buffer, where: string): unknown {
   if (bytes.length > MAX_CONFIG_BYTES)
     throw new FormatError(`${where}: image config is ${bytes.length} bytes`);
-  let json: unknown;
   try {
-    json = JSON.parse(bytes.toString('utf8'));
+    return JSON.parse(bytes.toString('utf8')) as unknown;
   } catch (e) {
     throw new FormatError(`${where}: image config is not JSON`, { cause: e });
   }
-  const r = ConfigSchema.safeParse(json);
+}
+
+/** The diffIDs of an image config, bottom layer first. */
+export function parseDiffIds(bytes: Buffer, where: string): Digest[] {
+  const r = ConfigSchema.safeParse(configJson(bytes, where));
   if (!r.success) throw new FormatError(`${where}: image config has no valid rootfs.diff_ids`);
   if (r.data.rootfs.type !== 'layers') {
     throw new FormatError(`${where}: image config rootfs.type is ${JSON.stringify(r.data.rootfs.type)}`);
@@ -80,15 +83,7 @@ const RunSchema = z.object({
 
 /** The run settings of an image config; a FormatError when it is not a config or they are not strings. */
 export function parseRunConfig(bytes: Buffer, where: string): RunConfig {
-  if (bytes.length > MAX_CONFIG_BYTES)
-    throw new FormatError(`${where}: image config is ${bytes.length} bytes`);
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    throw new FormatError(`${where}: image config is not JSON`, { cause: e });
-  }
-  const r = RunSchema.safeParse(json);
+  const r = RunSchema.safeParse(configJson(bytes, where));
   if (!r.success)
     throw new FormatError(`${where}: image config has an invalid Entrypoint/Cmd/Env/WorkingDir`);
   const c = r.data.config;

@@ -140,11 +140,8 @@ export class PeerServer {
     if (path.startsWith('/index/')) return this.serveIndex(stream, method, path, remote, answer);
     const req = parseChunkPath(path);
     if (req === undefined || method !== 'GET') return this.reply(stream, 400, '', answer);
-    const admitted = this.o.limits.admit(remote);
-    if (admitted === 'busy' || admitted === 'rate') {
-      this.counters.limited++;
-      return this.reply(stream, admitted === 'busy' ? 503 : 429, '', answer);
-    }
+    const admitted = this.admit(stream, remote, answer);
+    if (admitted === undefined) return;
     const ac = new AbortController();
     stream.once('close', () => ac.abort());
     // The body's MAC goes in a trailer: a pending answer's headers leave before its bytes exist.
@@ -216,11 +213,8 @@ export class PeerServer {
     const build = this.o.responder.index;
     if (req === undefined || method !== 'GET') return this.reply(stream, 400, '', answer);
     if (build === undefined) return this.reply(stream, 404, '', answer);
-    const admitted = this.o.limits.admit(remote);
-    if (admitted === 'busy' || admitted === 'rate') {
-      this.counters.limited++;
-      return this.reply(stream, admitted === 'busy' ? 503 : 429, '', answer);
-    }
+    const admitted = this.admit(stream, remote, answer);
+    if (admitted === undefined) return;
     const ac = new AbortController();
     stream.once('close', () => ac.abort());
     let body: Buffer | undefined;
@@ -248,6 +242,15 @@ export class PeerServer {
     } finally {
       admitted();
     }
+  }
+
+  /** The per-peer limits: a release function, or undefined when the request was turned away (503/429). */
+  private admit(stream: ServerHttp2Stream, remote: string, answer: Answer): (() => void) | undefined {
+    const admitted = this.o.limits.admit(remote);
+    if (admitted !== 'busy' && admitted !== 'rate') return admitted;
+    this.counters.limited++;
+    this.reply(stream, admitted === 'busy' ? 503 : 429, '', answer);
+    return undefined;
   }
 
   /** A short answer; MAC'd when the request was authenticated (`answer`), bare for a refused one. */
