@@ -198,6 +198,27 @@ describe('a Ferry-enabled image index (--bind)', () => {
   });
 });
 
+describe('a TOC annotation on layers that hold no such TOC', () => {
+  it('cannot bind an index to the victim layers: the attacker image fails, the victim mounts as committed', async () => {
+    // The attacker names the victim's plain gzip layers with eStargz TOC annotations of its own choosing.
+    const tocRef = `${registry.host}/evil/toc:1`;
+    const pushed = await pushImage(client, tocRef, {
+      layers: layers.map((data) => ({
+        data,
+        mediaType: MediaType.ociLayerGzip,
+        annotations: { 'containerd.io/snapshot/stargz/toc.digest': `sha256:${'ab'.repeat(32)}` },
+      })),
+    });
+    const node = quietNode([]);
+    await expect(
+      startMount(`${registry.host}/evil/toc@${pushed.manifestDigest}`, join(node.dir, 'evil'), node, 60_000),
+    ).rejects.toThrow(/exited/);
+    const seen = await look(pinned(), node);
+    expect(seen).toMatchObject(HONEST);
+    expect(seen.trust).toEqual(['built', 'built']);
+  });
+});
+
 describe('the image config', () => {
   it('a layer that does not hash to its diffID fails the mount with a clear error', async () => {
     const liar = `${registry.host}/liar/app:1`;
