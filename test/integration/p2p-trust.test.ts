@@ -3,6 +3,7 @@
 // right bytes under a forged response MAC is refused and penalised; a peer that never answers, and one that
 // accepts (authentic headers) and never sends the body, are penalised; node B still reads every file, the
 // same bytes as node A, the stalled chunks from the registry.
+import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { connect } from 'node:http2';
 import { createServer } from 'node:net';
@@ -31,7 +32,8 @@ import { diffId } from '../helpers/push-image.js';
 import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
 
 const run = promisify(execFile);
-const SECRET = 'a-cluster-secret-for-trust-tests';
+// A fresh random secret per run: the config refuses short or placeholder-looking ones.
+const SECRET = randomBytes(32).toString('base64');
 
 interface Node {
   id: string;
