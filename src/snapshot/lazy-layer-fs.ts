@@ -1,17 +1,13 @@
-// The RemoteFileSystem Ferry uses: resolves a layer's index (local store first, so a restart needs no registry
-// round trip; else IndexProvider: registry artifact → TOC → build) and FUSE-mounts it over one shared chunk
-// source stack, through the FUSE holder (mounts outlive this process) or fuse-native. The only snapshot/ file
-// that knows about FUSE, layers and registries.
+// The RemoteFileSystem Ferry uses: takes a layer's trusted index from MountIndexes (mount-index.ts) and
+// FUSE-mounts it over one shared chunk source stack, through the FUSE holder (mounts outlive this process) or
+// fuse-native. With mount-index.ts, the only snapshot/ files that know about FUSE, layers and registries.
 import type { ChunkStore } from '../chunks/chunk-store.js';
-import { FerryError, UnavailableError, NotFoundError } from '../errors.js';
+import { UnavailableError, NotFoundError } from '../errors.js';
 import type { Digest } from '../image/digest.js';
 import type { LayerIndex } from '../image/layer-index.js';
-import { parseReference, withDigest, type ImageReference } from '../image/reference.js';
-import type { IndexProvider, IndexOrigin } from '../index/provider.js';
-import type { IndexStore, MountBinding } from '../index/index-store.js';
-import { auditLayer } from '../layer/layer-audit.js';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { TrustRoot } from '../index/trust.js';
+import { parseReference, type ImageReference } from '../image/reference.js';
+import type { IndexProvider } from '../index/provider.js';
+import type { IndexStore } from '../index/index-store.js';
 import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
 import { lazyUnmount, mountLayer } from '../fuse/mount.js';
@@ -26,6 +22,7 @@ import { fetchChunkFromOrigin } from '../source/origin.js';
 import { OriginSource } from '../source/origin-source.js';
 import { ReadAheadBudget } from '../layer/read-ahead-budget.js';
 import type { ReadAheadSettings } from '../layer/read-ahead.js';
+import { MountIndexes } from './mount-index.js';
 import type { RemoteLayerRef } from './remote-labels.js';
 import type { RemoteFileSystem } from './remote-fs.js';
 import type { SnapshotUsage } from './types.js';
@@ -119,11 +116,19 @@ export class LazyLayerFs implements RemoteFileSystem {
   private readonly readAhead: { settings: ReadAheadSettings; budget: ReadAheadBudget } | undefined;
   /** Withdraws each mounted layer from what peers may fetch through this node. */
   private readonly unregisterPeers = new Map<string, () => void>();
-  /** Ends background audits at shutdown: the next daemon audits what was left unproven. */
-  private readonly auditAbort = new AbortController();
+  /** Which index each mount serves, and the audits of unproven ones. */
+  private readonly indexes: MountIndexes;
 
   constructor(private readonly o: LazyLayerFsOptions) {
     this.log = o.log.child({ component: 'lazy-fs' });
+    this.indexes = new MountIndexes({
+      registry: o.registry,
+      indexStore: o.indexStore,
+      provider: o.provider,
+      log: this.log,
+      auditLazyLayers: o.auditLazyLayers,
+      auditDelayMs: o.auditDelayMs,
+    });
     const origin = {
       blobFor: (index: LayerIndex) => this.blobFor(index),
       fetch: fetchChunkFromOrigin,
@@ -196,7 +201,7 @@ export class LazyLayerFs implements RemoteFileSystem {
 
   async mount(mountpoint: string, layer: RemoteLayerRef, signal?: AbortSignal): Promise<SnapshotUsage> {
     const ref = parseReference(layer.imageRef);
-    const { index, origin, binding } = await this.resolveIndex(ref, layer, mountpoint, signal);
+    const { index, origin, binding } = await this.indexes.resolve(ref, layer, mountpoint, signal);
     signal?.throwIfAborted();
     this.indexRefs.set(index, ref);
     if (!this.refs.has(index.layerDigest)) this.refs.set(index.layerDigest, ref);
@@ -243,7 +248,9 @@ export class LazyLayerFs implements RemoteFileSystem {
     const unregister = this.o.peers?.register([index], this.source.source);
     if (unregister !== undefined) this.unregisterPeers.set(mountpoint, unregister);
     this.log.info({ mountpoint, layer: layer.layerDigest, index: origin }, 'lazy layer mounted');
-    const verified = binding.audited ? undefined : this.auditLater(ref, layer, index, mountpoint, binding);
+    const verified = binding.audited
+      ? undefined
+      : this.indexes.auditLater(ref, layer, index, mountpoint, binding, this.source.source);
     return { sizeBytes: index.compressedSize, inodes: index.entries.length, verified };
   }
 
@@ -352,7 +359,7 @@ export class LazyLayerFs implements RemoteFileSystem {
    */
   async detachAll(drainMs: number): Promise<void> {
     this.detaching = true;
-    this.auditAbort.abort();
+    this.indexes.stop();
     const served = [...this.mounts.entries()];
     await Promise.all(served.map(async ([, m]) => m.detach?.(drainMs)));
     for (const [mp] of served) {
@@ -370,92 +377,6 @@ export class LazyLayerFs implements RemoteFileSystem {
     this.unregisterPeers.delete(mountpoint);
   }
   // --- end holder engine ---
-
-  /**
-   * The index this mount serves. A remount or adoption of the same snapshot takes the index recorded for it;
-   * otherwise the image is resolved, its config's chain ID must be the snapshot's target (or containerd would
-   * reuse the snapshot for other content), and the provider returns an index trusted for this image.
-   */
-  private async resolveIndex(
-    ref: ImageReference,
-    layer: RemoteLayerRef,
-    mountpoint: string,
-    signal?: AbortSignal,
-  ): Promise<{ index: LayerIndex; origin: IndexOrigin; binding: MountBinding }> {
-    const store = this.o.indexStore;
-    const recorded = await store.mountKey(mountpoint, layer.layerDigest, signal);
-    if (recorded !== undefined) {
-      const local = await store.get(layer.layerDigest, recorded.key, signal);
-      if (local !== undefined) return { index: local, origin: 'local', binding: recorded };
-    }
-    const image = await this.resolveImage(ref, layer.manifestDigest, signal);
-    const i = image.manifest.layers.findIndex((l) => l.digest === layer.layerDigest);
-    if (i < 0)
-      throw new NotFoundError(
-        `layer ${layer.layerDigest} is not in ${ref.toString()} (${image.manifestDigest})`,
-      );
-    const layers = await this.o.provider.layersOf(image, signal);
-    if (layers.chainIds[i] !== layer.target) {
-      throw new FerryError(
-        'FAILED_PRECONDITION',
-        `layer ${i + 1} of ${ref.toString()}: the snapshot is to be committed as ${layer.target}, but the image ` +
-          `config's diffIDs make its chain ID ${layers.chainIds[i]}`,
-      );
-    }
-    // Only this layer: the others are asked for by their own Prepare calls (and may never be needed).
-    const [provided] = await this.o.provider.forImage(image, {
-      only: [layer.layerDigest],
-      layers,
-      ...(signal !== undefined ? { signal } : {}),
-    });
-    if (provided === undefined) throw new UnavailableError(`no index for layer ${layer.layerDigest}`);
-    // A build (here, or by an authenticated cluster peer) is proof by itself; other roots are audited (auditLater).
-    const binding = { key: provided.key, audited: this.needsNoAudit(provided.root) };
-    await store.setMountKey(mountpoint, layer.layerDigest, binding, signal);
-    return { index: provided.index, origin: provided.origin, binding };
-  }
-
-  /**
-   * containerd reuses a committed snapshot for every image with its chain ID, so a layer served from a TOC or a
-   * published index must be proven to be the layer its diffID names, as containerd's own unpack proves it: the
-   * blob is streamed once in the background (digest and diffID checked), and the served tree and every file's
-   * bytes are compared with it. Rejects with an IntegrityError on the first difference.
-   */
-  private needsNoAudit(root: TrustRoot): boolean {
-    const policy = this.o.auditLazyLayers ?? 'unsigned';
-    if (policy === 'off' || root.kind === 'built' || root.kind === 'peer') return true;
-    return root.kind === 'signed' && policy === 'unsigned';
-  }
-
-  private async auditLater(
-    ref: ImageReference,
-    layer: RemoteLayerRef,
-    index: LayerIndex,
-    mountpoint: string,
-    binding: MountBinding,
-  ): Promise<void> {
-    const signal = this.auditAbort.signal;
-    await sleep(this.o.auditDelayMs ?? 30_000, undefined, { signal, ref: false });
-    const image = await this.resolveImage(ref, layer.manifestDigest, signal);
-    const truth = await this.o.provider.buildVerified(image, layer.layerDigest, signal);
-    await auditLayer({ served: index, truth: truth.index, source: this.source.source, signal });
-    await this.o.indexStore.setMountKey(mountpoint, layer.layerDigest, { ...binding, audited: true }, signal);
-    this.log.info(
-      { mountpoint, layer: layer.layerDigest },
-      'lazy layer audited: it is the layer its digests name',
-    );
-  }
-
-  /**
-   * The image as the client named it (a Ferry-enabled image index binds its index only when reached that way),
-   * unless the name now points elsewhere than the manifest the client resolved: then that manifest by digest.
-   */
-  private async resolveImage(ref: ImageReference, manifestDigest: Digest | undefined, signal?: AbortSignal) {
-    if (manifestDigest === undefined) return this.o.registry.resolve(ref, signal);
-    const named = await this.o.registry.resolve(ref, signal).catch(() => undefined);
-    if (named?.manifestDigest === manifestDigest) return named;
-    return this.o.registry.resolve(withDigest(ref, manifestDigest), signal);
-  }
 
   async check(mountpoint: string): Promise<void> {
     if (!this.mounts.has(mountpoint)) throw new UnavailableError(`no lazy layer mounted at ${mountpoint}`);
@@ -481,7 +402,7 @@ export class LazyLayerFs implements RemoteFileSystem {
   }
 
   async unmountAll(): Promise<void> {
-    this.auditAbort.abort();
+    this.indexes.stop();
     for (const mp of this.mountpoints()) await this.unmount(mp).catch(() => undefined);
   }
 }
