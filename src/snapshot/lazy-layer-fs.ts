@@ -269,6 +269,11 @@ export class LazyLayerFs implements RemoteFileSystem {
     return this.holderClient?.holderPid;
   }
 
+  /** The snapshots socket the holder keeps across daemon restarts (the daemon serves on its `target`). */
+  get holderSnapshotsSocket(): { socket: string; target: string } | undefined {
+    return this.holderClient?.snapshots;
+  }
+
   private async connectHolder(signal?: AbortSignal): Promise<HolderClient> {
     if (this.holderClient !== undefined) return this.holderClient;
     if (this.o.holder === undefined) throw new UnavailableError('no FUSE holder configured');
