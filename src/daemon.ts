@@ -16,8 +16,7 @@ import { MetadataStore } from './snapshot/metadata-store.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
 import { LazyLayerFs, type LayerPeers, type LayerReadObserver } from './snapshot/lazy-layer-fs.js';
 import { claimSocketPath, SnapshotsServer } from './api/snapshots-server.js';
-import { takeActivatedSocket } from './api/socket-activation.js';
-import { InheritedSocket } from './api/inherited-socket.js';
+import { activatedSocket } from './api/inherited-socket.js';
 import { startDaemonPrefetch, type DaemonPrefetch } from './api/prefetch-daemon.js'; // prefetch wiring
 
 export interface DaemonParts {
@@ -131,9 +130,9 @@ export class Daemon {
     const { config, log } = parts;
     const paths = snapshotterPaths(config);
     // Where containerd's socket lives across restarts: systemd's ferry.socket, else the holder, else this process.
-    const listenFd = takeActivatedSocket();
-    // Accepting (and answering each handshake) from now on: containerd's connections must not sit unanswered.
-    const inherited = listenFd !== undefined ? await InheritedSocket.open(listenFd, log) : undefined;
+    // systemd's socket, accepting (and answering each handshake) since bin/ferry.js opened it.
+    const inherited = await activatedSocket();
+    inherited?.useLogger(log);
     const holderUsed = config.snapshotter.lazy && config.fuse.engine === 'raw';
     // Fail early when another daemon serves: on containerd's path, or on our own behind a holder that keeps it.
     if (inherited === undefined)
@@ -158,7 +157,7 @@ export class Daemon {
                   config,
                   log,
                   parts.spawnHolder ?? config.fuse.spawnHolder,
-                  listenFd === undefined ? paths.socketPath : undefined,
+                  inherited === undefined ? paths.socketPath : undefined,
                 )
               : undefined,
           peers: parts.peers,
@@ -186,7 +185,7 @@ export class Daemon {
       overlayOptions: await overlayOptions(),
     });
     const kept = lazyFs?.holderSnapshotsSocket;
-    const relayed = listenFd === undefined && kept?.socket === paths.socketPath;
+    const relayed = inherited === undefined && kept?.socket === paths.socketPath;
     const server = new SnapshotsServer({
       socketPath: relayed ? kept.target : paths.socketPath,
       ...(relayed ? { socketMode: 0o600 } : {}),
@@ -216,7 +215,7 @@ export class Daemon {
     log.info(
       {
         socket: paths.socketPath,
-        via: listenFd !== undefined ? 'systemd socket' : relayed ? 'holder' : 'own socket',
+        via: inherited !== undefined ? 'systemd socket' : relayed ? 'holder' : 'own socket',
         root: paths.root,
         lazy: lazyFs !== undefined,
         ...(lazyFs?.holderPid !== undefined ? { holderPid: lazyFs.holderPid } : {}),

@@ -5,25 +5,41 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { FerryError } from '../errors.js';
 import { answerPreface } from '../fuse/holder/h2-preface.js';
 import type { Logger } from '../log.js';
+import { takeActivatedSocket } from './socket-activation.js';
 
 /** Connections waiting for the gRPC server at once; more are closed (the client redials). */
 const MAX_WAITING = 512;
 const PREFACE_TIMEOUT_MS = 10_000;
 
+let opened: Promise<InheritedSocket | undefined> | undefined;
+
+/**
+ * systemd's socket when it was passed to this process, accepting from the first call on (bin/ferry.js makes it
+ * before loading the CLI; the daemon's start gets the same one); undefined without socket activation.
+ */
+export function activatedSocket(): Promise<InheritedSocket | undefined> {
+  opened ??= (async () => {
+    const fd = takeActivatedSocket();
+    return fd === undefined ? undefined : InheritedSocket.open(fd);
+  })();
+  return opened;
+}
+
 export class InheritedSocket {
   private readonly waiting = new Set<Socket>();
   private inject: ((sock: Socket) => void) | undefined;
+  /** Absent until the daemon hands its logger over (useLogger); what happens before is not logged. */
+  private log: Logger | undefined;
 
   private constructor(
     private readonly listener: Server,
     readonly fd: number,
-    private readonly log: Logger,
   ) {}
 
   /** Starts accepting on the inherited listening descriptor `fd`. */
-  static async open(fd: number, log: Logger): Promise<InheritedSocket> {
+  static async open(fd: number): Promise<InheritedSocket> {
     const listener = createServer({ pauseOnConnect: true });
-    const self = new InheritedSocket(listener, fd, log.child({ component: 'grpc' }));
+    const self = new InheritedSocket(listener, fd);
     listener.on('connection', (sock: Socket) => void self.admit(sock));
     await new Promise<void>((resolve, reject) => {
       listener.once('error', (err) =>
@@ -35,8 +51,12 @@ export class InheritedSocket {
       );
       listener.listen({ fd }, () => resolve());
     });
-    listener.on('error', (err) => self.log.error({ err }, 'inherited snapshots socket failed'));
+    listener.on('error', (err) => self.log?.error({ err }, 'inherited snapshots socket failed'));
     return self;
+  }
+
+  useLogger(log: Logger): void {
+    this.log = log.child({ component: 'grpc' });
   }
 
   /** From now on each connection goes to `inject` (grpc-js), the waiting ones first. */
@@ -45,7 +65,7 @@ export class InheritedSocket {
     const waiting = [...this.waiting];
     this.waiting.clear();
     if (waiting.length > 0)
-      this.log.info({ connections: waiting.length }, 'serving connections made during start');
+      this.log?.info({ connections: waiting.length }, 'serving connections made during start');
     for (const s of waiting) if (!s.destroyed) inject(s);
   }
 
@@ -58,7 +78,7 @@ export class InheritedSocket {
   }
 
   private async admit(sock: Socket): Promise<void> {
-    sock.on('error', (e) => this.log.debug({ err: String(e) }, 'snapshots client connection error'));
+    sock.on('error', (e) => this.log?.debug({ err: String(e) }, 'snapshots client connection error'));
     if (!(await answerPreface(sock, PREFACE_TIMEOUT_MS))) return;
     if (this.inject !== undefined) return this.inject(sock);
     if (!this.listener.listening || this.waiting.size >= MAX_WAITING) return void sock.destroy();

@@ -294,6 +294,11 @@ export class LazyLayerFs implements RemoteFileSystem {
       { err: err === undefined ? undefined : String(err), lost: lost.length },
       'FUSE holder went away',
     );
+    // It also kept containerd's socket: a new holder (the same command) takes it back now, not at the next mount.
+    if (client.snapshots !== undefined)
+      void this.connectHolder().catch((e: unknown) =>
+        this.log.error({ err: String(e) }, 'no new FUSE holder for the snapshots socket'),
+      );
   }
 
   private async mountHeld(
