@@ -50,7 +50,7 @@ export function holderSocketPath(config: Readonly<FerryConfig>): string {
   return config.fuse.holderSocket ?? join(config.daemon.runDir, 'fuse-holder.sock');
 }
 
-/** The daemon's own snapshots socket (0600) when the holder keeps containerd's path: `snapshotter.sock` → `snapshotter-daemon.sock`. */
+/** The daemon's own socket (0600) when the holder keeps containerd's: `snapshotter.sock` → `snapshotter-daemon.sock`. */
 export function daemonSocketPath(socketPath: string): string {
   return join(dirname(socketPath), `${basename(socketPath, '.sock')}-daemon.sock`);
 }
@@ -129,8 +129,8 @@ export class Daemon {
   static async start(parts: DaemonParts): Promise<Daemon> {
     const { config, log } = parts;
     const paths = snapshotterPaths(config);
-    // Where containerd's socket lives across restarts: systemd's ferry.socket, else the holder, else this process.
-    // systemd's socket, accepting (and answering each handshake) since bin/ferry.js opened it.
+    // Where containerd's socket lives across restarts: systemd's ferry.socket (accepting, each handshake answered,
+    // since bin/ferry.js opened it), else the holder, else this process.
     const inherited = await activatedSocket();
     inherited?.useLogger(log);
     const holderUsed = config.snapshotter.lazy && config.fuse.engine === 'raw';
