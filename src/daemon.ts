@@ -50,7 +50,7 @@ export function holderSocketPath(config: Readonly<FerryConfig>): string {
   return config.fuse.holderSocket ?? join(config.daemon.runDir, 'fuse-holder.sock');
 }
 
-/** The daemon's own socket (0600) when the holder keeps containerd's: `snapshotter.sock` → `snapshotter-daemon.sock`. */
+/** The daemon's own socket (0600) when the holder keeps containerd's: `x.sock` → `x-daemon.sock`. */
 export function daemonSocketPath(socketPath: string): string {
   return join(dirname(socketPath), `${basename(socketPath, '.sock')}-daemon.sock`);
 }
