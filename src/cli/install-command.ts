@@ -1,6 +1,6 @@
 // `ferry install [--prefix DIR]`: puts the systemd units (ferry.socket, ferry.service, ferry-fuse.service) and a
-// default config in place (a config already there is kept) and prints the containerd config snippet and the next commands.
-// Writes nothing outside <prefix>.
+// default config in place (a config already there is kept) and prints the containerd config snippet and the next
+// commands. Writes nothing outside <prefix>.
 import { chmod, readFile, realpath, stat, writeFile } from 'node:fs/promises';
 import { dirWithMode } from '../private-fs.js';
 import { dirname, join, resolve } from 'node:path';
