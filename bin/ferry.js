@@ -36,7 +36,14 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
 
 // `ferry fuse-holder` skips the CLI and the daemon's modules entirely: the holder must start fast and stay small.
 const entry = sub === 'fuse-holder' ? '../dist/fuse/holder/main.js' : '../dist/main.js';
-import(entry)
+// A socket-activated daemon accepts (and answers containerd's handshake) before loading the CLI: containerd gives
+// a connection about a second, and loading takes most of one (docs/restart.md).
+const early =
+  sub === 'daemon' && process.env.LISTEN_PID === String(process.pid)
+    ? import('../dist/api/inherited-socket.js').then((m) => m.activatedSocket())
+    : Promise.resolve();
+early
+  .then(() => import(entry))
   .then((m) => (typeof m.main === 'function' ? m.main(process.argv) : undefined))
   .catch((e) => {
     process.stderr.write(`ferry: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

@@ -1,7 +1,7 @@
 // Composition root of `ferry daemon`: builds the snapshotter (metadata store, lazy layer FS, snapshot dirs) and
 // the gRPC server from config and already-built shared parts, and owns the start and stop order.
 import { access, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FerryConfig } from './config/load.js';
 import type { ChunkStore } from './chunks/chunk-store.js';
@@ -16,6 +16,7 @@ import { MetadataStore } from './snapshot/metadata-store.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
 import { LazyLayerFs, type LayerPeers, type LayerReadObserver } from './snapshot/lazy-layer-fs.js';
 import { claimSocketPath, SnapshotsServer } from './api/snapshots-server.js';
+import { activatedSocket } from './api/inherited-socket.js';
 import { startDaemonPrefetch, type DaemonPrefetch } from './api/prefetch-daemon.js'; // prefetch wiring
 
 export interface DaemonParts {
@@ -49,9 +50,21 @@ export function holderSocketPath(config: Readonly<FerryConfig>): string {
   return config.fuse.holderSocket ?? join(config.daemon.runDir, 'fuse-holder.sock');
 }
 
-/** How LazyLayerFs reaches the holder: connect, or start one (detached, so it outlives this process). */
-function holderLink(config: Readonly<FerryConfig>, log: Logger, spawn: boolean) {
+/** The daemon's own socket (0600) when the holder keeps containerd's: `x.sock` → `x-daemon.sock`. */
+export function daemonSocketPath(socketPath: string): string {
+  return join(dirname(socketPath), `${basename(socketPath, '.sock')}-daemon.sock`);
+}
+
+/**
+ * How LazyLayerFs reaches the holder: connect, or start one (detached, so it outlives this process). A holder
+ * this daemon starts also keeps the snapshots socket (`snapshotsSocket`), unless systemd already does.
+ */
+function holderLink(config: Readonly<FerryConfig>, log: Logger, spawn: boolean, snapshotsSocket?: string) {
   const socketPath = holderSocketPath(config);
+  const relay =
+    snapshotsSocket === undefined
+      ? []
+      : ['--snapshots-socket', snapshotsSocket, '--snapshots-target', daemonSocketPath(snapshotsSocket)];
   const command = [
     process.execPath,
     FERRY_BIN,
@@ -62,6 +75,7 @@ function holderLink(config: Readonly<FerryConfig>, log: Logger, spawn: boolean) 
     String(config.fuse.holderMaxMounts),
     '--orphan-timeout-ms',
     String(config.fuse.holderOrphanTimeoutMs),
+    ...relay,
   ];
   return {
     connect: (signal?: AbortSignal) =>
@@ -115,7 +129,14 @@ export class Daemon {
   static async start(parts: DaemonParts): Promise<Daemon> {
     const { config, log } = parts;
     const paths = snapshotterPaths(config);
-    await claimSocketPath(paths.socketPath, log);
+    // Where containerd's socket lives across restarts: systemd's ferry.socket (accepting, each handshake answered,
+    // since bin/ferry.js opened it), else the holder, else this process.
+    const inherited = await activatedSocket();
+    inherited?.useLogger(log);
+    const holderUsed = config.snapshotter.lazy && config.fuse.engine === 'raw';
+    // Fail early when another daemon serves: on containerd's path, or on our own behind a holder that keeps it.
+    if (inherited === undefined)
+      await claimSocketPath(holderUsed ? daemonSocketPath(paths.socketPath) : paths.socketPath, log);
     await mkdir(paths.root, { recursive: true, mode: 0o700 });
     const store = new MetadataStore({ path: join(paths.root, 'metadata.db') });
     const lazyFs = config.snapshotter.lazy
@@ -132,7 +153,12 @@ export class Daemon {
           negativeTimeoutSec: config.fuse.negativeTimeoutS,
           holder:
             config.fuse.engine === 'raw'
-              ? holderLink(config, log, parts.spawnHolder ?? config.fuse.spawnHolder)
+              ? holderLink(
+                  config,
+                  log,
+                  parts.spawnHolder ?? config.fuse.spawnHolder,
+                  inherited === undefined ? paths.socketPath : undefined,
+                )
               : undefined,
           peers: parts.peers,
           readAhead: config.readAhead,
@@ -147,6 +173,7 @@ export class Daemon {
       await cleanStaleMounts({ dir: paths.root, log, skip: new Set(lazyFs?.heldMountpoints() ?? []) });
     } catch (e) {
       store.close();
+      await inherited?.close();
       throw e;
     }
     const snapshotter = new Snapshotter({
@@ -157,8 +184,12 @@ export class Daemon {
       remoteTimeoutMs: config.snapshotter.remoteTimeoutMs,
       overlayOptions: await overlayOptions(),
     });
+    const kept = lazyFs?.holderSnapshotsSocket;
+    const relayed = inherited === undefined && kept?.socket === paths.socketPath;
     const server = new SnapshotsServer({
-      socketPath: paths.socketPath,
+      socketPath: relayed ? kept.target : paths.socketPath,
+      ...(relayed ? { socketMode: 0o600 } : {}),
+      ...(inherited !== undefined ? { inherited } : {}),
       snapshotter,
       log,
       ...(parts.onGrpcCall !== undefined ? { onCall: parts.onGrpcCall } : {}), // metrics wiring
@@ -178,11 +209,13 @@ export class Daemon {
       await snapshotter.close().catch(() => undefined);
       await lazyFs?.unmountAll();
       store.close();
+      await inherited?.close();
       throw e;
     }
     log.info(
       {
         socket: paths.socketPath,
+        via: inherited !== undefined ? 'systemd socket' : relayed ? 'holder' : 'own socket',
         root: paths.root,
         lazy: lazyFs !== undefined,
         ...(lazyFs?.holderPid !== undefined ? { holderPid: lazyFs.holderPid } : {}),

@@ -1,11 +1,13 @@
 // The gRPC server on a unix socket (mode 0660) serving the snapshots service. Refuses to start over a live
 // socket, replaces a stale one, and shuts down in order: stop accepting, drain within a deadline, remove the socket.
+// Or it serves a listening socket it inherited (systemd's ferry.socket), which it never removes.
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { lstat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { FerryError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { InheritedSocket } from './inherited-socket.js';
 import { bindSocketPrivately, dirWithMode } from '../private-fs.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { loadSnapshotsProto, serviceDefinition, SNAPSHOTS_SERVICE } from './proto.js';
@@ -19,6 +21,8 @@ export interface SnapshotsServerOptions {
   log: Logger;
   /** Default 0o660: containerd runs as root; a group may be granted access. */
   socketMode?: number;
+  /** systemd's listening socket, accepted on instead of binding socketPath (socket activation). */
+  inherited?: InheritedSocket;
   /** metrics hook: one call per finished RPC (method, gRPC status name, seconds). */
   onCall?: (method: string, code: string, seconds: number) => void;
 }
@@ -57,7 +61,8 @@ export class SnapshotsServer {
 
   async start(): Promise<void> {
     const path = this.o.socketPath;
-    await claimSocketPath(path, this.log);
+    const { inherited } = this.o;
+    if (inherited === undefined) await claimSocketPath(path, this.log);
     const server = new Server({
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
@@ -72,6 +77,13 @@ export class SnapshotsServer {
         ...(this.o.onCall !== undefined ? { onCall: this.o.onCall } : {}), // metrics hook
       }),
     );
+    if (inherited !== undefined) {
+      const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+      inherited.serve((sock) => injector.injectConnection(sock));
+      this.server = server;
+      this.log.info({ socket: path, fd: inherited.fd }, 'snapshots API serving the inherited socket');
+      return;
+    }
     const bind = (at: string) =>
       new Promise<void>((resolve, reject) =>
         server.bindAsync(`unix://${at}`, ServerCredentials.createInsecure(), (err) =>
@@ -95,6 +107,8 @@ export class SnapshotsServer {
     const server = this.server;
     if (server === undefined) return;
     this.server = undefined;
+    // Stop accepting: connections made from now on wait in the socket's backlog for the next daemon.
+    void this.o.inherited?.close();
     const drained = new Promise<boolean>((resolve) => server.tryShutdown(() => resolve(true)));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => {
@@ -108,7 +122,7 @@ export class SnapshotsServer {
       this.abort.abort();
       server.forceShutdown();
     }
-    await unlink(this.o.socketPath).catch(() => undefined);
+    if (this.o.inherited === undefined) await unlink(this.o.socketPath).catch(() => undefined);
     this.log.info('snapshots API stopped');
   }
 }

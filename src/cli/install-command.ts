@@ -1,6 +1,6 @@
-// `ferry install [--prefix DIR]`: puts the systemd units (ferry.service, ferry-fuse.service) and a default config
-// in place (a config already there is kept) and prints the containerd config snippet and the next commands.
-// Writes nothing outside <prefix>.
+// `ferry install [--prefix DIR]`: puts the systemd units (ferry.socket, ferry.service, ferry-fuse.service) and a
+// default config in place (a config already there is kept) and prints the containerd config snippet and the next
+// commands. Writes nothing outside <prefix>.
 import { chmod, readFile, realpath, stat, writeFile } from 'node:fs/promises';
 import { dirWithMode } from '../private-fs.js';
 import { dirname, join, resolve } from 'node:path';
@@ -41,6 +41,7 @@ export function installConfigToml(): string {
 export interface InstallResult {
   unitPath: string;
   holderUnitPath: string;
+  socketUnitPath: string;
   configPath: string;
   configWritten: boolean;
   snippet: string;
@@ -59,6 +60,8 @@ export async function install(o: InstallOptions = {}): Promise<InstallResult> {
     'ferry-fuse.service',
     o.holderExecStart ?? `${ferry} fuse-holder --socket ${HOLDER_SOCKET_PATH} --orphan-timeout-ms 0`,
   );
+  // The socket unit has no ExecStart; its ListenStream is SOCKET_PATH, the snippet's address.
+  const socketUnitPath = await writeUnit(prefix, 'ferry.socket');
   const configPath = join(prefix, CONFIG_PATH);
   const exists = await stat(configPath).then(
     () => true,
@@ -72,17 +75,17 @@ export async function install(o: InstallOptions = {}): Promise<InstallResult> {
   return {
     unitPath,
     holderUnitPath,
+    socketUnitPath,
     configPath,
     configWritten: !exists,
     snippet: containerdSnippet({ name: 'ferry', socketPath: SOCKET_PATH }),
   };
 }
 
-async function writeUnit(prefix: string, name: string, execStart: string): Promise<string> {
-  const text = (await readFile(join(unitSourceDir(), name), 'utf8')).replace(
-    /^ExecStart=.*$/m,
-    `ExecStart=${execStart}`,
-  );
+async function writeUnit(prefix: string, name: string, execStart?: string): Promise<string> {
+  const shipped = await readFile(join(unitSourceDir(), name), 'utf8');
+  const text =
+    execStart === undefined ? shipped : shipped.replace(/^ExecStart=.*$/m, `ExecStart=${execStart}`);
   const path = join(prefix, UNIT_DIR, name);
   await dirWithMode(dirname(path), 0o755);
   await writeFile(path, text, { mode: 0o644 });
@@ -93,12 +96,12 @@ async function writeUnit(prefix: string, name: string, execStart: string): Promi
 export async function runInstall(o: InstallOptions): Promise<void> {
   const r = await install(o);
   const out = process.stdout;
-  out.write(`installed ${r.unitPath}\ninstalled ${r.holderUnitPath}\n`);
+  out.write(`installed ${r.socketUnitPath}\ninstalled ${r.unitPath}\ninstalled ${r.holderUnitPath}\n`);
   out.write(r.configWritten ? `wrote ${r.configPath}\n` : `kept existing ${r.configPath}\n`);
   out.write('\nAdd to /etc/containerd/config.toml (containerd 1.6/1.7, version = 2):\n\n');
   out.write(r.snippet);
   out.write(
-    '\nThen:\n  systemctl daemon-reload\n  systemctl enable --now ferry\n  systemctl restart containerd\n' +
+    '\nThen:\n  systemctl daemon-reload\n  systemctl enable --now ferry.socket ferry\n  systemctl restart containerd\n' +
       '  ferry doctor\n',
   );
 }

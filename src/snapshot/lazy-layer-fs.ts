@@ -276,6 +276,11 @@ export class LazyLayerFs implements RemoteFileSystem {
     return this.holderClient?.holderPid;
   }
 
+  /** The snapshots socket the holder keeps across daemon restarts (the daemon serves on its `target`). */
+  get holderSnapshotsSocket(): { socket: string; target: string } | undefined {
+    return this.holderClient?.snapshots;
+  }
+
   private async connectHolder(signal?: AbortSignal): Promise<HolderClient> {
     if (this.holderClient !== undefined) return this.holderClient;
     if (this.o.holder === undefined) throw new UnavailableError('no FUSE holder configured');
@@ -296,6 +301,11 @@ export class LazyLayerFs implements RemoteFileSystem {
       { err: err === undefined ? undefined : String(err), lost: lost.length },
       'FUSE holder went away',
     );
+    // It also kept containerd's socket: a new holder (the same command) takes it back now, not at the next mount.
+    if (client.snapshots !== undefined)
+      void this.connectHolder().catch((e: unknown) =>
+        this.log.error({ err: String(e) }, 'no new FUSE holder for the snapshots socket'),
+      );
   }
 
   private async mountHeld(

@@ -5,6 +5,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
+import { daemonSocketPath } from '../../src/daemon.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { snapshotsClient } from '../api/grpc-client.js';
 import {
@@ -195,14 +196,16 @@ describe('ferry daemon under containerd', () => {
     expect(stdout).toBe('hello from a lazy layer\n');
   });
 
-  it('SIGTERM shuts down cleanly: exit 0, socket removed, layers left to the holder until it stops', async () => {
+  it('SIGTERM shuts down cleanly: exit 0, own socket removed, layers and containerd socket left to the holder until it stops', async () => {
     expect(await fuseMountsBelow(paths.root)).toHaveLength(2);
     const holderPid = daemon.holderPid;
     const code = await daemon.stop('SIGTERM');
     expect(code).toBe(0);
-    expect(() => statSync(paths.socketPath)).toThrow();
+    expect(() => statSync(daemonSocketPath(paths.socketPath))).toThrow();
+    expect(statSync(paths.socketPath).isSocket()).toBe(true); // the holder keeps it for the next daemon
     expect(await fuseMountsBelow(paths.root)).toHaveLength(2);
     await stopHolder(holderPid); // as `systemctl stop ferry-fuse`: it unmounts what it holds
+    expect(() => statSync(paths.socketPath)).toThrow();
     expect(await fuseMountsBelow(paths.root)).toEqual([]);
     expect(daemon.stderr()).toContain('"ferry daemon stopped"');
     // No errors logged over the whole run (a failed restore or unmount would be one).

@@ -27,8 +27,8 @@ describe('systemd/ferry.service', () => {
       throw new Error(`${ANALYZE} is missing: apt-get install systemd (scripts/install-deps.sh)`);
     const prefix = mkdtempSync(join(tmpdir(), 'ferry-install-'));
     const r = await install({ prefix });
-    const { stdout, stderr } = await run(ANALYZE, ['verify', r.unitPath, r.holderUnitPath]);
-    expect(`${stdout}${stderr}`).not.toMatch(/ferry(-fuse)?\.service/);
+    const { stdout, stderr } = await run(ANALYZE, ['verify', r.socketUnitPath, r.unitPath, r.holderUnitPath]);
+    expect(`${stdout}${stderr}`).not.toMatch(/ferry(-fuse)?\.(service|socket)/);
     expect(readFileSync(r.unitPath, 'utf8')).toMatch(/^ExecStart=.* daemon --config \S+ --no-spawn-holder$/m);
     expect(readFileSync(r.holderUnitPath, 'utf8')).toMatch(
       /^ExecStart=.* fuse-holder --socket \/run\/ferry\/fuse-holder.sock --orphan-timeout-ms 0$/m,
@@ -46,6 +46,10 @@ describe('systemd/ferry.service', () => {
     expect(one('RuntimeDirectoryPreserve')).toBe('yes');
     expect(one('CacheDirectory')).toBe('ferry');
     expect(one('Restart')).toBe('on-failure');
+    // containerd's socket is systemd's (ferry.socket): it outlives every restart of this unit.
+    expect(one('Requires')).toMatch(/ferry\.socket/);
+    expect(one('After')).toMatch(/ferry\.socket/);
+    expect(one('Also')).toBe('ferry.socket');
     // The holder is its own unit, so restarting this one (KillMode=mixed ends its whole cgroup) keeps the mounts.
     expect(one('Wants')).toMatch(/ferry-fuse\.service/);
     expect(one('After')).toMatch(/ferry-fuse\.service/);
@@ -86,6 +90,25 @@ describe('systemd/ferry.service', () => {
     expect(again.configWritten).toBe(false);
     expect(again.snippet).toMatch(/disable_snapshot_annotations = false/);
     expect(again.snippet).toMatch(/address = "\/run\/ferry\/snapshotter.sock"/);
+  });
+});
+
+describe('systemd/ferry.socket', () => {
+  it("listens on containerd's address for ferry.service, and keeps the socket when stopped", async () => {
+    const d = directives(readFileSync(join(import.meta.dirname, '../../systemd/ferry.socket'), 'utf8'));
+    const one = (k: string) => d.get(k)?.[0];
+    const r = await install({ prefix: mkdtempSync(join(tmpdir(), 'ferry-install-')) });
+    // The address containerd is told to use is the one systemd listens on.
+    expect(r.snippet).toContain(`address = "${one('ListenStream')}"`);
+    expect(one('ListenStream')).toBe('/run/ferry/snapshotter.sock');
+    expect(one('SocketMode')).toBe('0660');
+    expect(one('Service')).toBe('ferry.service');
+    expect(one('Before')).toBe('containerd.service');
+    expect(one('RemoveOnStop')).toBe('no');
+    expect(d.has('Accept')).toBe(false); // one daemon serves every connection (Accept=no)
+    expect(readFileSync(r.socketUnitPath, 'utf8')).toBe(
+      readFileSync(join(import.meta.dirname, '../../systemd/ferry.socket'), 'utf8'),
+    );
   });
 });
 

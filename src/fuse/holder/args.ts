@@ -6,11 +6,16 @@ export interface HolderArgs {
   orphanTimeoutMs: number;
   idleExitMs: number;
   logLevel: string;
+  /** Keep the snapshots socket here across daemon restarts, relayed to snapshotsTarget ('' = off). */
+  snapshotsSocket: string;
+  snapshotsTarget: string;
+  snapshotsMode: number;
 }
 
 const USAGE =
   'usage: ferry fuse-holder --socket <path> [--max-mounts <n>] [--orphan-timeout-ms <ms>] ' +
-  '[--idle-exit-ms <ms>] [--log-level <level>]';
+  '[--idle-exit-ms <ms>] [--log-level <level>] ' +
+  '[--snapshots-socket <path> --snapshots-target <path> [--snapshots-mode <octal>]]';
 
 export const HOLDER_HELP = `${USAGE}
 
@@ -23,6 +28,10 @@ starts one when none answers; under systemd, ferry-fuse.service runs it. See doc
   --orphan-timeout-ms <ms>   with mounts but no daemon this long, unmount them and exit (default 600000; 0 never)
   --idle-exit-ms <ms>        with no mounts and no daemon this long, exit (default 30000; 0 never)
   --log-level <level>        pino level (default info)
+  --snapshots-socket <path>  also listen on containerd's snapshots socket and relay each connection to the
+                             daemon's own socket; connections made while no daemon runs wait for the next one
+  --snapshots-target <path>  the daemon's own snapshots socket (required with --snapshots-socket)
+  --snapshots-mode <octal>   mode of --snapshots-socket (default 660)
 SIGTERM/SIGINT: unmount every held layer (lazily) and exit.
 `;
 
@@ -39,6 +48,9 @@ export function parseHolderArgs(argv: readonly string[]): HolderArgs {
     orphanTimeoutMs: 600_000,
     idleExitMs: 30_000,
     logLevel: 'info',
+    snapshotsSocket: '',
+    snapshotsTarget: '',
+    snapshotsMode: 0o660,
   };
   const num = (name: string, v: string | undefined): number => {
     const n = Number(v);
@@ -65,10 +77,24 @@ export function parseHolderArgs(argv: readonly string[]): HolderArgs {
       case '--log-level':
         out.logLevel = value() ?? 'info';
         break;
+      case '--snapshots-socket':
+        out.snapshotsSocket = value() ?? '';
+        break;
+      case '--snapshots-target':
+        out.snapshotsTarget = value() ?? '';
+        break;
+      case '--snapshots-mode': {
+        const v = value() ?? '';
+        if (!/^[0-7]{3,4}$/.test(v)) throw new Error(`--snapshots-mode needs an octal mode\n${USAGE}`);
+        out.snapshotsMode = parseInt(v, 8);
+        break;
+      }
       default:
         throw new Error(`unknown option ${flag}\n${USAGE}`);
     }
   }
   if (out.socket === '') throw new Error(`--socket is required\n${USAGE}`);
+  if ((out.snapshotsSocket === '') !== (out.snapshotsTarget === ''))
+    throw new Error(`--snapshots-socket and --snapshots-target go together\n${USAGE}`);
   return out;
 }

@@ -43,6 +43,8 @@ export class HolderClient {
   readonly holderPid: number;
   /** Mounts the holder already had when this client connected (HELLO). */
   readonly inherited: readonly HeldMount[];
+  /** The snapshots socket the holder keeps for us: serve on `target`, never bind `socket` (HELLO). */
+  readonly snapshots: { socket: string; target: string } | undefined;
   private readonly handles = new Map<string, number>();
   private readonly sessions = new Map<number, Session>();
   /** MOUNT sent, MOUNTED not yet seen. The session is made when MOUNTED is read, before any later frame. */
@@ -58,6 +60,7 @@ export class HolderClient {
     hello: Hello,
   ) {
     this.holderPid = hello.pid;
+    this.snapshots = hello.snapshots;
     this.inherited = hello.mounts.map((m) => {
       this.handles.set(m.id, m.handle);
       const held: HeldMount = { id: m.id, mountpoint: m.mountpoint, meta: m.meta };

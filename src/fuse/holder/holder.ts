@@ -39,6 +39,8 @@ export interface FuseHolderOptions {
   /** MOUNT beyond this many held mounts → FAILED (each mount ties one libuv pool thread). */
   maxMounts: number;
   pid?: number;
+  /** Announced in HELLO: the snapshots socket this holder relays (socket-relay.ts), so the daemon binds target. */
+  snapshots?: { socket: string; target: string };
 }
 
 const EIO = 5;
@@ -98,7 +100,15 @@ export class FuseHolder {
     const conn: Conn = { link, seq: this.nextSeq++ };
     this.current = conn;
     this.o.log.info({ conn: conn.seq, mounts: this.mounts.size }, 'daemon connected');
-    link.send({ type: 'hello', pid: this.o.pid ?? process.pid, version: WIRE_VERSION, mounts: this.hello() });
+    const { snapshots } = this.o;
+    const pid = this.o.pid ?? process.pid;
+    link.send({
+      type: 'hello',
+      pid,
+      version: WIRE_VERSION,
+      mounts: this.hello(),
+      ...(snapshots !== undefined ? { snapshots } : {}),
+    });
     this.changed();
     return {
       message: (m) => this.onMessage(conn, m),

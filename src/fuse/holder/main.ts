@@ -15,6 +15,7 @@ import {
 import { HOLDER_HELP, parseHolderArgs, wantsHelp, type HolderArgs } from './args.js';
 import { FuseHolder } from './holder.js';
 import { listenHolder } from './server.js';
+import { SocketRelay } from './socket-relay.js';
 
 /** Runs a timer while `armed()` holds; fires `fire` after `ms` of it holding without interruption. */
 function watch(holder: FuseHolder, ms: number, armed: () => boolean, fire: () => void): void {
@@ -50,6 +51,30 @@ async function poolMountLimit(): Promise<number> {
   return Math.max(0, (threads >= asked ? asked : 4) - 4);
 }
 
+/**
+ * The snapshots socket relay, when asked for. A failure leaves it off (HELLO then names no socket, and the
+ * daemon binds the path itself, or reports who holds it): the mounts matter more.
+ */
+async function startRelay(args: HolderArgs, log: Logger): Promise<SocketRelay | undefined> {
+  if (args.snapshotsSocket === '') return undefined;
+  const relay = new SocketRelay({
+    socketPath: args.snapshotsSocket,
+    targetPath: args.snapshotsTarget,
+    mode: args.snapshotsMode,
+    log,
+  });
+  try {
+    await relay.start();
+    return relay;
+  } catch (e) {
+    log.error(
+      { err: String(e), socket: args.snapshotsSocket },
+      'cannot keep the snapshots socket; not relaying',
+    );
+    return undefined;
+  }
+}
+
 export async function runHolder(args: HolderArgs): Promise<void> {
   const log = createLogger({ level: args.logLevel }).child({ component: 'fuse-holder' });
   const poolLimit = await poolMountLimit();
@@ -60,9 +85,13 @@ export async function runHolder(args: HolderArgs): Promise<void> {
     );
     args = { ...args, maxMounts: poolLimit };
   }
+  const relay = await startRelay(args, log);
   const holder = new FuseHolder({
     log,
     maxMounts: args.maxMounts,
+    ...(relay !== undefined
+      ? { snapshots: { socket: args.snapshotsSocket, target: args.snapshotsTarget } }
+      : {}),
     device: {
       mount: (o) => mountFuseDevice(o),
       readRequests,
@@ -73,6 +102,7 @@ export async function runHolder(args: HolderArgs): Promise<void> {
       close: closeDevice,
     },
   });
+  if (relay !== undefined) holder.onChange(() => relay.nudge()); // a daemon connected: it binds soon
   const server = await listenHolder({ socketPath: args.socket, holder, log });
   let exiting = false;
   const exit = async (reason: string): Promise<void> => {
@@ -80,6 +110,7 @@ export async function runHolder(args: HolderArgs): Promise<void> {
     exiting = true;
     log.info({ reason, mounts: holder.mountCount }, 'holder exiting; unmounting lazily');
     void server.close(); // resolves only when every connection is gone: shutdown() ends the daemon's
+    await relay?.close();
     await holder.shutdown();
     log.flush();
     // Exiting closes every descriptor: the kernel ends the connections the lazy unmounts left open.
@@ -105,6 +136,7 @@ export async function runHolder(args: HolderArgs): Promise<void> {
       pid: process.pid,
       maxMounts: args.maxMounts,
       threadpool: process.env['UV_THREADPOOL_SIZE'],
+      ...(relay !== undefined ? { snapshotsSocket: args.snapshotsSocket } : {}),
     },
     'FUSE holder listening',
   );

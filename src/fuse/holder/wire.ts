@@ -23,7 +23,14 @@ export interface HelloMount {
 }
 
 export type ControlMessage =
-  | { type: 'hello'; pid: number; version: number; mounts: HelloMount[] }
+  | {
+      type: 'hello';
+      pid: number;
+      version: number;
+      mounts: HelloMount[];
+      /** The snapshots socket this holder keeps, relayed to target (absent: none; older holders never send it). */
+      snapshots?: { socket: string; target: string };
+    }
   | {
       type: 'mount';
       id: string;
@@ -103,8 +110,13 @@ export function parseControl(v: unknown): ControlMessage {
         isU32(v['version']) &&
         Array.isArray(v['mounts']) &&
         v['mounts'].every(isHelloMount)
-      )
-        return { type: 'hello', pid: v['pid'], version: v['version'], mounts: v['mounts'] };
+      ) {
+        const hello = { type: 'hello' as const, pid: v['pid'], version: v['version'], mounts: v['mounts'] };
+        const s = v['snapshots'];
+        if (s === undefined) return hello;
+        if (isObj(s) && isStr(s['socket']) && isStr(s['target']))
+          return { ...hello, snapshots: { socket: s['socket'], target: s['target'] } };
+      }
       return bad();
     case 'mount': {
       const { mountpoint, fsname, subtype, options, meta } = v;
