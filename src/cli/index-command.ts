@@ -113,7 +113,8 @@ export async function runIndex(refText: string, opts: IndexCommandOptions): Prom
       return [
         `${i + 1} ${shortDigest(p.index.layerDigest)}`,
         p.index.format,
-        `${p.origin}, ${describeRoot(p.root)}`,
+        p.origin,
+        describeRoot(p.root),
         formatBytes(p.index.compressedSize),
         formatBytes(p.index.uncompressedSize),
         String(s['files']),
@@ -123,7 +124,7 @@ export async function runIndex(refText: string, opts: IndexCommandOptions): Prom
       ];
     });
     process.stdout.write(
-      `${table(['layer', 'format', 'source', 'compressed', 'uncompressed', 'files', 'chunks', 'build', 'rate'], rows)}\n`,
+      `${table(['layer', 'format', 'source', 'trust', 'compressed', 'uncompressed', 'files', 'chunks', 'build', 'rate'], rows)}\n`,
     );
     if (artifact !== undefined) process.stdout.write(`\nindexes published as ${artifact}\n`);
     if (signedBy !== undefined) process.stdout.write(`signed with key ${signedBy}\n`);
