@@ -36,6 +36,8 @@ export class ZstdFrameScanner {
   readonly frames: ZstdFrame[] = [];
   /** The frame that ended last. */
   last: ZstdFrame | undefined;
+  /** The frames that ended in the last push(), in order (a piece may end several). */
+  ended: ZstdFrame[] = [];
   private count = 0;
   private state: State = { kind: 'magic' };
   private hdr: number[] = [];
@@ -59,8 +61,10 @@ export class ZstdFrameScanner {
     return this.state.kind === 'magic' && this.hdr.length === 0;
   }
 
+  /** Feeds the next piece; returns the offsets just past each frame that ended in it (see `ended`). */
   push(piece: Uint8Array): number[] {
     const ends: number[] = [];
+    this.ended = [];
     let i = 0;
     while (i < piece.length) {
       const s = this.state;
@@ -154,6 +158,7 @@ export class ZstdFrameScanner {
 
   private endFrame(ends: number[]): void {
     this.last = { start: this.frameStart, end: this.pos, skippable: this.skippable };
+    this.ended.push(this.last);
     this.count++;
     if (this.keepFrames) this.frames.push(this.last);
     ends.push(this.pos);

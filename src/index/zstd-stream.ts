@@ -69,12 +69,13 @@ export async function buildZstdIndexFromStream(
   // Feeds one piece, cut at frame ends so the output count at each end is the next frame's start.
   const feed = (piece: Buffer, pieceEnd: number): void => {
     const base = pieceEnd - piece.length;
-    const ends = scanner.push(piece);
+    scanner.push(piece);
     let from = 0;
-    for (const end of ends) {
+    // Each frame that ended in this piece, not just the last one: a big piece can hold several frame ends.
+    for (const f of scanner.ended) {
+      const end = f.end;
       decode(piece.subarray(from, end - base), end);
       from = end - base;
-      const f = scanner.last!;
       if (!decoder.atFrameEnd) throw new FormatError(`${label}: zstd frame ending at ${end} did not end`);
       const prev = frames[frames.length - 1];
       if (!f.skippable && prev !== undefined && frameOut - prev.uncompressedStart < MIN_FRAME_GAP_BYTES) {

@@ -9,6 +9,7 @@ import { chunksCovering, type Entry, type LayerIndex } from '../../src/image/lay
 import { decodeZstdSpan } from '../../src/codec/zstd-decode.js';
 import { buildIndexFromStream } from '../../src/index/build-stream.js';
 import { buildZstdIndexFromStream } from '../../src/index/zstd-stream.js';
+import { compressZstdFrame } from '../../src/codec/zstd-binding.js';
 import { deserializeIndex, serializeIndex } from '../../src/index/serialize.js';
 import { MemoryBlobReader } from '../helpers/memory-blob.js';
 import { makeLayer } from './layer-fixture.js';
@@ -105,6 +106,22 @@ describe.each([
       }
       expect(mean).toBeLessThan(data.length / 10);
     }
+  });
+});
+
+describe('zstd stream build, pieces holding several frame ends', () => {
+  it('records each frame where it starts, not where the last frame in the piece does', async () => {
+    // Frames of 16 KiB of tar: several of them end inside one 64 KiB piece of the stream.
+    const small = 16 * 1024;
+    const tiny = Buffer.concat(
+      Array.from({ length: Math.ceil(layer.tar.length / small) }, (_, i) =>
+        compressZstdFrame(layer.tar.subarray(i * small, (i + 1) * small)),
+      ),
+    );
+    const blob = new MemoryBlobReader(tiny);
+    const index = await buildZstdIndexFromStream({ layerDigest: blob.digest, mediaType: MEDIA, blob });
+    expect(new Set(index.chunks.map((c) => c.compressedStart)).size).toBeGreaterThan(10);
+    for (let i = 0; i < index.chunks.length; i++) readChunk(index, tiny, i);
   });
 });
 
