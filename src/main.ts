@@ -1,20 +1,31 @@
 // The `ferry` command line (commander): parses arguments and hands each subcommand to its module in cli/.
-import { Command, Option } from 'commander';
+import { createRequire } from 'node:module';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { isFerryError } from './errors.js';
+
+/** Read once at start-up: package.json sits next to src/ and dist/ in a checkout and in the npm package. */
+export const FERRY_VERSION = (createRequire(import.meta.url)('../package.json') as { version: string })
+  .version;
+
+/** What a usage error (unknown command or option, missing argument, bad value) exits with; failures exit 1. */
+export const USAGE_EXIT_CODE = 2;
 
 type TraceRunner = (ref: string, opts: Record<string, unknown>) => Promise<void>;
 
 function collectInt(v: string): number {
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`not a positive integer: ${v}`);
+  // commander's own error type: it reports it as a usage error naming the option.
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`not a positive integer: ${v}`);
   return n;
 }
 
 export function buildProgram(): Command {
   const program = new Command('ferry')
     .description('Lazy-loading container image daemon: mount OCI images through FUSE, fetch bytes on demand')
-    .version('0.1.0')
-    .showHelpAfterError();
+    .version(FERRY_VERSION)
+    .showHelpAfterError()
+    // Throw instead of exiting so main() picks the exit code; subcommands inherit this.
+    .exitOverride();
 
   program
     .command('index')
@@ -110,7 +121,7 @@ export function buildProgram(): Command {
     .addOption(
       new Option('--priority <n>', 'hint: higher runs sooner among queued jobs').argParser((v) => {
         const n = Number(v);
-        if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${v}`);
+        if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`not an integer: ${v}`);
         return n;
       }),
     )
@@ -203,7 +214,7 @@ export function buildProgram(): Command {
     });
   // --- end operations ---
 
-  program
+  const config = program
     .command('config')
     .description('print or check configuration')
     .option('--defaults', 'print the full default configuration as TOML')
@@ -211,6 +222,15 @@ export function buildProgram(): Command {
     .action(async (opts: { defaults?: boolean; check?: string }) => {
       const { runConfig } = await import('./cli/config-command.js');
       await runConfig(opts);
+    });
+  config
+    .command('show')
+    .description('print the effective configuration (defaults, then the file) with every secret redacted')
+    .option('--json', 'print JSON instead of TOML')
+    .option('-c, --config <file>', 'config file (TOML)')
+    .action(async (opts: { json?: boolean; config?: string }) => {
+      const { runConfigShow } = await import('./cli/config-command.js');
+      await runConfigShow(opts);
     });
 
   return program;
@@ -220,6 +240,11 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander has already printed its message (and the help) on stderr; --help and --version exit 0.
+      process.exitCode = e.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
+      return;
+    }
     const code = isFerryError(e) ? e.code : 'INTERNAL';
     process.stderr.write(`ferry: ${code}: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exitCode = isFerryError(e, 'INVALID_ARGUMENT') ? 2 : 1;

@@ -53,7 +53,7 @@ export function prefetchService(o: PrefetchServiceOptions): UntypedServiceImplem
   };
   const logFailure = (method: string, e: unknown) => {
     const code = grpcCode(e);
-    const fields = { method, code: status[code], err: e instanceof Error ? e.message : String(e) };
+    const fields = { method, code: status[code], err: e };
     if (code === status.UNKNOWN || code === status.INTERNAL) log.warn(fields, 'rpc failed');
     else log.debug(fields, 'rpc failed');
   };

@@ -182,7 +182,7 @@ export function createDaemonOps(ctx: CliContext): DaemonOps {
         );
       } catch (e) {
         // Metrics must not keep the snapshotter (and so containerd) down: serve without them, loudly.
-        log.error({ err: e instanceof Error ? e.message : String(e) }, 'metrics endpoint not started');
+        log.error({ err: e }, 'metrics endpoint not started');
       }
     },
     attach(d) {

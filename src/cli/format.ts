@@ -26,10 +26,20 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
+/** Where a progress line goes: stderr, or a stand-in terminal in tests. */
+export interface ProgressStream {
+  readonly isTTY?: boolean;
+  write(text: string): unknown;
+}
+
 /** A progress line on stderr when it is a terminal; silent otherwise (logs and pipes stay clean). */
 export class Progress {
-  private readonly tty = process.stderr.isTTY;
+  private readonly tty: boolean;
   private last = 0;
+
+  constructor(private readonly out: ProgressStream = process.stderr) {
+    this.tty = out.isTTY === true;
+  }
 
   update(text: string, fraction?: number): void {
     if (!this.tty) return;
@@ -41,10 +51,10 @@ export class Progress {
       fraction === undefined
         ? ''
         : `[${'#'.repeat(Math.round(Math.min(1, fraction) * width)).padEnd(width, '.')}] ${(fraction * 100).toFixed(0).padStart(3)}% `;
-    process.stderr.write(`\r\x1b[2K${bar}${text}`);
+    this.out.write(`\r\x1b[2K${bar}${text}`);
   }
 
   done(): void {
-    if (this.tty) process.stderr.write('\r\x1b[2K');
+    if (this.tty) this.out.write('\r\x1b[2K');
   }
 }

@@ -6,7 +6,7 @@ import { parseReference } from '../image/reference.js';
 import { composeSource } from '../source/compose.js';
 import { fetchChunkFromOrigin } from '../source/origin.js';
 import { createContext } from './context.js';
-import { formatBytes, formatRate } from './format.js';
+import { formatBytes, formatRate, Progress } from './format.js';
 
 export interface PrefetchCommandOptions {
   files?: string[];
@@ -83,6 +83,35 @@ export function selectFiles(indexes: readonly LayerIndex[], globs: readonly stri
   return out.sort((a, b) => a.path.localeCompare(b.path));
 }
 
+/**
+ * Runs `fetchOne` over `work` in `lanes` parallel lanes; returns the bytes fetched. On a terminal a progress
+ * line shows chunks and bytes done (cleared at the end, also on failure).
+ */
+export async function fetchAll<T>(
+  work: readonly T[],
+  lanes: number,
+  fetchOne: (item: T) => Promise<number>,
+  progress: Progress,
+): Promise<number> {
+  let next = 0;
+  let done = 0;
+  let bytes = 0;
+  const worker = async (): Promise<void> => {
+    for (let w = work[next++]; w !== undefined; w = work[next++]) {
+      const n = await fetchOne(w); // not `bytes += await …`: that reads `bytes` before the other lanes add
+      bytes += n;
+      done++;
+      progress.update(`${done}/${work.length} chunks, ${formatBytes(bytes)}`, done / work.length);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(lanes, work.length) }, worker));
+  } finally {
+    progress.done();
+  }
+  return bytes;
+}
+
 export async function runPrefetch(refText: string, opts: PrefetchCommandOptions): Promise<void> {
   const globs = opts.files ?? [];
   if (globs.length === 0)
@@ -115,16 +144,13 @@ export async function runPrefetch(refText: string, opts: PrefetchCommandOptions)
       }
     }
     const t0 = performance.now();
-    let next = 0;
-    let bytes = 0;
-    const worker = async (): Promise<void> => {
-      for (let w = work[next++]; w !== undefined; w = work[next++]) {
-        const b = await composed.source.fetch({ index: w.index, chunk: w.chunk, priority: 'demand' });
-        bytes += b.length;
-      }
-    };
-    const lanes = Math.max(1, opts.concurrency ?? config.registry.maxConcurrencyPerHost);
-    await Promise.all(Array.from({ length: Math.min(lanes, work.length) }, worker));
+    const bytes = await fetchAll(
+      work,
+      Math.max(1, opts.concurrency ?? config.registry.maxConcurrencyPerHost),
+      async (w) =>
+        (await composed.source.fetch({ index: w.index, chunk: w.chunk, priority: 'demand' })).length,
+      new Progress(),
+    );
     const ms = performance.now() - t0;
     const origin = composed.stats().origin;
     const result = {

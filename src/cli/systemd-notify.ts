@@ -27,7 +27,7 @@ export async function notifySystemd(
     return true;
   } catch (e) {
     log.error(
-      { err: e instanceof Error ? e.message : String(e), state },
+      { err: e, state },
       'systemd-notify failed: a Type=notify unit needs the systemd-notify binary and NotifyAccess=all',
     );
     return false;

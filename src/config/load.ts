@@ -49,8 +49,12 @@ export async function loadConfig(path?: string): Promise<Readonly<FerryConfig>> 
 }
 
 export function defaultConfigToml(): string {
-  const defaults = configSchema.parse({});
-  return stringifyToml(JSON.parse(JSON.stringify(defaults)) as Record<string, unknown>);
+  return configToml(configSchema.parse({}));
+}
+
+/** A config (or a redacted copy of one) as TOML; unset optional keys are left out. */
+export function configToml(config: object): string {
+  return stringifyToml(JSON.parse(JSON.stringify(config)) as Record<string, unknown>);
 }
 
 export function chunkCacheDir(config: FerryConfig): string {

@@ -57,7 +57,7 @@ function handler(
   return (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(res, 405, 'text/plain', 'GET only\n');
     route(req, res).catch((e: unknown) => {
-      log.warn({ err: e instanceof Error ? e.message : String(e), path: req.url }, 'endpoint failed');
+      log.warn({ err: e, path: req.url }, 'endpoint failed');
       if (!res.headersSent) reply(res, 500, 'text/plain', 'internal error\n');
       else res.destroy();
     });

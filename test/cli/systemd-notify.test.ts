@@ -3,6 +3,7 @@
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { notifySystemd } from '../../src/cli/systemd-notify.js';
 import { silentLogger } from '../../src/log.js';
@@ -26,8 +27,14 @@ describe('notifySystemd', () => {
     expect(readFileSync(out, 'utf8')).toMatch(/STOPPING=1 --status=bye/);
   });
 
-  it('reports a missing systemd-notify as false', async () => {
+  it('reports a missing systemd-notify as false, logging the error with its stack and code', async () => {
     const env = { PATH: '/nonexistent', NOTIFY_SOCKET: '/run/systemd/notify' };
     expect(await notifySystemd('ready', 'x', silentLogger(), env)).toBe(false);
+    const lines: string[] = [];
+    const log = pino({}, { write: (s: string) => void lines.push(s) });
+    expect(await notifySystemd('ready', 'x', log, env)).toBe(false);
+    const { err } = JSON.parse(lines[0]!) as { err: { code: string; stack: string } };
+    expect(err.code).toBe('ENOENT');
+    expect(err.stack).toMatch(/systemd-notify ENOENT\n\s+at /);
   });
 });
