@@ -126,7 +126,8 @@ export class TarParser {
         case 'pad': {
           const n = Math.min(avail, this.remaining);
           const piece = buf.subarray(i, i + n);
-          if (this.state === 'meta') this.metaParts.push(piece.slice());
+          // A copy: the caller may reuse its buffer (the zstd decoder does), and Buffer#slice would only be a view.
+          if (this.state === 'meta') this.metaParts.push(new Uint8Array(piece));
           else if (this.state === 'data' && this.current !== undefined && this.opts.onData !== undefined) {
             this.opts.onData(this.current, piece, this.dataSeen);
           }

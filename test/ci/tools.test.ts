@@ -34,6 +34,8 @@ const PROVIDER: Record<string, string> = {
   mount: 'util-linux',
   umount: 'util-linux',
   nsenter: 'util-linux',
+  unshare: 'util-linux',
+  skopeo: 'skopeo',
   ip: 'iproute2',
   tc: 'iproute2',
   ss: 'iproute2',

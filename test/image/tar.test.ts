@@ -1,6 +1,7 @@
 // The streaming tar parser against archives written by GNU tar (pax, gnu, ustar) and broken ones.
 import { execFileSync } from 'node:child_process';
-import { lstatSync, readFileSync, rmSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FormatError } from '../../src/errors.js';
@@ -117,6 +118,27 @@ describe.each(['pax', 'gnu', 'ustar'] as const)('TarParser on GNU tar --format=%
     for (const cut of [big.headerOffset + 100, big.dataOffset + 1000, big.dataOffset + 70_000 + 10]) {
       expect(() => parse(tar.subarray(0, cut))).toThrow(FormatError);
     }
+  });
+});
+
+describe('TarParser with a reused input buffer', () => {
+  it('keeps a PAX body split across pushes intact when the caller overwrites its buffer in between', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-tar-reuse-'));
+    const name = `${'n'.repeat(150)}.txt`; // over 100 bytes: GNU tar puts the path in a PAX record
+    writeFileSync(join(dir, name), 'x');
+    const archive = execFileSync('tar', ['--format=pax', '-C', dir, '-cf', '-', name]);
+    rmSync(dir, { recursive: true, force: true });
+    const seen: string[] = [];
+    const p = new TarParser({ onEntry: (e) => seen.push(e.name) });
+    // One Buffer refilled for every piece, cut inside the PAX body, as the zstd decoder's output buffer is.
+    const out = Buffer.alloc(520);
+    for (let i = 0; i < archive.length; i += out.length) {
+      const n = archive.copy(out, 0, i, i + out.length);
+      p.push(out.subarray(0, n));
+      out.fill(0x41);
+    }
+    p.end();
+    expect(seen).toEqual([name]);
   });
 });
 
