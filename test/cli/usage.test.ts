@@ -32,6 +32,8 @@ describe('ferry exit codes', () => {
     [['prefetch', 'x', '--files', 'a', '--concurrency', 'many'], /--concurrency.*not a positive integer/],
     [['prefetch', 'x', '--priority', '1.5'], /--priority.*not an integer/],
     [['config', 'show', 'extra'], /too many arguments/],
+    [['fuse-holder', '--no-such-option'], /unknown option --no-such-option/],
+    [['fuse-holder', '--max-mounts', 'lots'], /--max-mounts needs a whole number/],
     [[], /Usage: ferry/],
   ])('ferry %j is a usage error: exit 2', async (args, message) => {
     const r = await ferryExit(args);

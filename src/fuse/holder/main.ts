@@ -148,7 +148,15 @@ try {
     process.stdout.write(HOLDER_HELP);
     process.exit(0);
   }
-  await runHolder(parseHolderArgs(process.argv.slice(3)));
+  let args: HolderArgs;
+  try {
+    args = parseHolderArgs(process.argv.slice(3));
+  } catch (e) {
+    // A usage error, as for every other ferry command: exit 2.
+    process.stderr.write(`ferry fuse-holder: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(2);
+  }
+  await runHolder(args);
 } catch (e) {
   process.stderr.write(`ferry fuse-holder: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exit(1);
