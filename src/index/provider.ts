@@ -70,6 +70,8 @@ export class IndexProvider {
   private readonly sources: readonly IndexSource[];
   private readonly rebuildSources: readonly IndexSource[];
   private readonly builder: BuildIndexSource;
+  /** Builds once per layer and diffID and stores the result itself (see buildOnce). */
+  private readonly shared: IndexSource;
 
   constructor(private readonly options: IndexProviderOptions) {
     this.log = options.log.child({ component: 'index' });
@@ -82,6 +84,7 @@ export class IndexProvider {
     });
     // One build per layer and diffID at a time, whether this node needs it or a peer asked for it.
     const shared: IndexSource = { origin: 'built', find: (ctx) => this.buildOnce(ctx) };
+    this.shared = shared;
     this.sources = [
       new LocalIndexSource(options.store),
       new ArtifactIndexSource(options.registry, this.log),
@@ -100,8 +103,14 @@ export class IndexProvider {
     let p = this.building.get(key);
     if (p === undefined) {
       // Not the first caller's signal: a build others wait on must not end because one of them gave up.
+      // The build leaves the map only once it is in the store: a peer asking in between would miss both and
+      // stream the layer a second time.
       p = this.builder
         .build(ctx.ref, ctx.layer, ctx.diffId, undefined, ctx.onProgress)
+        .then(async (built) => {
+          await this.options.store.put(built.index, storeKey(built.root));
+          return built;
+        })
         .finally(() => this.building.delete(key));
       this.building.set(key, p);
     }
@@ -124,7 +133,6 @@ export class IndexProvider {
       signal,
     };
     const { index } = await this.buildOnce(ctx);
-    await this.options.store.put(index, key, signal);
     return index;
   }
 
@@ -206,7 +214,9 @@ export class IndexProvider {
       // A single-frame zstd index from elsewhere would decode from byte 0 for every chunk: build instead.
       if (source.origin === 'registry' && onlyStreamable(found.index)) continue;
       const key = storeKey(found.root);
-      if (source.origin !== 'local') await this.options.store.put(found.index, key, ctx.signal);
+      if (source.origin !== 'local' && source !== this.shared) {
+        await this.options.store.put(found.index, key, ctx.signal);
+      }
       return { ...found, key, origin: source.origin, durationMs: Date.now() - started };
     }
     throw new FormatError(`no index source answered for layer ${ctx.layer.digest}`);
