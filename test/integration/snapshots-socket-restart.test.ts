@@ -4,6 +4,7 @@
 // next daemon process is spawned, after a SIGTERM and after a kill -9, succeeds.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -49,6 +50,30 @@ afterAll(async () => {
   await client?.close();
   await registry?.stop();
 });
+
+/** The pid of the FUSE holder listening on `socket`, found by its command line. */
+async function holderPid(socket: string): Promise<number | undefined> {
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const args = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    const argv = args.split('\0');
+    if (argv.includes('fuse-holder') && argv[argv.indexOf('--socket') + 1] === socket) return Number(pid);
+  }
+  return undefined;
+}
+
+async function untilGone(pid: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`process ${pid} still running ${timeoutMs} ms after SIGTERM`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 function setup() {
   const env = ferryEnv('[snapshotter]\nremoteTimeoutMs = 20000\n\n[prefetch]\ndefaultBytesPerLayer = 0\n');
@@ -105,7 +130,8 @@ describe('self-managed: the FUSE holder keeps the snapshots socket', () => {
   afterAll(async () => {
     await ctd?.stop();
     await daemon?.stop().catch(() => undefined);
-    await stopHolder(holder?.pid).catch(() => undefined);
+    await stopHolder(holder?.pid);
+    expect(await fuseMountsBelow(paths.root)).toEqual([]);
   });
 
   it('containerd started before any daemon pulls as soon as one is up', async () => {
@@ -178,10 +204,16 @@ describe('under systemd: ferry.socket keeps the snapshots socket (socket activat
 
   afterAll(async () => {
     await ctd?.stop();
+    // The last daemon's holder keeps its layers mounted past the daemon (by design): stop it by its socket.
+    const holder = await holderPid(join(env.dir, 'run', 'fuse-holder.sock'));
     const pid = spawned.at(-1);
-    if (pid !== undefined) process.kill(pid, 'SIGTERM');
-    await new Promise((r) => setTimeout(r, 2000));
+    if (pid !== undefined) {
+      process.kill(pid, 'SIGTERM');
+      await untilGone(pid);
+    }
     activator?.kill('SIGTERM');
+    await stopHolder(holder);
+    expect(await fuseMountsBelow(paths.root)).toEqual([]);
   });
 
   it('serves the inherited socket, never binding or removing the path', async () => {
