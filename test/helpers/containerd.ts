@@ -177,6 +177,8 @@ export async function startFerryDaemon(
   paths: { socketPath: string; root: string },
   timeoutMs = 30_000,
   extraArgs: readonly string[] = [],
+  /** Sees the daemon's stderr so far whenever more arrives, from the spawn on (before it is ready). */
+  onStderr?: (stderr: string) => void,
 ): Promise<RunningFerryDaemon> {
   const child = spawn(process.execPath, [ferryBin, 'daemon', '--config', configPath, ...extraArgs], {
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -186,6 +188,7 @@ export async function startFerryDaemon(
   child.stderr.on('data', (c: Buffer) => {
     stderr = (stderr + c.toString()).slice(-500_000);
     onData?.();
+    onStderr?.(stderr);
   });
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   await new Promise<void>((resolve, reject) => {

@@ -23,6 +23,7 @@ import {
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild, type FerryEnv } from '../helpers/ferry-cli.js';
 import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
+import { processGone } from '../helpers/wait.js';
 
 const BIG_BYTES = 24 * 1024 * 1024;
 
@@ -232,7 +233,7 @@ describe('ferry daemon under containerd', () => {
     const holderPid = daemon.holderPid!;
     expect(await daemon.stop('SIGKILL')).toBeNull();
     process.kill(holderPid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 300));
+    await processGone(holderPid);
     expect(await fuseMountsBelow(paths.root)).toHaveLength(2); // dead (ENOTCONN), still in the mount table
     daemon = await startFerryDaemon(FERRY_BIN, env.configPath, paths);
     expect(daemon.holderPid).not.toBe(holderPid);
@@ -243,7 +244,7 @@ describe('ferry daemon under containerd', () => {
   it('the holder dying under a running daemon: the next container start re-mounts through a new holder', async () => {
     const holderPid = daemon.holderPid!;
     process.kill(holderPid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 300));
+    await processGone(holderPid);
     await waitForReconnect();
     const ref = `${proxy.host}/app:lazy`;
     const { stdout } = await ctd.ctr(

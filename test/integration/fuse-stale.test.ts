@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { cleanStaleMounts, fuseMountsUnder, isStale } from '../../src/fuse/stale.js';
 import { silentLogger } from '../../src/log.js';
 import { requireRootAndFuse, run, tempDir } from '../fuse/fuse-harness.js';
+import { processGone } from '../helpers/wait.js';
 
 requireRootAndFuse();
 
@@ -51,7 +52,7 @@ describe('stale mount cleanup', () => {
     pids.push(deadPid, await mountInChild(live));
     expect((await run('cat', [join(dead, 'hello')])).stdout).toBe('hi\n');
     process.kill(deadPid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 300));
+    await processGone(deadPid);
     const r = await run('stat', [dead]);
     expect(r.stderr).toMatch(/Transport endpoint is not connected/);
     expect(await isStale(dead)).toBe(true);

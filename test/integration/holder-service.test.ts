@@ -19,6 +19,7 @@ import {
 } from '../helpers/containerd.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild, type FerryEnv } from '../helpers/ferry-cli.js';
 import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
+import { until } from '../helpers/wait.js';
 
 let registry: TestRegistry;
 let client: RegistryClient;
@@ -66,8 +67,18 @@ afterAll(async () => {
 
 describe('a holder run by a service manager', () => {
   it('a daemon started first waits for it (never starts its own), then serves through it', async () => {
-    const starting = startFerryDaemon(FERRY_BIN, env.configPath, paths, 30_000, ['--no-spawn-holder']);
-    await new Promise((r) => setTimeout(r, 1500)); // the daemon is up and waiting
+    let waiting = false;
+    const starting = startFerryDaemon(
+      FERRY_BIN,
+      env.configPath,
+      paths,
+      30_000,
+      ['--no-spawn-holder'],
+      (e) => {
+        waiting ||= e.includes('"waiting for the FUSE holder"');
+      },
+    );
+    await until('the daemon to wait for the holder', () => waiting);
     holder = startHolderService();
     daemon = await starting;
     expect(daemon.stderr()).toContain('"waiting for the FUSE holder"');

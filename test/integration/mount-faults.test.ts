@@ -14,6 +14,7 @@ import { FaultProxy } from '../helpers/fault-proxy.js';
 import { ferry, ferryEnv, startMount, type FerryEnv, type RunningMount } from '../helpers/ferry-cli.js';
 import { pushImage } from '../helpers/push-image.js';
 import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
+import { until } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const DEADLINE_MS = 3000;
@@ -134,11 +135,12 @@ describe('ferry mount under faults', () => {
 
   it('unmounts cleanly on Ctrl-C while a read is stuck', async () => {
     const node = await mountNode();
+    const faulted = proxy.stats.faulted;
     proxy.fault = 'stall';
     try {
       const reader = spawn('cat', [join(node.target, 'usr/lib/big-random.bin')], { stdio: 'ignore' });
       const readerDone = new Promise<number | null>((r) => reader.on('exit', (c) => r(c)));
-      await new Promise((r) => setTimeout(r, 300));
+      await until('the read to reach the stalled registry', () => proxy.stats.faulted > faulted);
       node.m.proc.kill('SIGINT');
       const exit = await node.m.exited;
       expect(exit.code).toBe(0);

@@ -24,6 +24,7 @@ import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.j
 import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
 import { diffId } from '../helpers/push-image.js';
 import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
+import { until } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const USER = `ops-${randomBytes(4).toString('hex')}`;
@@ -259,12 +260,15 @@ describe('operating a daemon with an authenticated registry', () => {
   });
 
   it('toggles the log level on SIGUSR2 (configured debug ↔ info)', async () => {
-    const toggled = async (): Promise<string[]> => {
-      process.kill(daemon.pid, 'SIGUSR2');
-      await new Promise((r) => setTimeout(r, 300));
-      return [...daemon.stderr().matchAll(/"logLevel":"(\w+)","msg":"log level toggled by SIGUSR2"/g)].map(
+    const toggles = (): string[] =>
+      [...daemon.stderr().matchAll(/"logLevel":"(\w+)","msg":"log level toggled by SIGUSR2"/g)].map(
         (m) => m[1]!,
       );
+    const toggled = async (): Promise<string[]> => {
+      const before = toggles().length;
+      process.kill(daemon.pid, 'SIGUSR2');
+      await until('the SIGUSR2 log line', () => toggles().length > before, 10_000);
+      return toggles();
     };
     expect(await toggled()).toEqual(['info']);
     const lines = daemon.stderr().split('\n').length;

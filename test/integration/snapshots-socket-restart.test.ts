@@ -25,6 +25,7 @@ import {
 } from '../helpers/containerd.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild, type FerryEnv } from '../helpers/ferry-cli.js';
 import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
+import { processGone } from '../helpers/wait.js';
 
 const ACTIVATOR = join(import.meta.dirname, '../helpers/socket-activator.py');
 const IMAGES = ['first', 'after-term', 'after-kill'];
@@ -60,19 +61,6 @@ async function holderPid(socket: string): Promise<number | undefined> {
     if (argv.includes('fuse-holder') && argv[argv.indexOf('--socket') + 1] === socket) return Number(pid);
   }
   return undefined;
-}
-
-async function untilGone(pid: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    if (Date.now() > deadline) throw new Error(`process ${pid} still running ${timeoutMs} ms after SIGTERM`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 function setup() {
@@ -209,7 +197,7 @@ describe('under systemd: ferry.socket keeps the snapshots socket (socket activat
     const pid = spawned.at(-1);
     if (pid !== undefined) {
       process.kill(pid, 'SIGTERM');
-      await untilGone(pid);
+      await processGone(pid);
     }
     activator?.kill('SIGTERM');
     await stopHolder(holder);
