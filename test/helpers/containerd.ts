@@ -82,6 +82,11 @@ function criConfig(dir: string, snapshotter: string, cri: CriOptions): string[] 
     `${p}.containerd]`,
     `  snapshotter = "${snapshotter}"`,
     '  disable_snapshot_annotations = false',
+    // runc's state under this containerd's dir, not /run/containerd/runc/k8s.io.
+    `${p}.containerd.runtimes.runc]`,
+    '  runtime_type = "io.containerd.runc.v2"',
+    `${p}.containerd.runtimes.runc.options]`,
+    `  Root = "${dir}/runc"`,
     `${p}.cni]`,
     '  bin_dir = "/usr/lib/cni"',
     `  conf_dir = "${dir}/cni"`,
