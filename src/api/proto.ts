@@ -1,4 +1,5 @@
-// Loads Ferry's copies of containerd's .proto files (proto/ at the package root) with proto-loader.
+// Loads Ferry's copies of containerd's (and, for tests, the CRI's) .proto files (proto/ at the package root) with
+// proto-loader.
 import { load, type Options, type PackageDefinition } from '@grpc/proto-loader';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { fileURLToPath } from 'node:url';
@@ -19,8 +20,13 @@ export const LOADER_OPTIONS: Options = {
 
 export const SNAPSHOTS_SERVICE = 'containerd.services.snapshots.v1.Snapshots';
 
+/** A .proto file under proto/ (snapshots.proto, cri-api.proto), with the options above. */
+export async function loadProto(file: string): Promise<PackageDefinition> {
+  return load(file, LOADER_OPTIONS);
+}
+
 export async function loadSnapshotsProto(): Promise<PackageDefinition> {
-  return load('snapshots.proto', LOADER_OPTIONS);
+  return loadProto('snapshots.proto');
 }
 
 export function serviceDefinition(def: PackageDefinition, name: string): ServiceDefinition {

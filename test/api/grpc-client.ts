@@ -1,7 +1,6 @@
 // A grpc-js client for the snapshots service (what containerd's proxy client sends), for tests.
 import { credentials, loadPackageDefinition, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { load } from '@grpc/proto-loader';
-import { LOADER_OPTIONS } from '../../src/api/proto.js';
+import { loadSnapshotsProto } from '../../src/api/proto.js';
 
 type Callback = (err: ServiceError | null, res: unknown) => void;
 type UnaryMethod = (req: object, md: Metadata, cb: Callback) => void;
@@ -13,7 +12,7 @@ export interface SnapshotsClient {
 }
 
 export async function snapshotsClient(socketPath: string): Promise<SnapshotsClient> {
-  const def = await load('snapshots.proto', LOADER_OPTIONS);
+  const def = await loadSnapshotsProto();
   const pkg = loadPackageDefinition(def) as unknown as {
     containerd: {
       services: {

@@ -2,7 +2,7 @@
 // `ferry` proxy snapshotter, and runs `ctr`/`ctr-remote` against it. Missing binaries fail loudly.
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -51,9 +51,54 @@ export interface TestContainerd {
   stop(): Promise<void>;
 }
 
+/** The CRI plugin's settings when a test enables it (otherwise it is disabled). */
+export interface CriOptions {
+  /** The pod sandbox ("pause") image: the test pushes one, there is no network to pull registry.k8s.io's. */
+  sandboxImage: string;
+  /** Registries (`127.0.0.1:PORT`) CRI pulls from over plain HTTP (a hosts.toml each under config_path). */
+  plainHttpRegistries: readonly string[];
+}
+
+/**
+ * The CRI plugin's config (version 2 layout, containerd 1.6): Ferry as its snapshotter with the snapshot
+ * annotations (the `cri.*` labels) on, no CNI config (host-network pods only), hosts.toml per plain-HTTP registry.
+ */
+function criConfig(dir: string, snapshotter: string, cri: CriOptions): string[] {
+  mkdirSync(join(dir, 'cni'));
+  for (const host of cri.plainHttpRegistries) {
+    mkdirSync(join(dir, 'certs.d', host), { recursive: true });
+    writeFileSync(
+      join(dir, 'certs.d', host, 'hosts.toml'),
+      `server = "http://${host}"\n[host."http://${host}"]\n  capabilities = ["pull", "resolve"]\n`,
+    );
+  }
+  const p = '[plugins."io.containerd.grpc.v1.cri"';
+  return [
+    `${p}]`,
+    `  sandbox_image = "${cri.sandboxImage}"`,
+    // CRI lowers the pause container's OOM score to -998, which needs CAP_SYS_RESOURCE; a CI sandbox may lack
+    // it (runc then fails with "can't get final child's PID from pipe"). No lower than containerd's own score.
+    '  restrict_oom_score_adj = true',
+    `${p}.containerd]`,
+    `  snapshotter = "${snapshotter}"`,
+    '  disable_snapshot_annotations = false',
+    // runc's state under this containerd's dir, not /run/containerd/runc/k8s.io.
+    `${p}.containerd.runtimes.runc]`,
+    '  runtime_type = "io.containerd.runc.v2"',
+    `${p}.containerd.runtimes.runc.options]`,
+    `  Root = "${dir}/runc"`,
+    `${p}.cni]`,
+    '  bin_dir = "/usr/lib/cni"',
+    `  conf_dir = "${dir}/cni"`,
+    `${p}.registry]`,
+    `  config_path = "${dir}/certs.d"`,
+  ];
+}
+
 export async function startContainerd(opts: {
   snapshotterSocket: string;
   snapshotterName?: string;
+  cri?: CriOptions;
 }): Promise<TestContainerd> {
   requireBinaries([CONTAINERD_BINARY, CTR_BINARY, RUNC_BINARY]);
   const dir = mkdtempSync(join(tmpdir(), 'ferry-ctd-'));
@@ -66,7 +111,7 @@ export async function startContainerd(opts: {
       'version = 2',
       `root = "${dir}/root"`,
       `state = "${dir}/state"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      ...(opts.cri === undefined ? ['disabled_plugins = ["io.containerd.grpc.v1.cri"]'] : []),
       '[grpc]',
       `  address = "${address}"`,
       '[ttrpc]',
@@ -79,6 +124,7 @@ export async function startContainerd(opts: {
       `  [proxy_plugins.${name}]`,
       '    type = "snapshot"',
       `    address = "${opts.snapshotterSocket}"`,
+      ...(opts.cri === undefined ? [] : criConfig(dir, name, opts.cri)),
       '',
     ].join('\n'),
   );
@@ -148,6 +194,7 @@ export async function startContainerd(opts: {
         await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
         if (exited === undefined) child.kill('SIGKILL');
       }
+      await killShims(address);
       // Leftover shim mounts under the state dir would make rm fail: detach them first.
       await run('sh', [
         '-c',
@@ -156,6 +203,32 @@ export async function startContainerd(opts: {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Shims outlive containerd by design: a test that failed before removing its containers would leave this
+ * containerd's shims (`-address <ours>`) and their containers running. SIGKILL each with its children.
+ */
+async function killShims(address: string): Promise<void> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const cmdline = (pid: string) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const args = (await cmdline(pid)).split('\0');
+    if (
+      !(args[0] ?? '').endsWith('containerd-shim-runc-v2') ||
+      args[args.indexOf('-address') + 1] !== address
+    )
+      continue;
+    const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+    for (const p of [...children.split(' ').filter(Boolean), pid]) {
+      try {
+        process.kill(Number(p), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
 }
 
 export interface RunningFerryDaemon {
@@ -338,4 +411,21 @@ export async function stopHolder(pid: number | undefined, timeoutMs = 10_000): P
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * A pod sandbox ("pause") image for CRI: busybox-static whose entrypoint sleeps until CRI kills it (StopPodSandbox
+ * sends SIGKILL). Tests have no network to pull registry.k8s.io/pause.
+ */
+export async function pushPauseImage(client: RegistryClient, ref: string): Promise<PushedImage> {
+  const layer = gzipLayer(
+    await tar([
+      { name: 'bin', type: 'directory' },
+      { name: 'bin/busybox', data: readFileSync(BUSYBOX), mode: 0o755 },
+    ]),
+  );
+  return pushImage(client, ref, {
+    layers: [{ data: layer, mediaType: MediaType.ociLayerGzip }],
+    config: { config: { Entrypoint: ['/bin/busybox', 'sleep', '3600'] } },
+  });
 }

@@ -1,6 +1,7 @@
-// The CRI label set (what containerd's CRI plugin sends with disable_snapshot_annotations=false), driven over
-// the snapshots API as containerd's unpacker would: each layer is mounted lazily through FUSE, an active
-// snapshot on top overlays the FUSE dirs and reads correct bytes; a bad layer label falls back to ordinary.
+// The CRI label set (what containerd's CRI plugin sends with disable_snapshot_annotations=false), hand-made and
+// driven over the snapshots API as containerd's unpacker would: each layer is mounted lazily through FUSE, an
+// active snapshot on top overlays the FUSE dirs and reads correct bytes; a bad layer label falls back to
+// ordinary; a lying chain ID is refused. containerd's own CRI plugin sending them: cri-path.test.ts.
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
