@@ -26,6 +26,7 @@ const ORDER = [
   'seq-read',
   'fuse-engines',
   'mount-vs-pull',
+  'cold-start',
   'prefetch',
 ];
 /** Ours take --quick/--no-cache; other benchmarks (decode, prefetch, …) run with their own defaults. */
@@ -36,6 +37,7 @@ const TAKES_FLAGS = new Set([
   'seq-read',
   'fuse-engines',
   'mount-vs-pull',
+  'cold-start',
 ]);
 
 function discover(): string[] {

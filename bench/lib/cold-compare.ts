@@ -12,6 +12,7 @@ import { parseReference } from '../../src/image/reference.js';
 import { startContainerd } from '../../test/helpers/containerd.js';
 import { ferry, ferryEnv, startMount } from '../../test/helpers/ferry-cli.js';
 import { pushGzipImage, startBenchRegistry } from './bench-registry.js';
+import { demandOf, demandTotal, describeDemand, publishedIndexes } from './demand.js';
 import { byPath, startCountedRegistry, type CountedRegistry } from './counted-registry.js';
 import { startCtrNode, type CtrMode } from './ctr-node.js';
 import type { ReadOp } from './image-1g.js';
@@ -231,6 +232,17 @@ export async function compareColdStarts(o: {
       await ferry(['index', plain, '--push'], publisher);
       rmSync(publisher.dir, { recursive: true, force: true });
       say(`ferry index --push (the publisher, once per image) took ${fmtMs(elapsed(t))}`);
+      // Where a gzip start's bytes must go with these indexes: the index blobs, then the chunks the reads cover.
+      const published = await publishedIndexes(bench.client, `${bench.registry.host}/cold/app:gzip`);
+      const demand = demandOf(published.indexes, o.ops);
+      const chunks = published.indexes.reduce((a, ix) => a + ix.chunks.length, 0);
+      say(`published indexes: ${fmtMB(published.blobBytes)} fetched at mount (${chunks} chunks in all)`);
+      for (const line of describeDemand(demand)) say(line);
+      notes.push(
+        `least a gzip start can fetch with these indexes: ${fmtMB(published.blobBytes + demandTotal(demand))} ` +
+          `(index blobs ${fmtMB(published.blobBytes)} + the chunks the reads cover ${fmtMB(demandTotal(demand))}, ` +
+          'before windows and prefetch)',
+      );
     }
     const diffIds = new Map<Format, string[]>();
     for (const f of formats) {

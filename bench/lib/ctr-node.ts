@@ -85,14 +85,31 @@ export async function startCtrNode(mode: CtrMode, stargzBin?: string): Promise<C
     },
     async mount(diffIds, target) {
       // `ctr images mount` reads --snapshotter as a global flag that does not exist (containerd 1.6), so it would
-      // always use overlayfs: make the view and mount it the way it would.
+      // always use overlayfs: make the view and mount it the way it would. One command: a view has no lease, and
+      // containerd's GC may remove it at any moment after (its mounts name only the committed parents' dirs).
       const key = `view-${target}`;
-      await ctd.ctr(['snapshots', '--snapshotter', snapshotter, 'view', key, chainId(diffIds)]);
-      const { stdout } = await ctd.ctr(['snapshots', '--snapshotter', snapshotter, 'mounts', target, key]);
-      const m = /^mount -t (\S+) (\S+) (\S+)(?: -o (\S+))?/m.exec(stdout.trim());
-      if (m === null) throw new Error(`unexpected mounts output: ${stdout}`);
+      const { stdout } = await ctd.ctr([
+        'snapshots',
+        '--snapshotter',
+        snapshotter,
+        'view',
+        '--mounts',
+        key,
+        chainId(diffIds),
+      ]);
+      // containerd's mount.Mount has no JSON tags: Type, Source, Options.
+      const mounts = JSON.parse(stdout) as Array<{ Type: string; Source: string; Options?: string[] | null }>;
+      if (mounts.length !== 1) throw new Error(`expected one mount, got ${stdout}`);
+      const m = mounts[0]!;
       mkdirSync(target, { recursive: true });
-      await run('mount', ['-t', m[1]!, ...(m[4] === undefined ? [] : ['-o', m[4]]), m[2]!, m[3]!]);
+      const opts = m.Options ?? [];
+      await run('mount', [
+        '-t',
+        m.Type,
+        ...(opts.length === 0 ? [] : ['-o', opts.join(',')]),
+        m.Source,
+        target,
+      ]);
       mounted.push(target);
     },
     async stop() {
