@@ -3,6 +3,9 @@
 // (containerd + containerd-stargz-grpc, eStargz) and by a full `ctr image pull`, on loopback and on a
 // 200 Mbit/s + 20 ms link. Flags: --quick, --reps N, --loopback-only, --shaped-only, --no-cache,
 // --only pull,ferry-gzip,ferry-estargz,ferry-zstdchunked,stargz (the full pull always runs).
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { coldImage, coldLayers } from './lib/cold-image.js';
 import {
   buildStargz,
@@ -14,7 +17,30 @@ import {
   type Runner,
   type Sample,
 } from './lib/cold-compare.js';
-import { emitResults, fmtMB, fmtMs, fmtRatio, say, type ResultRow } from './lib/report.js';
+import {
+  elapsed,
+  emitResults,
+  fmtMB,
+  fmtMs,
+  fmtRatio,
+  percentile,
+  say,
+  type ResultRow,
+} from './lib/report.js';
+
+const run = promisify(execFile);
+
+/** What a `ferry mount` process spends before it does anything: node start + loading its modules (median of 3). */
+async function cliStartupMs(): Promise<number> {
+  const mod = resolve(import.meta.dirname, '../dist/cli/mount-command.js');
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    await run(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(mod)})`]);
+    times.push(elapsed(t0));
+  }
+  return percentile(times, 50);
+}
 
 const argv = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -112,7 +138,12 @@ async function main(): Promise<void> {
       );
     }
   }
-  emitResults('cold-start', rows, [...c.notes, `medians of ${flag('--reps') ?? 1} repetition(s) per runner`]);
+  const startup = await cliStartupMs();
+  emitResults('cold-start', rows, [
+    ...c.notes,
+    `medians of ${flag('--reps') ?? 1} repetition(s) per runner`,
+    `part of Ferry's "ready": node start + loading ferry's mount modules ${fmtMs(startup)} (median of 3, measured now)`,
+  ]);
 }
 
 await main();

@@ -110,7 +110,7 @@ async function main(): Promise<void> {
   if (rss.length > 0) {
     const peak = Math.max(...rss.map((r) => mb(r.ferry)));
     rows.push({
-      metric: 'ferry mount RSS, peak over mount-vs-pull + seq-read',
+      metric: 'ferry mount RSS, peak over seq-read',
       ferry: `${peak.toFixed(0)} MB`,
       baseline: '',
       ratio: '',
