@@ -57,6 +57,8 @@ export interface Sample {
   vethUntilApp?: number;
   digest: string;
   breakdown: string;
+  /** Ferry: the `mountMs` its `mounted` event reports (inside the process; the rest of readyMs is start-up). */
+  inProcessMs?: number;
 }
 
 export interface Comparison {
@@ -141,7 +143,10 @@ async function oneStart(
     const before = await link.registry.settledBytes();
     try {
       const r = await readSet(target, ops, READ_CONCURRENCY);
-      return await finish(readyMs, before, vethBefore, r, t0);
+      const s = await finish(readyMs, before, vethBefore, r, t0);
+      const inProcess = mount.mounted['mountMs'];
+      if (typeof inProcess === 'number') s.inProcessMs = inProcess;
+      return s;
     } finally {
       await ferry(['umount', target], env).catch(() => mount.proc.kill('SIGTERM'));
       await mount.exited;
