@@ -303,7 +303,9 @@ export async function compareColdStarts(o: {
               `${fmtMs(s.ttfbMs)}, app ready ${fmtMs(s.appMs)} (${fmtMB(s.bytesUntilApp)})` +
               (s.vethUntilApp === undefined
                 ? ''
-                : `; veth ${fmtMB(s.vethBeforeReady!)} / ${fmtMB(s.vethUntilApp)}`),
+                : `; veth ${fmtMB(s.vethBeforeReady!)} / ${fmtMB(s.vethUntilApp)}`) +
+              (s.inProcessMs === undefined ? '' : `; ferry's own mountMs ${fmtMs(s.inProcessMs)}`) +
+              `; ${ln.registry.records().length} requests`,
           );
           say(`    by request (unnamed blobs: Ferry's index artifacts): ${s.breakdown}`);
         }
