@@ -26,6 +26,7 @@ const ORDER = [
   'seq-read',
   'fuse-engines',
   'mount-vs-pull',
+  'cold-start',
   'prefetch',
 ];
 /** Ours take --quick/--no-cache; other benchmarks (decode, prefetch, …) run with their own defaults. */
@@ -36,6 +37,7 @@ const TAKES_FLAGS = new Set([
   'seq-read',
   'fuse-engines',
   'mount-vs-pull',
+  'cold-start',
 ]);
 
 function discover(): string[] {
@@ -108,7 +110,7 @@ async function main(): Promise<void> {
   if (rss.length > 0) {
     const peak = Math.max(...rss.map((r) => mb(r.ferry)));
     rows.push({
-      metric: 'ferry mount RSS, peak over mount-vs-pull + seq-read',
+      metric: 'ferry mount RSS, peak over seq-read',
       ferry: `${peak.toFixed(0)} MB`,
       baseline: '',
       ratio: '',

@@ -54,6 +54,16 @@ const PROVIDER: Record<string, string> = {
   'systemd-analyze': 'systemd',
   go: 'golang-go',
 };
+/**
+ * Programs a benchmark runs that no Debian package ships: a script of this repo builds them offline from packages
+ * that scripts/install-deps.sh installs, and the benchmark runs the script (it is `bash`, essential) first.
+ */
+const BUILT: Record<string, { script: string; packages: string[] }> = {
+  'containerd-stargz-grpc': {
+    script: 'scripts/build-stargz-grpc.sh',
+    packages: ['golang-go', 'golang-github-containerd-stargz-snapshotter-dev'],
+  },
+};
 /** Names that look like programs in the scan but are the image contents tests create (`/usr/bin/tool`). */
 const NOT_PROGRAMS = new Set(['tool', 'tool-symlink']);
 
@@ -109,6 +119,21 @@ describe('programs the suite runs', () => {
       }
     }
     expect([...new Set(missing)]).toEqual([]);
+  });
+
+  it('programs built by a script: the script exists, builds them from installed packages, and is what runs', () => {
+    const benchText = sources(join(ROOT, 'bench'))
+      .map((f) => readFileSync(f, 'utf8'))
+      .join('\n');
+    for (const [program, { script, packages: needs }] of Object.entries(BUILT)) {
+      const text = readFileSync(join(ROOT, script), 'utf8');
+      expect(text).toContain(program);
+      for (const pkg of needs) {
+        expect(packages.has(pkg), `${pkg} (for ${script}) is not installed by install-deps.sh`).toBe(true);
+        expect(text).toContain(pkg);
+      }
+      expect(benchText).toContain(script);
+    }
   });
 
   it('the scan finds what it must (so that an empty result means something)', () => {
