@@ -11,10 +11,10 @@ import type { Logger } from './log.js';
 import type { RegistryClient } from './registry/client.js';
 import { cleanStaleMounts } from './fuse/stale.js';
 import { ensureHolder } from './fuse/holder/client.js';
-import { closeDecodePool } from './source/origin.js';
+import type { ChunkService } from './source/chunk-service.js';
 import { MetadataStore } from './snapshot/metadata-store.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
-import { LazyLayerFs, type LayerPeers, type LayerReadObserver } from './snapshot/lazy-layer-fs.js';
+import { LazyLayerFs, type LayerReadObserver } from './snapshot/lazy-layer-fs.js';
 import { claimSocketPath, SnapshotsServer } from './api/snapshots-server.js';
 import { activatedSocket } from './api/inherited-socket.js';
 import { startDaemonPrefetch, type DaemonPrefetch } from './api/prefetch-daemon.js'; // prefetch wiring
@@ -26,14 +26,14 @@ export interface DaemonParts {
   indexStore: IndexStore;
   provider: IndexProvider;
   chunks: ChunkStore;
+  /** The node's chunk service (peers first when `[p2p] enabled`); its owner closes it after stop. */
+  chunkService: ChunkService;
   // --- metrics wiring (src/cli/daemon-ops.ts builds these) ---
   /** Observes demand reads of lazy layers; set before restore re-mounts them. */
   readObserver?: LayerReadObserver;
   /** One call per finished snapshots API call. */
   onGrpcCall?: (method: string, code: string, seconds: number) => void;
   // --- end metrics wiring ---
-  /** The P2P node when `[p2p] enabled`: lazy layers ask peers before the registry and serve them. */
-  peers?: LayerPeers | undefined;
   /** Overrides `[fuse] spawnHolder` (`ferry daemon --no-spawn-holder`). */
   spawnHolder?: boolean;
 }
@@ -144,9 +144,8 @@ export class Daemon {
           registry: parts.registry,
           indexStore: parts.indexStore,
           provider: parts.provider,
-          chunks: parts.chunks,
+          chunks: parts.chunkService,
           log,
-          concurrency: config.registry.maxConcurrencyPerHost,
           readDeadlineMs: config.fuse.readDeadlineMs,
           attrTimeoutSec: config.fuse.attrTimeoutS,
           entryTimeoutSec: config.fuse.entryTimeoutS,
@@ -160,7 +159,6 @@ export class Daemon {
                   inherited === undefined ? paths.socketPath : undefined,
                 )
               : undefined,
-          peers: parts.peers,
           readAhead: config.readAhead,
           auditLazyLayers: config.snapshotter.auditLazyLayers,
           auditDelayMs: config.snapshotter.auditDelayMs,
@@ -238,7 +236,6 @@ export class Daemon {
       await this.snapshotter.close();
       await this.lazyFs?.unmountAll();
       this.store.close();
-      await closeDecodePool();
       log.info('ferry daemon stopped');
     })();
     return this.stopping;

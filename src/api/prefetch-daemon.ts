@@ -1,10 +1,8 @@
 // The daemon's prefetch parts in one place: traces recorded from its lazily mounted images, the hint job queue
 // over the same chunk source, and the hint API servers; started after restore, stopped first at shutdown.
 import { join } from 'node:path';
-import type { ChunkStore } from '../chunks/chunk-store.js';
 import type { FerryConfig } from '../config/load.js';
 import type { Digest } from '../image/digest.js';
-import type { ImageReference } from '../image/reference.js';
 import type { IndexStore } from '../index/index-store.js';
 import type { IndexProvider } from '../index/provider.js';
 import type { Logger } from '../log.js';
@@ -14,10 +12,7 @@ import { MountedImages } from '../prefetch/mounted-images.js';
 import { TraceStore } from '../prefetch/trace-store.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { LazyLayerFs } from '../snapshot/lazy-layer-fs.js';
-import type { ChunkSource } from '../source/chunk-source.js';
-import { composeSource } from '../source/compose.js';
-import { fetchChunkFromOrigin } from '../source/origin.js';
-import { NotFoundError } from '../errors.js';
+import type { ChunkService } from '../source/chunk-service.js';
 import { hintSocketPath } from './prefetch-client.js';
 import { PrefetchServer, readTokenFile } from './prefetch-server.js';
 
@@ -27,7 +22,8 @@ export interface DaemonPrefetchOptions {
   registry: RegistryClient;
   indexStore: IndexStore;
   provider: IndexProvider;
-  chunks: ChunkStore;
+  /** The node's chunk service: hints and traced mounts fetch through it, into the node's store. */
+  chunkService: ChunkService;
   /** The snapshotter's lazy layers (absent when `[snapshotter] lazy = false`). */
   lazyFs?: LazyLayerFs | undefined;
 }
@@ -39,34 +35,6 @@ export interface DaemonPrefetch {
   stop(drainMs: number): Promise<void>;
 }
 
-/** Without lazy layers the hints still need a source that writes into the node's chunk store. */
-function ownSource(o: DaemonPrefetchOptions): {
-  source: ChunkSource;
-  addBlobRefs: (ref: ImageReference, layers: readonly Digest[]) => void;
-} {
-  const refs = new Map<Digest, ImageReference>();
-  const composed = composeSource({
-    store: o.chunks,
-    origin: {
-      blobFor: (index) => {
-        const ref = refs.get(index.layerDigest);
-        if (ref === undefined)
-          throw new NotFoundError(`no image reference known for layer ${index.layerDigest}`);
-        return o.registry.blobReader(ref, index.layerDigest, index.compressedSize);
-      },
-      fetch: fetchChunkFromOrigin,
-    },
-    concurrency: o.config.registry.maxConcurrencyPerHost,
-    log: o.log,
-  });
-  return {
-    source: composed.source,
-    addBlobRefs: (ref, layers) => {
-      for (const d of layers) if (!refs.has(d)) refs.set(d, ref);
-    },
-  };
-}
-
 export async function startDaemonPrefetch(o: DaemonPrefetchOptions): Promise<DaemonPrefetch> {
   const { config, log } = o;
   const settings = config.prefetch;
@@ -76,13 +44,8 @@ export async function startDaemonPrefetch(o: DaemonPrefetchOptions): Promise<Dae
     log,
   });
   const lazy = o.lazyFs;
-  const shared =
-    lazy !== undefined
-      ? {
-          source: lazy.source.source,
-          addBlobRefs: (ref: ImageReference, layers: readonly Digest[]) => lazy.addBlobRefs(ref, layers),
-        }
-      : ownSource(o);
+  const service = o.chunkService;
+  const registerBlobs = service.register.bind(service);
   const images =
     lazy === undefined
       ? undefined
@@ -94,10 +57,10 @@ export async function startDaemonPrefetch(o: DaemonPrefetchOptions): Promise<Dae
               Promise.resolve(lazy.mountedLayers().find((m) => m.index.layerDigest === d)?.index),
           },
           traces,
-          source: shared.source,
-          cached: o.chunks,
+          source: service.source,
+          cached: service.store,
           settings,
-          registerBlobs: shared.addBlobRefs,
+          registerBlobs,
           log,
           layerWaitMs: config.snapshotter.remoteTimeoutMs,
         });
@@ -107,10 +70,10 @@ export async function startDaemonPrefetch(o: DaemonPrefetchOptions): Promise<Dae
       registry: o.registry,
       provider: o.provider,
       traces,
-      source: shared.source,
-      cached: o.chunks,
+      source: service.source,
+      cached: service.store,
       settings,
-      registerBlobs: shared.addBlobRefs,
+      registerBlobs,
       log,
     }),
     maxQueued: settings.maxQueuedHints,

@@ -1,4 +1,5 @@
-// Builds the components a CLI command needs from the config: logger, registry client, stores, index provider.
+// Builds the components a CLI command needs from the config: logger, registry client, stores, index provider,
+// and the node's one chunk service (peers included when `[p2p] enabled`).
 import { join } from 'node:path';
 import { chunkCacheDir, loadConfig, type FerryConfig } from '../config/load.js';
 import { createLogger, type Logger } from '../log.js';
@@ -23,6 +24,8 @@ import { serializeIndex } from '../index/serialize.js';
 import { loadTrustedKeys } from '../index/signature.js';
 import { startP2PNode, type P2PNode } from '../p2p/p2p-node.js'; // p2p wiring
 import { readSecretFile } from '../config/secret.js';
+import { DecodePool } from '../codec/worker-pool.js';
+import { ChunkService } from '../source/chunk-service.js';
 
 export interface CliContext {
   readonly config: Readonly<FerryConfig>;
@@ -33,6 +36,8 @@ export interface CliContext {
   readonly provider: IndexProvider;
   /** p2p wiring: the started peer node when `[p2p] enabled` (first call starts it; close() stops it). */
   p2p(): Promise<P2PNode | undefined>;
+  /** The node's chunk service, built on first call (after starting the peer node); close() ends its pool. */
+  chunkService(): Promise<ChunkService>;
   close(): Promise<void>;
 }
 
@@ -118,6 +123,20 @@ export async function createContext(opts: {
         )
       : Promise.resolve(undefined));
   // --- end p2p wiring ---
+  let pool: DecodePool | undefined;
+  let service: Promise<ChunkService> | undefined;
+  const chunkService = (): Promise<ChunkService> =>
+    (service ??= startP2P().then(
+      (peers) =>
+        new ChunkService({
+          store: chunks,
+          registry,
+          pool: (pool = new DecodePool()),
+          concurrency: config.registry.maxConcurrencyPerHost,
+          log,
+          peers,
+        }),
+    ));
   return {
     config,
     log,
@@ -126,8 +145,10 @@ export async function createContext(opts: {
     chunks,
     provider,
     p2p: startP2P,
+    chunkService,
     close: async () => {
       await (await p2p?.catch(() => undefined))?.stop(); // p2p wiring
+      await pool?.close();
       await registry.close();
       log.flush();
     },

@@ -34,7 +34,7 @@ export async function runDaemon(opts: DaemonCommandOptions): Promise<void> {
     await ops.start(); // metrics wiring
     const daemon = await Daemon.start({
       ...ctx,
-      peers: await ctx.p2p(), // p2p wiring: undefined unless [p2p] enabled
+      chunkService: await ctx.chunkService(), // peers first when [p2p] enabled
       ...(opts.spawnHolder === false ? { spawnHolder: false } : {}),
       readObserver: ops.readObserver, // metrics wiring
       onGrpcCall: ops.onGrpcCall, // metrics wiring

@@ -49,17 +49,17 @@ export function createDaemonOps(ctx: CliContext): DaemonOps {
   };
 
   const tiers = async (): Promise<TierSamples> => {
-    const s = daemon?.lazyLayers?.source.stats();
-    const p = await p2pStats();
+    // p2p start failures are logged where p2p starts
+    const s = await ctx.chunkService().then(
+      (c) => c.stats(),
+      () => undefined,
+    );
     const zero = { chunks: 0, bytes: 0 };
     return {
       memory: s?.memory ?? zero,
       disk: s?.disk ?? zero,
-      peer: p?.peer ?? zero,
-      registry: {
-        chunks: (s?.origin.chunks ?? 0) + (p?.registry.chunks ?? 0),
-        bytes: (s?.origin.bytes ?? 0) + (p?.registry.bytes ?? 0),
-      },
+      peer: s?.peer ?? zero,
+      registry: s?.origin ?? zero,
     };
   };
 

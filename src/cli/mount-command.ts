@@ -6,9 +6,6 @@ import { FerryError } from '../errors.js';
 import { parseReference } from '../image/reference.js';
 import { loadConfig } from '../config/load.js';
 import { createLogger, type Logger } from '../log.js';
-import { fetchChunkFromOrigin } from '../source/origin.js';
-import { composeSource } from '../source/compose.js';
-import { OriginSource, type OriginSourceOptions } from '../source/origin-source.js'; // p2p wiring
 import { cleanStaleMounts, fuseMountsUnder } from '../fuse/stale.js';
 import { lazyUnmount } from '../fuse/mount.js';
 import { mountImage } from '../mount/image-mount.js';
@@ -72,31 +69,17 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       throw new FerryError('ALREADY_EXISTS', `${target} is already a mount point`);
 
     const t0 = performance.now();
-    const p2p = await ctx.p2p(); // p2p wiring: peers first, registry after (src/p2p/)
+    const chunks = await ctx.chunkService(); // peers first (when `[p2p] enabled`), registry after
     const image = await ctx.registry.resolve(ref);
     const provided = await ctx.provider.forImage(image);
-    const originOptions: OriginSourceOptions = {
-      blobFor: (index) => ctx.registry.blobReader(image.ref, index.layerDigest, index.compressedSize),
-      fetch: fetchChunkFromOrigin,
-      store: ctx.chunks,
-    };
-    const peerFirst = p2p?.wrapOrigin(new OriginSource(originOptions)); // p2p wiring
-    const composed = composeSource({
-      store: ctx.chunks,
-      origin: originOptions,
-      concurrency: config.registry.maxConcurrencyPerHost,
-      log,
-      ...(peerFirst !== undefined ? { originOverride: peerFirst } : {}), // p2p wiring
-    });
-    const unregisterPeers = p2p?.register(
-      provided.map((p) => p.index),
-      composed.source,
-    ); // p2p wiring
+    const indexes = provided.map((p) => p.index);
+    chunks.register(image.ref, indexes);
+    const unshare = chunks.share(indexes);
     // --- prefetch wiring: record this start's reads, replay a trace (local or from the registry) ---
     const prefetch = new ImagePrefetch({
       image,
-      indexes: provided.map((p) => p.index),
-      source: composed.source,
+      indexes,
+      source: chunks.source,
       cached: ctx.chunks,
       traces: new TraceStore({
         dir: join(config.daemon.stateDir, 'traces'),
@@ -118,8 +101,8 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       mounted = await mountImage({
         target,
         workDir,
-        indexes: provided.map((p) => p.index),
-        source: composed.source,
+        indexes,
+        source: chunks.source,
         log,
         readDeadlineMs: config.fuse.readDeadlineMs,
         attrTimeoutSec: config.fuse.attrTimeoutS,
@@ -185,11 +168,9 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
     await prefetched; // prefetch wiring
     await mounted.unmount();
     await states.remove(target);
-    unregisterPeers?.(); // p2p wiring
-    const p2pStats = p2p?.stats(); // p2p wiring
-    const s = p2pStats
-      ? { ...composed.stats(), origin: p2pStats.registry, peer: p2pStats.peer } // p2p wiring: tiers
-      : composed.stats();
+    unshare();
+    const p2pStats = (await ctx.p2p())?.stats();
+    const s = chunks.stats();
     const prefetchStats = prefetch.stats(); // prefetch wiring
     out({
       event: 'unmounted',

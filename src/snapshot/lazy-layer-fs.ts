@@ -1,11 +1,8 @@
 // The RemoteFileSystem Ferry uses: takes a layer's trusted index from MountIndexes (mount-index.ts) and
-// FUSE-mounts it over one shared chunk source stack, through the FUSE holder (mounts outlive this process) or
+// FUSE-mounts it over the node's chunk service, through the FUSE holder (mounts outlive this process) or
 // fuse-native. With mount-index.ts, the only snapshot/ files that know about FUSE, layers and registries.
-import type { ChunkStore } from '../chunks/chunk-store.js';
-import { UnavailableError, NotFoundError } from '../errors.js';
 import type { Digest } from '../image/digest.js';
 import type { LayerIndex } from '../image/layer-index.js';
-import { parseReference, type ImageReference } from '../image/reference.js';
 import type { IndexProvider } from '../index/provider.js';
 import type { IndexStore } from '../index/index-store.js';
 import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
@@ -17,9 +14,9 @@ import { isStale } from '../fuse/stale.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ChunkSource } from '../source/chunk-source.js';
-import { composeSource, type ComposedSource } from '../source/compose.js';
-import { fetchChunkFromOrigin } from '../source/origin.js';
-import { OriginSource } from '../source/origin-source.js';
+import type { ChunkService } from '../source/chunk-service.js';
+import { UnavailableError } from '../errors.js';
+import { parseReference } from '../image/reference.js';
 import { ReadAheadBudget } from '../layer/read-ahead-budget.js';
 import type { ReadAheadSettings } from '../layer/read-ahead.js';
 import { MountIndexes } from './mount-index.js';
@@ -31,10 +28,9 @@ export interface LazyLayerFsOptions {
   registry: RegistryClient;
   indexStore: IndexStore;
   provider: IndexProvider;
-  chunks: ChunkStore;
+  /** The node's chunk service: every mounted layer reads through it; mounted layers are shared with peers. */
+  chunks: ChunkService;
   log: Logger;
-  /** Concurrent origin chunk fetches (shared by every mounted layer). */
-  concurrency: number;
   readDeadlineMs: number;
   attrTimeoutSec: number;
   entryTimeoutSec: number;
@@ -44,20 +40,12 @@ export interface LazyLayerFsOptions {
    * none runs. Without it, layers are mounted by this process with fuse-native and die with it.
    */
   holder?: { connect(signal?: AbortSignal): Promise<HolderClient> } | undefined;
-  /** Peers to ask before the registry (`[p2p]`); they may also fetch mounted layers' chunks from this node. */
-  peers?: LayerPeers | undefined;
   /** Sequential read-ahead for every mounted layer, bounded in memory across all of them (`[readAhead]`). */
   readAhead?: ReadAheadConfig | undefined;
   /** Prove layers served from a TOC or a published index against their diffID in the background (default on). */
   auditLazyLayers?: 'unsigned' | 'all' | 'off' | undefined;
   /** How long after the mount an audit starts (the start gets the link first). */
   auditDelayMs?: number | undefined;
-}
-
-/** What the daemon needs of a P2P node (src/p2p/p2p-node.ts P2PNode fits). */
-export interface LayerPeers {
-  wrapOrigin(origin: ChunkSource): ChunkSource;
-  register(indexes: readonly LayerIndex[], source: ChunkSource): () => void;
 }
 
 export type ReadAheadConfig = ReadAheadSettings & { enabled: boolean; memoryBytes: number };
@@ -99,12 +87,7 @@ interface ServedLayer {
 }
 
 export class LazyLayerFs implements RemoteFileSystem {
-  readonly source: ComposedSource;
   private readonly log: Logger;
-  /** Where each layer's blob can be read: blobs are content-addressed, so any repository holding it will do. */
-  private readonly refs = new Map<Digest, ImageReference>();
-  /** A mounted layer's blob comes from its own image's repository, whatever other images share the layer. */
-  private readonly indexRefs = new WeakMap<LayerIndex, ImageReference>();
   private readonly mounts = new Map<string, ServedLayer>();
   private holderClient: HolderClient | undefined;
   /** Mounts a predecessor left with the holder, by mountpoint, until adopted or released. */
@@ -129,19 +112,6 @@ export class LazyLayerFs implements RemoteFileSystem {
       auditLazyLayers: o.auditLazyLayers,
       auditDelayMs: o.auditDelayMs,
     });
-    const origin = {
-      blobFor: (index: LayerIndex) => this.blobFor(index),
-      fetch: fetchChunkFromOrigin,
-      store: o.chunks,
-    };
-    const peerFirst = o.peers?.wrapOrigin(new OriginSource(origin));
-    this.source = composeSource({
-      store: o.chunks,
-      origin,
-      ...(peerFirst !== undefined ? { originOverride: peerFirst } : {}),
-      concurrency: o.concurrency,
-      log: this.log,
-    });
     const ra = o.readAhead;
     this.readAhead =
       ra !== undefined && ra.enabled
@@ -155,10 +125,6 @@ export class LazyLayerFs implements RemoteFileSystem {
     this.tracer = tracer;
   }
 
-  /** Makes layers fetchable through `source` before (or without) their mount, e.g. for a prefetch hint. */
-  addBlobRefs(ref: ImageReference, layers: readonly Digest[]): void {
-    for (const d of layers) if (!this.refs.has(d)) this.refs.set(d, ref);
-  }
   // --- end prefetch wiring ---
 
   // --- metrics wiring ---
@@ -175,9 +141,9 @@ export class LazyLayerFs implements RemoteFileSystem {
   /** The shared source, with each demand chunk reported as local or fetched first. */
   private observedSource(): ChunkSource {
     const observer = this.observer;
-    const inner = this.source.source;
+    const inner = this.o.chunks.source;
     if (observer === undefined) return inner;
-    const store = this.o.chunks;
+    const store = this.o.chunks.store;
     return {
       fetch: async (req, signal) => {
         const c = req.index.chunks[req.chunk];
@@ -193,18 +159,11 @@ export class LazyLayerFs implements RemoteFileSystem {
   }
   // --- end metrics wiring ---
 
-  private blobFor(index: LayerIndex) {
-    const ref = this.indexRefs.get(index) ?? this.refs.get(index.layerDigest);
-    if (ref === undefined) throw new NotFoundError(`no image reference known for layer ${index.layerDigest}`);
-    return this.o.registry.blobReader(ref, index.layerDigest, index.compressedSize);
-  }
-
   async mount(mountpoint: string, layer: RemoteLayerRef, signal?: AbortSignal): Promise<SnapshotUsage> {
     const ref = parseReference(layer.imageRef);
     const { index, origin, binding } = await this.indexes.resolve(ref, layer, mountpoint, signal);
     signal?.throwIfAborted();
-    this.indexRefs.set(index, ref);
-    if (!this.refs.has(index.layerDigest)) this.refs.set(index.layerDigest, ref);
+    this.o.chunks.register(ref, [index]);
     const onChunkRead = this.tracer?.layerMounting({
       mountpoint,
       imageRef: layer.imageRef,
@@ -245,12 +204,11 @@ export class LazyLayerFs implements RemoteFileSystem {
     }
     this.mounts.set(mountpoint, mounted);
     this.infos.set(mountpoint, { mountpoint, imageRef: layer.imageRef, index }); // metrics wiring
-    const unregister = this.o.peers?.register([index], this.source.source);
-    if (unregister !== undefined) this.unregisterPeers.set(mountpoint, unregister);
+    this.unregisterPeers.set(mountpoint, this.o.chunks.share([index]));
     this.log.info({ mountpoint, layer: layer.layerDigest, index: origin }, 'lazy layer mounted');
     const verified = binding.audited
       ? undefined
-      : this.indexes.auditLater(ref, layer, index, mountpoint, binding, this.source.source);
+      : this.indexes.auditLater(ref, layer, index, mountpoint, binding, this.o.chunks.source);
     return { sizeBytes: index.compressedSize, inodes: index.entries.length, verified };
   }
 
