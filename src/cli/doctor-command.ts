@@ -7,7 +7,7 @@ import { release } from 'node:os';
 import { promisify } from 'node:util';
 import { chunkCacheDir, loadConfig, type FerryConfig } from '../config/load.js';
 import { checkContainerdConfig } from '../config/containerd-config.js';
-import { snapshotterPaths } from '../daemon.js';
+import { snapshotterPaths } from '../daemon/paths.js';
 import { fetchStatus } from '../metrics/status-client.js';
 import { statusSocketPath } from '../metrics/status-types.js';
 import { formatBytes } from './format.js';

@@ -6,7 +6,7 @@ import { keyId, loadSigningKey } from '../index/signature.js';
 import { describeRoot } from '../index/trust.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { ProvidedIndex } from '../index/provider.js';
-import { createContext } from './context.js';
+import { createContext } from '../node/context.js';
 import { formatBytes, formatRate, Progress, shortDigest, table } from './format.js';
 
 export interface IndexCommandOptions {

@@ -12,8 +12,7 @@ import { mountImage } from '../mount/image-mount.js';
 import { MountStateDir, processAlive, recordName, type MountRecord } from '../mount/mount-state.js';
 import { isMountPoint, unmount } from '../mount/system-mount.js';
 import { describeRoot } from '../index/trust.js';
-import { createContext } from './context.js';
-// prefetch wiring (src/prefetch/)
+import { createContext } from '../node/context.js';
 import { ImagePrefetch } from '../prefetch/image-prefetch.js';
 import { TraceStore } from '../prefetch/trace-store.js';
 import { formatBytes, shortDigest } from './format.js';
@@ -75,7 +74,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
     const indexes = provided.map((p) => p.index);
     chunks.register(image.ref, indexes);
     const unshare = chunks.share(indexes);
-    // --- prefetch wiring: record this start's reads, replay a trace (local or from the registry) ---
+    // Record this start's reads, replay a trace (local or from the registry).
     const prefetch = new ImagePrefetch({
       image,
       indexes,
@@ -90,8 +89,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       settings: config.prefetch,
       log,
     });
-    // --- end prefetch wiring ---
-    const prefetching = prefetch.start(); // prefetch wiring: starts while the layers mount
+    const prefetching = prefetch.start(); // starts while the layers mount
     const scratch = join(config.daemon.runDir, 'mnt');
     await mkdir(scratch, { recursive: true, mode: 0o700 });
     await chmod(scratch, 0o700); // layer mount points below: no other user walks into an image's tree
@@ -109,13 +107,13 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
         entryTimeoutSec: config.fuse.entryTimeoutS,
         negativeTimeoutSec: config.fuse.negativeTimeoutS,
         engine: config.fuse.engine,
-        onChunkRead: prefetch.onChunkRead, // prefetch wiring
+        onChunkRead: prefetch.onChunkRead,
         readAhead: config.readAhead,
         suidDev: opts.allowSuidDev === true,
       });
     } catch (e) {
-      await prefetch.stop(); // prefetch wiring
-      await prefetching; // prefetch wiring
+      await prefetch.stop();
+      await prefetching;
       throw e;
     }
     await states.write({
@@ -153,7 +151,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       );
     }
     out('serving on demand; Ctrl-C or `ferry umount` to stop');
-    // --- prefetch wiring: report when the prefetch is done; stop it and save the trace at unmount ---
+    // Report when the prefetch is done; stop it and save the trace at unmount.
     const prefetched = prefetching.then((r) => {
       out({ event: 'prefetched', target, ...r });
       out(
@@ -161,30 +159,29 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
           `(${formatBytes(r.stats.fetchedBytes)}) fetched, ${r.stats.alreadyCached} already cached`,
       );
     });
-    // --- end prefetch wiring ---
 
     await waitForStop(target);
-    await prefetch.stop(); // prefetch wiring
-    await prefetched; // prefetch wiring
+    await prefetch.stop();
+    await prefetched;
     await mounted.unmount();
     await states.remove(target);
     unshare();
     const p2pStats = (await ctx.p2p())?.stats();
     const s = chunks.stats();
-    const prefetchStats = prefetch.stats(); // prefetch wiring
+    const prefetchStats = prefetch.stats();
     out({
       event: 'unmounted',
       target,
       served: s,
       cache: ctx.chunks.stats(),
       prefetch: prefetchStats,
-      ...(p2pStats !== undefined ? { p2p: p2pStats } : {}), // p2p wiring
+      ...(p2pStats !== undefined ? { p2p: p2pStats } : {}),
     });
     out(
       `unmounted ${target}: served ${s.memory.chunks} chunks from memory, ${s.disk.chunks} from disk, ` +
         `${s.origin.chunks} (${formatBytes(s.origin.bytes)}) from the registry`,
     );
-    out(`prefetch hits: ${prefetchStats.hits} of ${prefetchStats.demandChunks} chunks read`); // prefetch wiring
+    out(`prefetch hits: ${prefetchStats.hits} of ${prefetchStats.demandChunks} chunks read`);
   } finally {
     await ctx.close();
   }

@@ -3,7 +3,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { chunksCovering, type LayerIndex } from '../image/layer-index.js';
 import { parseReference } from '../image/reference.js';
-import { createContext } from './context.js';
+import { createContext } from '../node/context.js';
 import { formatBytes, formatRate, Progress } from './format.js';
 
 export interface PrefetchCommandOptions {

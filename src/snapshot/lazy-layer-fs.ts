@@ -18,6 +18,7 @@ import type { ChunkService } from '../source/chunk-service.js';
 import { UnavailableError } from '../errors.js';
 import { parseReference } from '../image/reference.js';
 import { ReadAheadBudget } from '../layer/read-ahead-budget.js';
+import type { MountedLayers } from '../layer/mounted-layers.js';
 import type { ReadAheadSettings } from '../layer/read-ahead.js';
 import { MountIndexes } from './mount-index.js';
 import type { RemoteLayerRef } from './remote-labels.js';
@@ -46,11 +47,17 @@ export interface LazyLayerFsOptions {
   auditLazyLayers?: 'unsigned' | 'all' | 'off' | undefined;
   /** How long after the mount an audit starts (the start gets the link first). */
   auditDelayMs?: number | undefined;
+  /** Records the reads of layers mounted after restore() (the daemon's prefetch of mounted images). */
+  tracer?: LayerTracer | undefined;
+  /** Told of every demand read and the chunks it needed (the daemon's metrics). */
+  observer?: LayerReadObserver | undefined;
+  /** Where the layers served now are listed, for status, metrics and prefetch. */
+  mounted?: MountedLayers | undefined;
 }
 
 export type ReadAheadConfig = ReadAheadSettings & { enabled: boolean; memoryBytes: number };
 
-// --- prefetch wiring: traces of daemon-mounted images (src/prefetch/mounted-images.ts fits) ---
+/** Traces of daemon-mounted images (src/prefetch/mounted-images.ts fits). */
 export interface LayerTracer {
   /** A layer is about to mount; returns the hook its reads report to. Must not throw. */
   layerMounting(l: {
@@ -62,22 +69,14 @@ export interface LayerTracer {
   /** The layer at `mountpoint` was unmounted (or its mount failed). */
   layerUnmounted(mountpoint: string): Promise<void>;
 }
-// --- end prefetch wiring ---
 
-// --- metrics wiring: read latency and how each layer's reads were served (src/metrics/read-tracker.ts fits) ---
+/** Read latency and how each layer's reads were served (src/metrics/read-tracker.ts backs the daemon's). */
 export interface LayerReadObserver {
   /** A demand read starts; the returned function is called once when it ends. Must not throw. */
   onRead(layer: Digest, lengthBytes: number): (error: unknown, bytes?: number) => void;
   /** A demand read needs a chunk; `local` when the cache held it before the fetch. */
   onDemandChunk(layer: Digest, local: boolean): void;
 }
-
-export interface MountedLayerInfo {
-  readonly mountpoint: string;
-  readonly imageRef: string;
-  readonly index: LayerIndex;
-}
-// --- end metrics wiring ---
 
 /** A mounted layer, whichever engine serves it. */
 interface ServedLayer {
@@ -93,9 +92,8 @@ export class LazyLayerFs implements RemoteFileSystem {
   /** Mounts a predecessor left with the holder, by mountpoint, until adopted or released. */
   private readonly inherited = new Map<string, HeldMount>();
   private detaching = false;
-  private tracer: LayerTracer | undefined; // prefetch wiring
-  private observer: LayerReadObserver | undefined; // metrics wiring
-  private readonly infos = new Map<string, MountedLayerInfo>(); // metrics wiring
+  /** Set by restored(): re-mounts of running containers' layers are not an image start to trace. */
+  private tracer: LayerTracer | undefined;
   private readonly readAhead: { settings: ReadAheadSettings; budget: ReadAheadBudget } | undefined;
   /** Withdraws each mounted layer from what peers may fetch through this node. */
   private readonly unregisterPeers = new Map<string, () => void>();
@@ -119,28 +117,9 @@ export class LazyLayerFs implements RemoteFileSystem {
         : undefined;
   }
 
-  // --- prefetch wiring ---
-  /** Records every later mount's reads through `tracer` (set before the first mount). */
-  setTracer(tracer: LayerTracer): void {
-    this.tracer = tracer;
-  }
-
-  // --- end prefetch wiring ---
-
-  // --- metrics wiring ---
-  /** Reports every later mount's demand reads to `observer` (set before the first mount). */
-  setReadObserver(observer: LayerReadObserver): void {
-    this.observer = observer;
-  }
-
-  /** The layers served now, for status and metrics. */
-  mountedLayers(): MountedLayerInfo[] {
-    return [...this.infos.values()];
-  }
-
   /** The shared source, with each demand chunk reported as local or fetched first. */
   private observedSource(): ChunkSource {
-    const observer = this.observer;
+    const observer = this.o.observer;
     const inner = this.o.chunks.source;
     if (observer === undefined) return inner;
     const store = this.o.chunks.store;
@@ -157,7 +136,6 @@ export class LazyLayerFs implements RemoteFileSystem {
   private readHook(observer: LayerReadObserver) {
     return (index: LayerIndex, lengthBytes: number) => observer.onRead(index.layerDigest, lengthBytes);
   }
-  // --- end metrics wiring ---
 
   async mount(mountpoint: string, layer: RemoteLayerRef, signal?: AbortSignal): Promise<SnapshotUsage> {
     const ref = parseReference(layer.imageRef);
@@ -169,14 +147,14 @@ export class LazyLayerFs implements RemoteFileSystem {
       imageRef: layer.imageRef,
       manifestDigest: layer.manifestDigest,
       index,
-    }); // prefetch wiring
+    });
     let mounted: ServedLayer;
     try {
       const reader = new LayerReader({
         index,
-        source: this.observedSource(), // metrics wiring
-        ...(onChunkRead !== undefined ? { onChunkRead } : {}), // prefetch wiring
-        ...(this.observer !== undefined ? { onRead: this.readHook(this.observer) } : {}), // metrics wiring
+        source: this.observedSource(),
+        ...(onChunkRead !== undefined ? { onChunkRead } : {}),
+        ...(this.o.observer !== undefined ? { onRead: this.readHook(this.o.observer) } : {}),
         ...(this.readAhead !== undefined ? { readAhead: this.readAhead } : {}),
       });
       const tree = LayerTree.fromIndex(index);
@@ -194,16 +172,16 @@ export class LazyLayerFs implements RemoteFileSystem {
               negativeTimeoutSec: this.o.negativeTimeoutSec,
             });
     } catch (e) {
-      await this.tracer?.layerUnmounted(mountpoint); // prefetch wiring
+      await this.tracer?.layerUnmounted(mountpoint);
       throw e;
     }
     if (signal?.aborted === true) {
       await mounted.unmount();
-      await this.tracer?.layerUnmounted(mountpoint); // prefetch wiring
+      await this.tracer?.layerUnmounted(mountpoint);
       signal.throwIfAborted();
     }
     this.mounts.set(mountpoint, mounted);
-    this.infos.set(mountpoint, { mountpoint, imageRef: layer.imageRef, index }); // metrics wiring
+    this.o.mounted?.add({ mountpoint, imageRef: layer.imageRef, index });
     this.unregisterPeers.set(mountpoint, this.o.chunks.share([index]));
     this.log.info({ mountpoint, layer: layer.layerDigest, index: origin }, 'lazy layer mounted');
     const verified = binding.audited
@@ -301,8 +279,12 @@ export class LazyLayerFs implements RemoteFileSystem {
     return mountHeldLayer(o, signal);
   }
 
-  /** After restore: unmounts what a predecessor left with the holder that no snapshot claims any more. */
-  async releaseUnclaimed(): Promise<void> {
+  /**
+   * After restore: unmounts what a predecessor left with the holder that no snapshot claims any more, and traces
+   * the mounts from now on (those restore re-made serve running containers, not an image start).
+   */
+  async restored(): Promise<void> {
+    this.tracer = this.o.tracer;
     const client = this.holderClient;
     for (const [mp, held] of this.inherited) {
       this.inherited.delete(mp);
@@ -332,7 +314,7 @@ export class LazyLayerFs implements RemoteFileSystem {
     await Promise.all(served.map(async ([, m]) => m.detach?.(drainMs)));
     for (const [mp] of served) {
       this.forget(mp);
-      await this.tracer?.layerUnmounted(mp); // prefetch wiring: the trace is saved as on unmount
+      await this.tracer?.layerUnmounted(mp); // the trace is saved as on unmount
     }
     await this.holderClient?.close();
     this.holderClient = undefined;
@@ -340,7 +322,7 @@ export class LazyLayerFs implements RemoteFileSystem {
 
   private forget(mountpoint: string): void {
     this.mounts.delete(mountpoint);
-    this.infos.delete(mountpoint); // metrics wiring
+    this.o.mounted?.delete(mountpoint);
     this.unregisterPeers.get(mountpoint)?.();
     this.unregisterPeers.delete(mountpoint);
   }
@@ -361,7 +343,7 @@ export class LazyLayerFs implements RemoteFileSystem {
     }
     this.forget(mountpoint);
     await m.unmount();
-    await this.tracer?.layerUnmounted(mountpoint); // prefetch wiring: saves the trace after the image's last layer
+    await this.tracer?.layerUnmounted(mountpoint); // saves the trace after the image's last layer
   }
 
   /** Mountpoints currently served (for shutdown and status). */

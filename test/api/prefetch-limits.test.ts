@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prefetchClient, PrefetchApiError, type PrefetchClient } from '../../src/api/prefetch-client.js';
-import { startDaemonPrefetch, type DaemonPrefetch } from '../../src/api/prefetch-daemon.js';
+import { DaemonPrefetch } from '../../src/daemon/prefetch.js';
 import { PrefetchServer } from '../../src/api/prefetch-server.js';
 import { MemoryChunkStore } from '../../src/chunks/memory-chunk-store.js';
 import { validateConfig } from '../../src/config/load.js';
@@ -135,11 +135,10 @@ describe('the daemon applies [prefetch] hintRegistries', () => {
     const log = silentLogger();
     registry = new RegistryClient({ log, requestTimeoutMs: 2_000, maxConcurrencyPerHost: 2, retries: 0 });
     const indexStore = new IndexStore({ dir: join(dir, 'indexes') });
-    daemon = await startDaemonPrefetch({
+    daemon = new DaemonPrefetch({
       config,
       log,
       registry,
-      indexStore,
       provider: new IndexProvider({
         store: indexStore,
         registry,
@@ -155,6 +154,7 @@ describe('the daemon applies [prefetch] hintRegistries', () => {
         log,
       }),
     });
+    await daemon.start();
     client = await prefetchClient({ socketPath: daemon.socketPath! });
   });
 

@@ -25,7 +25,8 @@ const RANK: Record<string, number> = {
   mount: 6,
   snapshot: 6,
   api: 7,
-  'daemon.ts': 8,
+  node: 7,
+  daemon: 8,
   cli: 9,
   'main.ts': 10,
 };

@@ -1,5 +1,5 @@
-// Builds the components a CLI command needs from the config: logger, registry client, stores, index provider,
-// and the node's one chunk service (peers included when `[p2p] enabled`).
+// The node's shared parts, built once from the config for any command: logger, registry client, chunk and index
+// stores, index provider, the P2P node and the node's one chunk service (peers included when `[p2p] enabled`).
 import { join } from 'node:path';
 import { chunkCacheDir, loadConfig, type FerryConfig } from '../config/load.js';
 import { createLogger, type Logger } from '../log.js';
@@ -22,19 +22,19 @@ import { IndexStore } from '../index/index-store.js';
 import { IndexProvider } from '../index/provider.js';
 import { serializeIndex } from '../index/serialize.js';
 import { loadTrustedKeys } from '../index/signature.js';
-import { startP2PNode, type P2PNode } from '../p2p/p2p-node.js'; // p2p wiring
+import { startP2PNode, type P2PNode } from '../p2p/p2p-node.js';
 import { readSecretFile } from '../config/secret.js';
 import { DecodePool } from '../codec/worker-pool.js';
 import { ChunkService } from '../source/chunk-service.js';
 
-export interface CliContext {
+export interface NodeContext {
   readonly config: Readonly<FerryConfig>;
   readonly log: Logger;
   readonly registry: RegistryClient;
   readonly indexStore: IndexStore;
   readonly chunks: ChunkStore;
   readonly provider: IndexProvider;
-  /** p2p wiring: the started peer node when `[p2p] enabled` (first call starts it; close() stops it). */
+  /** The started peer node when `[p2p] enabled` (first call starts it; close() stops it). */
   p2p(): Promise<P2PNode | undefined>;
   /** The node's chunk service, built on first call (after starting the peer node); close() ends its pool. */
   chunkService(): Promise<ChunkService>;
@@ -63,7 +63,7 @@ export async function createContext(opts: {
   logLevel?: string;
   /** The daemon logs where config daemon.logTo says (stdout under journald); other commands to stderr. */
   daemon?: boolean;
-}): Promise<CliContext> {
+}): Promise<NodeContext> {
   const config = await loadConfig(opts.configPath);
   const log = createLogger({
     level: opts.logLevel ?? config.daemon.logLevel,
@@ -108,7 +108,6 @@ export async function createContext(opts: {
     // A build streams the whole layer anyway: keep its chunks so the first reads after it are local.
     onBuiltChunk: (digest, bytes) => void chunks.put(digest, bytes),
   });
-  // --- p2p wiring ---
   let p2p: Promise<P2PNode | undefined> | undefined;
   const startP2P = (): Promise<P2PNode | undefined> =>
     (p2p ??= config.p2p.enabled
@@ -122,7 +121,6 @@ export async function createContext(opts: {
           }).then((node) => (p2pNode = node)),
         )
       : Promise.resolve(undefined));
-  // --- end p2p wiring ---
   let pool: DecodePool | undefined;
   let service: Promise<ChunkService> | undefined;
   const chunkService = (): Promise<ChunkService> =>
@@ -147,7 +145,7 @@ export async function createContext(opts: {
     p2p: startP2P,
     chunkService,
     close: async () => {
-      await (await p2p?.catch(() => undefined))?.stop(); // p2p wiring
+      await (await p2p?.catch(() => undefined))?.stop();
       await pool?.close();
       await registry.close();
       log.flush();
