@@ -7,7 +7,7 @@ import { parseReference } from '../image/reference.js';
 import { loadConfig } from '../config/load.js';
 import { createLogger, type Logger } from '../log.js';
 import { cleanStaleMounts, fuseMountsUnder } from '../fuse/stale.js';
-import { lazyUnmount } from '../fuse/mount.js';
+import { lazyUnmount } from '../os/fuse-unmount.js';
 import { mountImage } from '../mount/image-mount.js';
 import { MountStateDir, processAlive, recordName, type MountRecord } from '../mount/mount-state.js';
 import { isMountPoint, unmount } from '../mount/system-mount.js';

@@ -11,6 +11,9 @@ import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import { cleanStaleMounts } from '../fuse/stale.js';
 import { ensureHolder } from '../fuse/holder/client.js';
+import { HolderMounter } from '../fuse/holder-mounter.js';
+import { NativeMounter } from '../fuse/native-mounter.js';
+import type { LayerMounter } from '../snapshot/layer-mounter.js';
 import type { ChunkService } from '../source/chunk-service.js';
 import { MetadataStore } from '../snapshot/metadata-store.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
@@ -44,7 +47,7 @@ export interface DaemonParts {
 const FERRY_BIN = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
 
 /**
- * How LazyLayerFs reaches the holder: connect, or start one (detached, so it outlives this process). A holder
+ * How the holder mounter reaches the holder: connect, or start one (detached, so it outlives this process). A holder
  * this daemon starts also keeps the snapshots socket (`snapshotsSocket`), unless systemd already does.
  */
 function holderLink(config: Readonly<FerryConfig>, log: Logger, spawn: boolean, snapshotsSocket?: string) {
@@ -65,17 +68,34 @@ function holderLink(config: Readonly<FerryConfig>, log: Logger, spawn: boolean, 
     String(config.fuse.holderOrphanTimeoutMs),
     ...relay,
   ];
-  return {
-    connect: (signal?: AbortSignal) =>
-      ensureHolder({
-        socketPath,
-        command: spawn ? command : [],
-        log,
-        // A holder run by a service manager may still be starting: give it longer than one we start ourselves.
-        timeoutMs: spawn ? 10_000 : 60_000,
-        ...(signal !== undefined ? { signal } : {}),
-      }),
+  return (signal?: AbortSignal) =>
+    ensureHolder({
+      socketPath,
+      command: spawn ? command : [],
+      log,
+      // A holder run by a service manager may still be starting: give it longer than one we start ourselves.
+      timeoutMs: spawn ? 10_000 : 60_000,
+      ...(signal !== undefined ? { signal } : {}),
+    });
+}
+
+/** The engine `[fuse] engine` names: the holder (`raw`: mounts outlive the daemon) or fuse-native in-process. */
+function layerMounter(
+  config: Readonly<FerryConfig>,
+  log: Logger,
+  spawn: boolean,
+  snapshotsSocket?: string,
+): LayerMounter {
+  const timings = {
+    readDeadlineMs: config.fuse.readDeadlineMs,
+    attrTimeoutSec: config.fuse.attrTimeoutS,
+    entryTimeoutSec: config.fuse.entryTimeoutS,
+    negativeTimeoutSec: config.fuse.negativeTimeoutS,
   };
+  const mlog = log.child({ component: 'lazy-fs' });
+  return config.fuse.engine === 'raw'
+    ? new HolderMounter({ connect: holderLink(config, log, spawn, snapshotsSocket), log: mlog, timings })
+    : new NativeMounter({ log: mlog, timings });
 }
 
 /** containerd adds index=off when the overlay module has the parameter: lower dirs are shared by many mounts. */
@@ -129,19 +149,12 @@ export class Daemon {
           observer: parts.readObserver,
           mounted: parts.mounted,
           log,
-          readDeadlineMs: config.fuse.readDeadlineMs,
-          attrTimeoutSec: config.fuse.attrTimeoutS,
-          entryTimeoutSec: config.fuse.entryTimeoutS,
-          negativeTimeoutSec: config.fuse.negativeTimeoutS,
-          holder:
-            config.fuse.engine === 'raw'
-              ? holderLink(
-                  config,
-                  log,
-                  parts.spawnHolder ?? config.fuse.spawnHolder,
-                  inherited === undefined ? paths.socketPath : undefined,
-                )
-              : undefined,
+          mounter: layerMounter(
+            config,
+            log,
+            parts.spawnHolder ?? config.fuse.spawnHolder,
+            inherited === undefined ? paths.socketPath : undefined,
+          ),
           readAhead: config.readAhead,
           auditLazyLayers: config.snapshotter.auditLazyLayers,
           auditDelayMs: config.snapshotter.auditDelayMs,

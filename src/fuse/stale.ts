@@ -3,7 +3,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import type { Logger } from '../log.js';
-import { lazyUnmount } from './mount.js';
+import { lazyUnmount } from '../os/fuse-unmount.js';
 
 export interface MountInfo {
   mountpoint: string;

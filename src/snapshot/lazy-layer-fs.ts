@@ -1,16 +1,12 @@
-// The RemoteFileSystem Ferry uses: takes a layer's trusted index from MountIndexes (mount-index.ts) and
-// FUSE-mounts it over the node's chunk service, through the FUSE holder (mounts outlive this process) or
-// fuse-native. With mount-index.ts, the only snapshot/ files that know about FUSE, layers and registries.
+// The RemoteFileSystem Ferry uses: takes a layer's trusted index from MountIndexes (mount-index.ts) and mounts
+// it over the node's chunk service with the LayerMounter it is given (layer-mounter.ts: the engine is not its
+// business), tracing and observing reads, and sharing mounted layers with peers.
 import type { Digest } from '../image/digest.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import type { IndexProvider } from '../index/provider.js';
 import type { IndexStore } from '../index/index-store.js';
 import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
-import { lazyUnmount, mountLayer } from '../fuse/mount.js';
-import type { HeldMount, HolderClient } from '../fuse/holder/client.js';
-import { adoptHeldLayer, canAdopt, mountHeldLayer, type HeldLayerOptions } from '../fuse/raw/held-layer.js';
-import { isStale } from '../fuse/stale.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ChunkSource } from '../source/chunk-source.js';
@@ -20,6 +16,7 @@ import { parseReference } from '../image/reference.js';
 import { ReadAheadBudget } from '../layer/read-ahead-budget.js';
 import type { MountedLayers } from '../layer/mounted-layers.js';
 import type { ReadAheadSettings } from '../layer/read-ahead.js';
+import type { LayerMounter, ServedLayer } from './layer-mounter.js';
 import { MountIndexes } from './mount-index.js';
 import type { RemoteLayerRef } from './remote-labels.js';
 import type { RemoteFileSystem } from './remote-fs.js';
@@ -32,15 +29,8 @@ export interface LazyLayerFsOptions {
   /** The node's chunk service: every mounted layer reads through it; mounted layers are shared with peers. */
   chunks: ChunkService;
   log: Logger;
-  readDeadlineMs: number;
-  attrTimeoutSec: number;
-  entryTimeoutSec: number;
-  negativeTimeoutSec: number;
-  /**
-   * Serve layers through the FUSE holder (src/fuse/holder/): `connect` returns a client, starting a holder if
-   * none runs. Without it, layers are mounted by this process with fuse-native and die with it.
-   */
-  holder?: { connect(signal?: AbortSignal): Promise<HolderClient> } | undefined;
+  /** Puts each layer on its mountpoint (through the FUSE holder, or in this process). */
+  mounter: LayerMounter;
   /** Sequential read-ahead for every mounted layer, bounded in memory across all of them (`[readAhead]`). */
   readAhead?: ReadAheadConfig | undefined;
   /** Prove layers served from a TOC or a published index against their diffID in the background (default on). */
@@ -78,20 +68,9 @@ export interface LayerReadObserver {
   onDemandChunk(layer: Digest, local: boolean): void;
 }
 
-/** A mounted layer, whichever engine serves it. */
-interface ServedLayer {
-  unmount(): Promise<void>;
-  /** Holder mounts only: stop serving, keep the mount for the next daemon. */
-  detach?(drainMs: number): Promise<void>;
-}
-
 export class LazyLayerFs implements RemoteFileSystem {
   private readonly log: Logger;
   private readonly mounts = new Map<string, ServedLayer>();
-  private holderClient: HolderClient | undefined;
-  /** Mounts a predecessor left with the holder, by mountpoint, until adopted or released. */
-  private readonly inherited = new Map<string, HeldMount>();
-  private detaching = false;
   /** Set by restored(): re-mounts of running containers' layers are not an image start to trace. */
   private tracer: LayerTracer | undefined;
   private readonly readAhead: { settings: ReadAheadSettings; budget: ReadAheadBudget } | undefined;
@@ -158,19 +137,7 @@ export class LazyLayerFs implements RemoteFileSystem {
         ...(this.readAhead !== undefined ? { readAhead: this.readAhead } : {}),
       });
       const tree = LayerTree.fromIndex(index);
-      mounted =
-        this.o.holder !== undefined
-          ? await this.mountHeld(mountpoint, layer.imageRef, tree, reader, signal)
-          : await mountLayer({
-              mountpoint,
-              tree,
-              reader,
-              log: this.log,
-              readDeadlineMs: this.o.readDeadlineMs,
-              attrTimeoutSec: this.o.attrTimeoutSec,
-              entryTimeoutSec: this.o.entryTimeoutSec,
-              negativeTimeoutSec: this.o.negativeTimeoutSec,
-            });
+      mounted = await this.o.mounter.mount({ mountpoint, imageRef: layer.imageRef, tree, reader }, signal);
     } catch (e) {
       await this.tracer?.layerUnmounted(mountpoint);
       throw e;
@@ -190,117 +157,47 @@ export class LazyLayerFs implements RemoteFileSystem {
     return { sizeBytes: index.compressedSize, inodes: index.entries.length, verified };
   }
 
-  // --- holder engine ---
-  /** Connects to the FUSE holder (starting one if needed) and notes the mounts a predecessor left there. */
+  /** Starts the mounter (the holder's mounts a predecessor left become known); before restore. */
   async start(signal?: AbortSignal): Promise<void> {
-    if (this.o.holder === undefined) return;
-    const client = await this.connectHolder(signal);
-    for (const m of client.inherited) this.inherited.set(m.mountpoint, m);
-    if (this.inherited.size > 0)
-      this.log.info(
-        { mounts: this.inherited.size, holderPid: client.holderPid },
-        'holder kept mounts from a predecessor',
-      );
+    await this.o.mounter.start((err) => this.allLost(err), signal);
   }
 
-  /** Mountpoints the holder serves for us: never stat them before they are adopted (the stat would wait on us). */
-  heldMountpoints(): string[] {
-    return [...this.inherited.keys(), ...(this.o.holder !== undefined ? this.mounts.keys() : [])];
-  }
-
-  get holderPid(): number | undefined {
-    return this.holderClient?.holderPid;
-  }
-
-  /** The snapshots socket the holder keeps across daemon restarts (the daemon serves on its `target`). */
-  get holderSnapshotsSocket(): { socket: string; target: string } | undefined {
-    return this.holderClient?.snapshots;
-  }
-
-  private async connectHolder(signal?: AbortSignal): Promise<HolderClient> {
-    if (this.holderClient !== undefined) return this.holderClient;
-    if (this.o.holder === undefined) throw new UnavailableError('no FUSE holder configured');
-    const client = await this.o.holder.connect(signal);
-    client.onClose((err) => this.holderLost(client, err));
-    this.holderClient = client;
-    return client;
-  }
-
-  /** The holder died: its mounts are dead (ENOTCONN); the next use of each re-mounts it through a new holder. */
-  private holderLost(client: HolderClient, err?: Error): void {
-    if (this.holderClient !== client || this.detaching) return;
-    this.holderClient = undefined;
-    this.inherited.clear();
+  /** Every mount died at once (the FUSE holder went away): the next use of each re-mounts it. */
+  private allLost(err?: Error): void {
     const lost = [...this.mounts.keys()];
     for (const mp of lost) this.forget(mp);
     this.log.error(
       { err: err === undefined ? undefined : String(err), lost: lost.length },
       'FUSE holder went away',
     );
-    // It also kept containerd's socket: a new holder (the same command) takes it back now, not at the next mount.
-    if (client.snapshots !== undefined)
-      void this.connectHolder().catch((e: unknown) =>
-        this.log.error({ err: String(e) }, 'no new FUSE holder for the snapshots socket'),
-      );
   }
 
-  private async mountHeld(
-    mountpoint: string,
-    imageRef: string,
-    tree: LayerTree,
-    reader: LayerReader,
-    signal?: AbortSignal,
-  ): Promise<ServedLayer> {
-    const client = await this.connectHolder(signal);
-    const o: HeldLayerOptions = {
-      client,
-      mountpoint,
-      tree,
-      reader,
-      log: this.log,
-      imageRef,
-      readDeadlineMs: this.o.readDeadlineMs,
-      attrTimeoutSec: this.o.attrTimeoutSec,
-      entryTimeoutSec: this.o.entryTimeoutSec,
-      negativeTimeoutSec: this.o.negativeTimeoutSec,
-    };
-    const held = this.inherited.get(mountpoint);
-    this.inherited.delete(mountpoint);
-    if (held !== undefined) {
-      if (canAdopt(held, tree)) return adoptHeldLayer({ ...o, held });
-      // Another index would give the kernel's cached node ids other files: never serve it on that mount.
-      this.log.warn(
-        { mountpoint, layer: tree.index.layerDigest },
-        'held mount does not match its index; remounting',
-      );
-      await client.unmount(held.id, signal);
-    }
-    if (await isStale(mountpoint)) await lazyUnmount(mountpoint, signal); // left by a holder that died
-    return mountHeldLayer(o, signal);
+  /** Mountpoints kept for us by another process: never stat them before they are adopted. */
+  heldMountpoints(): string[] {
+    return [...this.o.mounter.inherited(), ...(this.keepsMounts ? this.mounts.keys() : [])];
+  }
+
+  get holderPid(): number | undefined {
+    return this.o.mounter.holderPid;
+  }
+
+  /** The snapshots socket the holder keeps across daemon restarts (the daemon serves on its `target`). */
+  get holderSnapshotsSocket(): { socket: string; target: string } | undefined {
+    return this.o.mounter.snapshotsSocket;
   }
 
   /**
-   * After restore: unmounts what a predecessor left with the holder that no snapshot claims any more, and traces
-   * the mounts from now on (those restore re-made serve running containers, not an image start).
+   * After restore: unmounts what a predecessor left that no snapshot claims any more, and traces the mounts from
+   * now on (those restore re-made serve running containers, not an image start).
    */
   async restored(): Promise<void> {
     this.tracer = this.o.tracer;
-    const client = this.holderClient;
-    for (const [mp, held] of this.inherited) {
-      this.inherited.delete(mp);
-      if (client === undefined) continue;
-      await client
-        .unmount(held.id)
-        .then(() => this.log.info({ mountpoint: mp }, 'unclaimed held mount released'))
-        .catch((e: unknown) =>
-          this.log.warn({ mountpoint: mp, err: String(e) }, 'unclaimed held mount not released'),
-        );
-    }
+    await this.o.mounter.releaseUnclaimed();
   }
 
   /** True when stop should leave the mounts to the holder for the next daemon rather than unmount them. */
   get keepsMounts(): boolean {
-    return this.o.holder !== undefined;
+    return this.o.mounter.keepsMounts;
   }
 
   /**
@@ -308,16 +205,15 @@ export class LazyLayerFs implements RemoteFileSystem {
    * disconnects; the holder keeps the mounts and replays what is unanswered to the next daemon.
    */
   async detachAll(drainMs: number): Promise<void> {
-    this.detaching = true;
     this.indexes.stop();
-    const served = [...this.mounts.entries()];
-    await Promise.all(served.map(async ([, m]) => m.detach?.(drainMs)));
-    for (const [mp] of served) {
-      this.forget(mp);
-      await this.tracer?.layerUnmounted(mp); // the trace is saved as on unmount
-    }
-    await this.holderClient?.close();
-    this.holderClient = undefined;
+    await this.o.mounter.close(async () => {
+      const served = [...this.mounts.entries()];
+      await Promise.all(served.map(async ([, m]) => m.detach?.(drainMs)));
+      for (const [mp] of served) {
+        this.forget(mp);
+        await this.tracer?.layerUnmounted(mp); // the trace is saved as on unmount
+      }
+    });
   }
 
   private forget(mountpoint: string): void {
@@ -326,7 +222,6 @@ export class LazyLayerFs implements RemoteFileSystem {
     this.unregisterPeers.get(mountpoint)?.();
     this.unregisterPeers.delete(mountpoint);
   }
-  // --- end holder engine ---
 
   async check(mountpoint: string): Promise<void> {
     if (!this.mounts.has(mountpoint)) throw new UnavailableError(`no lazy layer mounted at ${mountpoint}`);
@@ -336,9 +231,7 @@ export class LazyLayerFs implements RemoteFileSystem {
   async unmount(mountpoint: string): Promise<void> {
     const m = this.mounts.get(mountpoint);
     if (m === undefined) {
-      const held = this.inherited.get(mountpoint);
-      this.inherited.delete(mountpoint);
-      if (held !== undefined) await this.holderClient?.unmount(held.id);
+      await this.o.mounter.releaseInherited(mountpoint);
       return;
     }
     this.forget(mountpoint);
