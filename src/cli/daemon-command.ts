@@ -3,7 +3,7 @@
 import { startDaemon } from '../daemon/compose.js';
 import { toggleDebug } from '../log.js';
 import { createContext } from '../node/context.js';
-import { notifySystemd } from './systemd-notify.js';
+import { notifySystemd } from '../os/notify.js';
 
 export interface DaemonCommandOptions {
   config?: string;

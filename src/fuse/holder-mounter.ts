@@ -4,7 +4,7 @@ import { UnavailableError } from '../errors.js';
 import type { LayerReader } from '../layer/layer-reader.js';
 import type { LayerTree } from '../layer/layer-tree.js';
 import type { Logger } from '../log.js';
-import { lazyUnmount } from '../os/fuse-unmount.js';
+import { lazyUnmount } from '../os/unmount.js';
 import type { HeldMount, HolderClient } from './holder/client.js';
 import {
   adoptHeldLayer,

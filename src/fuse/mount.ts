@@ -6,7 +6,7 @@ import { UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { LayerReader } from '../layer/layer-reader.js';
 import type { LayerTree } from '../layer/layer-tree.js';
-import { lazyUnmount } from '../os/fuse-unmount.js';
+import { lazyUnmount } from '../os/unmount.js';
 import { createLayerOps, type LayerOps } from './ops.js';
 
 export interface MountLayerOptions {

@@ -7,7 +7,8 @@ import type { ChunkSource } from '../source/chunk-source.js';
 import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
 import { mountDirectLayer } from '../fuse/raw/direct-layer.js';
-import { mountReadOnlyOverlay, unmount } from './system-mount.js';
+import { mountReadOnlyOverlay } from './system-mount.js';
+import { unmount } from '../os/unmount.js';
 // read-ahead options (src/layer/read-ahead*.ts)
 import { ReadAheadBudget } from '../layer/read-ahead-budget.js';
 import { DEFAULT_READ_AHEAD_SETTINGS, type ReadAheadSettings } from '../layer/read-ahead.js';

@@ -11,7 +11,7 @@ const RANK: Record<string, number> = {
   'errors.ts': -1,
   'private-fs.ts': -1,
   'log.ts': 0,
-  os: 0,
+  os: 0.5,
   image: 0,
   config: 1,
   codec: 1,
