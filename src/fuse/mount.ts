@@ -51,7 +51,7 @@ interface ExtraOptions {
   suidDev: boolean;
 }
 
-/** fuse-native forwards only some libfuse options (protocols §7.2); the rest are appended here. */
+/** fuse-native forwards only some libfuse options to libfuse; the rest are appended here. */
 class FerryFuse extends Fuse {
   constructor(
     mnt: string,
