@@ -1,7 +1,7 @@
 // The node's shared parts, built once from the config for any command: logger, registry client, chunk and index
 // stores, index provider, the P2P node and the node's one chunk service (peers included when `[p2p] enabled`).
 import { join } from 'node:path';
-import { chunkCacheDir, loadConfig, type FerryConfig } from '../config/load.js';
+import { chunkCacheDir, loadConfig, validateConfig, type FerryConfig } from '../config/load.js';
 import { createLogger, type Logger } from '../log.js';
 import { parsePlatform } from '../image/platform.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -63,8 +63,17 @@ export async function createContext(opts: {
   logLevel?: string;
   /** The daemon logs where config daemon.logTo says (stdout under journald); other commands to stderr. */
   daemon?: boolean;
+  /** Overrides `[index] chunkSizeBytes` (`ferry index --chunk-size`), within the same bounds. */
+  indexChunkSizeBytes?: number | undefined;
 }): Promise<NodeContext> {
-  const config = await loadConfig(opts.configPath);
+  const loaded = await loadConfig(opts.configPath);
+  const config =
+    opts.indexChunkSizeBytes === undefined
+      ? loaded
+      : validateConfig(
+          { ...loaded, index: { ...loaded.index, chunkSizeBytes: opts.indexChunkSizeBytes } },
+          '--chunk-size',
+        );
   const log = createLogger({
     level: opts.logLevel ?? config.daemon.logLevel,
     to: opts.daemon === true ? config.daemon.logTo : 'stderr',
