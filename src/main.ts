@@ -43,7 +43,12 @@ export function buildProgram(): Command {
     )
     .option('--rebuild', 'ignore cached indexes and build again')
     .option('-c, --config <file>', 'config file (TOML)')
-    .addOption(new Option('--chunk-size <bytes>', 'chunk size of built indexes').argParser(collectInt))
+    .addOption(
+      new Option(
+        '--chunk-size <bytes>',
+        'chunk size of the indexes (builds them afresh; default [index] chunkSizeBytes)',
+      ).argParser(collectInt),
+    )
     .action(async (ref: string, opts: Record<string, unknown>) => {
       const { runIndex } = await import('./cli/index-command.js');
       await runIndex(ref, opts);

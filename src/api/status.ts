@@ -1,4 +1,4 @@
-// FerryError codes → gRPC status codes, with containerd's errdefs classes in mind (protocols §1.5).
+// FerryError codes → gRPC status codes, chosen so containerd's errdefs maps them to its own error classes.
 import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
 import { isFerryError, type ErrorCode } from '../errors.js';
 

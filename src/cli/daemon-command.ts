@@ -1,9 +1,9 @@
 // `ferry daemon [--config FILE]`: runs the containerd snapshotter until SIGTERM/SIGINT, then stops in order.
-import { Daemon } from '../daemon.js';
+// The parts are built by the node context and the daemon's composition root (src/daemon/compose.ts).
+import { startDaemon } from '../daemon/compose.js';
 import { toggleDebug } from '../log.js';
-import { createContext } from './context.js';
-import { createDaemonOps } from './daemon-ops.js'; // metrics wiring
-import { notifySystemd } from './systemd-notify.js'; // metrics wiring
+import { createContext } from '../node/context.js';
+import { notifySystemd } from '../os/notify.js';
 
 export interface DaemonCommandOptions {
   config?: string;
@@ -25,35 +25,23 @@ function nextSignal(): Promise<NodeJS.Signals> {
 
 export async function runDaemon(opts: DaemonCommandOptions): Promise<void> {
   const ctx = await createContext({ configPath: opts.config, daemon: true });
-  // --- metrics wiring: status socket + /metrics, read and gRPC hooks, systemd readiness, SIGUSR2 ---
-  const ops = createDaemonOps(ctx);
   const onUsr2 = () => ctx.log.warn({ logLevel: toggleDebug(ctx.log) }, 'log level toggled by SIGUSR2');
   process.on('SIGUSR2', onUsr2);
-  // --- end metrics wiring ---
   try {
-    await ops.start(); // metrics wiring
-    const daemon = await Daemon.start({
-      ...ctx,
-      peers: await ctx.p2p(), // p2p wiring: undefined unless [p2p] enabled
-      ...(opts.spawnHolder === false ? { spawnHolder: false } : {}),
-      readObserver: ops.readObserver, // metrics wiring
-      onGrpcCall: ops.onGrpcCall, // metrics wiring
-    });
-    ops.attach(daemon); // metrics wiring
-    await notifySystemd('ready', `serving ${daemon.paths.socketPath}`, ctx.log); // metrics wiring
+    const running = await startDaemon(ctx, opts.spawnHolder === false ? { spawnHolder: false } : {});
+    await notifySystemd('ready', `serving ${running.daemon.paths.socketPath}`, ctx.log);
     const signal = await nextSignal();
     ctx.log.info({ signal }, 'shutting down');
-    await notifySystemd('stopping', `stopping (${signal})`, ctx.log); // metrics wiring
+    await notifySystemd('stopping', `stopping (${signal})`, ctx.log);
     // A second signal while draining means "now": the FUSE mounts are detached lazily by the next start.
     void nextSignal().then((s) => {
       ctx.log.warn({ signal: s }, 'second signal: exiting without a clean shutdown');
       ctx.log.flush();
       process.exit(1);
     });
-    await daemon.stop();
+    await running.stop();
   } finally {
-    process.off('SIGUSR2', onUsr2); // metrics wiring
-    await ops.close(); // metrics wiring
+    process.off('SIGUSR2', onUsr2);
     await ctx.close();
   }
   // Nothing should keep the loop alive now; if a stray handle does, do not hang the service manager.

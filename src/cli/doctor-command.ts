@@ -1,18 +1,16 @@
 // `ferry doctor`: checks what a node needs for Ferry (FUSE device and libfuse, overlayfs, kernel, containerd config,
 // sockets and their modes, free disk for the cache, the daemon answering) and prints what to fix; exit 1 on a FAIL.
-import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, lstat, readFile, statfs } from 'node:fs/promises';
 import { release } from 'node:os';
-import { promisify } from 'node:util';
 import { chunkCacheDir, loadConfig, type FerryConfig } from '../config/load.js';
 import { checkContainerdConfig } from '../config/containerd-config.js';
-import { snapshotterPaths } from '../daemon.js';
+import { snapshotterPaths } from '../daemon/paths.js';
 import { fetchStatus } from '../metrics/status-client.js';
 import { statusSocketPath } from '../metrics/status-types.js';
 import { formatBytes } from './format.js';
+import { runChecked } from '../os/run.js';
 
-const run = promisify(execFile);
 const GiB = 1024 ** 3;
 
 export type Severity = 'ok' | 'warn' | 'fail';
@@ -57,13 +55,13 @@ async function fuseChecks(o: DoctorOptions): Promise<Finding[]> {
       ),
     );
   out.push(
-    await run('fusermount', ['-V']).then(
-      ({ stdout, stderr }) => finding('libfuse', 'ok', `fusermount: ${(stdout || stderr).trim()}`),
+    await runChecked('fusermount', ['-V']).then(
+      (output) => finding('libfuse', 'ok', `fusermount: ${output}`),
       () => finding('libfuse', 'fail', 'fusermount is not on PATH', 'apt-get install fuse3 libfuse2'),
     ),
   );
-  const lib = await run('ldconfig', ['-p']).then(
-    ({ stdout }) => /libfuse\.so\.2\b/.test(stdout),
+  const lib = await runChecked('ldconfig', ['-p']).then(
+    (output) => /libfuse\.so\.2\b/.test(output),
     () => undefined,
   );
   if (lib === false)

@@ -6,7 +6,7 @@ import { keyId, loadSigningKey } from '../index/signature.js';
 import { describeRoot } from '../index/trust.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { ProvidedIndex } from '../index/provider.js';
-import { createContext } from './context.js';
+import { createContext } from '../node/context.js';
 import { formatBytes, formatRate, Progress, shortDigest, table } from './format.js';
 
 export interface IndexCommandOptions {
@@ -16,6 +16,8 @@ export interface IndexCommandOptions {
   bind?: string;
   rebuild?: boolean;
   config?: string;
+  /** Chunk size of the indexes built now (implies --rebuild: a cached index has the size it was built with). */
+  chunkSize?: number;
 }
 
 function layerSummary(p: ProvidedIndex, withFiles: boolean): Record<string, unknown> {
@@ -57,13 +59,17 @@ export async function runIndex(refText: string, opts: IndexCommandOptions): Prom
     throw new InvalidArgumentError('--sign-key and --bind publish: use them with --push');
   // Read the key before any work: a wrong path should not cost a whole index build.
   const signKey = opts.signKey !== undefined ? await loadSigningKey(opts.signKey) : undefined;
-  const ctx = await createContext({ configPath: opts.config, logLevel: 'warn' });
+  const ctx = await createContext({
+    configPath: opts.config,
+    logLevel: 'warn',
+    indexChunkSizeBytes: opts.chunkSize,
+  });
   const progress = new Progress();
   try {
     const image = await ctx.registry.resolve(ref);
     const layers = image.manifest.layers;
     const provided = await ctx.provider.forImage(image, {
-      rebuild: opts.rebuild === true,
+      rebuild: opts.rebuild === true || opts.chunkSize !== undefined,
       onProgress: (layer, n) => {
         const i = layers.indexOf(layer) + 1;
         progress.update(

@@ -6,17 +6,15 @@ import { FerryError } from '../errors.js';
 import { parseReference } from '../image/reference.js';
 import { loadConfig } from '../config/load.js';
 import { createLogger, type Logger } from '../log.js';
-import { fetchChunkFromOrigin } from '../source/origin.js';
-import { composeSource } from '../source/compose.js';
-import { OriginSource, type OriginSourceOptions } from '../source/origin-source.js'; // p2p wiring
-import { cleanStaleMounts, fuseMountsUnder } from '../fuse/stale.js';
-import { lazyUnmount } from '../fuse/mount.js';
+import { cleanStaleMounts } from '../fuse/stale.js';
+import { fuseMountsUnder } from '../os/mountinfo.js';
+import { lazyUnmount } from '../os/unmount.js';
 import { mountImage } from '../mount/image-mount.js';
 import { MountStateDir, processAlive, recordName, type MountRecord } from '../mount/mount-state.js';
-import { isMountPoint, unmount } from '../mount/system-mount.js';
+import { isMountPoint } from '../os/mountinfo.js';
+import { unmount } from '../os/unmount.js';
 import { describeRoot } from '../index/trust.js';
-import { createContext } from './context.js';
-// prefetch wiring (src/prefetch/)
+import { createContext } from '../node/context.js';
 import { ImagePrefetch } from '../prefetch/image-prefetch.js';
 import { TraceStore } from '../prefetch/trace-store.js';
 import { formatBytes, shortDigest } from './format.js';
@@ -72,31 +70,17 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       throw new FerryError('ALREADY_EXISTS', `${target} is already a mount point`);
 
     const t0 = performance.now();
-    const p2p = await ctx.p2p(); // p2p wiring: peers first, registry after (src/p2p/)
+    const chunks = await ctx.chunkService(); // peers first (when `[p2p] enabled`), registry after
     const image = await ctx.registry.resolve(ref);
     const provided = await ctx.provider.forImage(image);
-    const originOptions: OriginSourceOptions = {
-      blobFor: (index) => ctx.registry.blobReader(image.ref, index.layerDigest, index.compressedSize),
-      fetch: fetchChunkFromOrigin,
-      store: ctx.chunks,
-    };
-    const peerFirst = p2p?.wrapOrigin(new OriginSource(originOptions)); // p2p wiring
-    const composed = composeSource({
-      store: ctx.chunks,
-      origin: originOptions,
-      concurrency: config.registry.maxConcurrencyPerHost,
-      log,
-      ...(peerFirst !== undefined ? { originOverride: peerFirst } : {}), // p2p wiring
-    });
-    const unregisterPeers = p2p?.register(
-      provided.map((p) => p.index),
-      composed.source,
-    ); // p2p wiring
-    // --- prefetch wiring: record this start's reads, replay a trace (local or from the registry) ---
+    const indexes = provided.map((p) => p.index);
+    chunks.register(image.ref, indexes);
+    const unshare = chunks.share(indexes);
+    // Record this start's reads, replay a trace (local or from the registry).
     const prefetch = new ImagePrefetch({
       image,
-      indexes: provided.map((p) => p.index),
-      source: composed.source,
+      indexes,
+      source: chunks.source,
       cached: ctx.chunks,
       traces: new TraceStore({
         dir: join(config.daemon.stateDir, 'traces'),
@@ -107,8 +91,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       settings: config.prefetch,
       log,
     });
-    // --- end prefetch wiring ---
-    const prefetching = prefetch.start(); // prefetch wiring: starts while the layers mount
+    const prefetching = prefetch.start(); // starts while the layers mount
     const scratch = join(config.daemon.runDir, 'mnt');
     await mkdir(scratch, { recursive: true, mode: 0o700 });
     await chmod(scratch, 0o700); // layer mount points below: no other user walks into an image's tree
@@ -118,21 +101,21 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       mounted = await mountImage({
         target,
         workDir,
-        indexes: provided.map((p) => p.index),
-        source: composed.source,
+        indexes,
+        source: chunks.source,
         log,
         readDeadlineMs: config.fuse.readDeadlineMs,
         attrTimeoutSec: config.fuse.attrTimeoutS,
         entryTimeoutSec: config.fuse.entryTimeoutS,
         negativeTimeoutSec: config.fuse.negativeTimeoutS,
         engine: config.fuse.engine,
-        onChunkRead: prefetch.onChunkRead, // prefetch wiring
+        onChunkRead: prefetch.onChunkRead,
         readAhead: config.readAhead,
         suidDev: opts.allowSuidDev === true,
       });
     } catch (e) {
-      await prefetch.stop(); // prefetch wiring
-      await prefetching; // prefetch wiring
+      await prefetch.stop();
+      await prefetching;
       throw e;
     }
     await states.write({
@@ -170,7 +153,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       );
     }
     out('serving on demand; Ctrl-C or `ferry umount` to stop');
-    // --- prefetch wiring: report when the prefetch is done; stop it and save the trace at unmount ---
+    // Report when the prefetch is done; stop it and save the trace at unmount.
     const prefetched = prefetching.then((r) => {
       out({ event: 'prefetched', target, ...r });
       out(
@@ -178,32 +161,29 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
           `(${formatBytes(r.stats.fetchedBytes)}) fetched, ${r.stats.alreadyCached} already cached`,
       );
     });
-    // --- end prefetch wiring ---
 
     await waitForStop(target);
-    await prefetch.stop(); // prefetch wiring
-    await prefetched; // prefetch wiring
+    await prefetch.stop();
+    await prefetched;
     await mounted.unmount();
     await states.remove(target);
-    unregisterPeers?.(); // p2p wiring
-    const p2pStats = p2p?.stats(); // p2p wiring
-    const s = p2pStats
-      ? { ...composed.stats(), origin: p2pStats.registry, peer: p2pStats.peer } // p2p wiring: tiers
-      : composed.stats();
-    const prefetchStats = prefetch.stats(); // prefetch wiring
+    unshare();
+    const p2pStats = (await ctx.p2p())?.stats();
+    const s = chunks.stats();
+    const prefetchStats = prefetch.stats();
     out({
       event: 'unmounted',
       target,
       served: s,
       cache: ctx.chunks.stats(),
       prefetch: prefetchStats,
-      ...(p2pStats !== undefined ? { p2p: p2pStats } : {}), // p2p wiring
+      ...(p2pStats !== undefined ? { p2p: p2pStats } : {}),
     });
     out(
       `unmounted ${target}: served ${s.memory.chunks} chunks from memory, ${s.disk.chunks} from disk, ` +
         `${s.origin.chunks} (${formatBytes(s.origin.bytes)}) from the registry`,
     );
-    out(`prefetch hits: ${prefetchStats.hits} of ${prefetchStats.demandChunks} chunks read`); // prefetch wiring
+    out(`prefetch hits: ${prefetchStats.hits} of ${prefetchStats.demandChunks} chunks read`);
   } finally {
     await ctx.close();
   }

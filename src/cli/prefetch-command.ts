@@ -3,9 +3,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { chunksCovering, type LayerIndex } from '../image/layer-index.js';
 import { parseReference } from '../image/reference.js';
-import { composeSource } from '../source/compose.js';
-import { fetchChunkFromOrigin } from '../source/origin.js';
-import { createContext } from './context.js';
+import { createContext } from '../node/context.js';
 import { formatBytes, formatRate, Progress } from './format.js';
 
 export interface PrefetchCommandOptions {
@@ -118,20 +116,13 @@ export async function runPrefetch(refText: string, opts: PrefetchCommandOptions)
     throw new InvalidArgumentError('ferry prefetch: name the files with --files <glob>');
   const ref = parseReference(refText);
   const ctx = await createContext({ configPath: opts.config, logLevel: 'warn' });
-  const { config, log } = ctx;
+  const { config } = ctx;
   try {
     const image = await ctx.registry.resolve(ref);
     const indexes = (await ctx.provider.forImage(image)).map((p) => p.index);
     const files = selectFiles(indexes, globs);
-    const composed = composeSource({
-      store: ctx.chunks,
-      origin: {
-        blobFor: (index) => ctx.registry.blobReader(image.ref, index.layerDigest, index.compressedSize),
-        fetch: fetchChunkFromOrigin,
-      },
-      concurrency: config.registry.maxConcurrencyPerHost,
-      log,
-    });
+    const chunks = await ctx.chunkService(); // peers first (when `[p2p] enabled`), registry after
+    chunks.register(image.ref, indexes);
     const work: Array<{ index: LayerIndex; chunk: number }> = [];
     const planned = new Set<string>();
     for (const f of files) {
@@ -147,12 +138,11 @@ export async function runPrefetch(refText: string, opts: PrefetchCommandOptions)
     const bytes = await fetchAll(
       work,
       Math.max(1, opts.concurrency ?? config.registry.maxConcurrencyPerHost),
-      async (w) =>
-        (await composed.source.fetch({ index: w.index, chunk: w.chunk, priority: 'demand' })).length,
+      async (w) => (await chunks.source.fetch({ index: w.index, chunk: w.chunk, priority: 'demand' })).length,
       new Progress(),
     );
     const ms = performance.now() - t0;
-    const origin = composed.stats().origin;
+    const origin = chunks.stats().origin;
     const result = {
       event: 'prefetched',
       ref: ref.toString(),

@@ -8,7 +8,7 @@ import { traceFiles } from '../prefetch/trace-files.js';
 import { pullTrace, pushTrace } from '../prefetch/trace-registry.js';
 import { TraceStore } from '../prefetch/trace-store.js';
 import { traceBytes } from '../prefetch/trace.js';
-import { createContext, type CliContext } from './context.js';
+import { createContext, type NodeContext } from '../node/context.js';
 import { formatBytes, shortDigest, table } from './format.js';
 
 export interface TraceCommandOptions {
@@ -23,7 +23,7 @@ const FILES_SHOWN = 20;
 
 async function withTraces<T>(
   opts: TraceCommandOptions,
-  run: (ctx: CliContext, traces: TraceStore) => Promise<T>,
+  run: (ctx: NodeContext, traces: TraceStore) => Promise<T>,
 ): Promise<T> {
   const ctx = await createContext({ configPath: opts.config, logLevel: cliLogLevel() });
   try {

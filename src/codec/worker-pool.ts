@@ -1,6 +1,6 @@
 // DecodePool: worker threads that decode and verify chunks, so inflate and SHA-256 (~20 ms per 1 MiB chunk)
 // never stall the event loop that every mount's FUSE callbacks share.
-import { availableParallelism } from 'node:os';
+import { defaultDecodeWorkers } from '../os/threadpool.js';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { AbortedError, InvalidArgumentError, UnavailableError, type FerryError } from '../errors.js';
 import { decodeAndVerify, type ChunkJob } from './chunk-job.js';
@@ -77,7 +77,7 @@ export class DecodePool {
   private counts = { completed: 0, failed: 0, crashed: 0 };
 
   constructor(options: DecodePoolOptions = {}) {
-    this.size = options.workers ?? Math.min(4, Math.max(1, availableParallelism() - 1));
+    this.size = options.workers ?? defaultDecodeWorkers();
     if (!Number.isInteger(this.size) || this.size < 1) {
       throw new InvalidArgumentError(`decode pool: workers must be a positive integer, got ${this.size}`);
     }

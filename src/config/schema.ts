@@ -1,5 +1,6 @@
 // Ferry's configuration schema: every option, its default and its unit, in one place.
 import { z } from 'zod';
+import { DEFAULT_CHUNK_SIZE_BYTES } from '../image/layer-index.js';
 import { SECRET_HINT, secretProblem } from './secret.js';
 
 const MiB = 1024 * 1024;
@@ -98,7 +99,7 @@ export const configSchema = z.strictObject({
         .int()
         .min(64 * 1024)
         .max(64 * MiB)
-        .default(MiB),
+        .default(DEFAULT_CHUNK_SIZE_BYTES),
       spanBytes: z
         .number()
         .int()

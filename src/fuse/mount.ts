@@ -1,16 +1,13 @@
 // mountLayer: mounts one layer's tree read-only with fuse-native (use_ino, suid, dev, kernel_cache, caching
 // timeouts) and returns a handle whose unmount() is lazy and idempotent.
 import Fuse from 'fuse-native';
-import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import { UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { LayerReader } from '../layer/layer-reader.js';
 import type { LayerTree } from '../layer/layer-tree.js';
+import { lazyUnmount } from '../os/unmount.js';
 import { createLayerOps, type LayerOps } from './ops.js';
-
-const execFileAsync = promisify(execFile);
 
 export interface MountLayerOptions {
   mountpoint: string;
@@ -54,7 +51,7 @@ interface ExtraOptions {
   suidDev: boolean;
 }
 
-/** fuse-native forwards only some libfuse options (protocols §7.2); the rest are appended here. */
+/** fuse-native forwards only some libfuse options to libfuse; the rest are appended here. */
 class FerryFuse extends Fuse {
   constructor(
     mnt: string,
@@ -166,9 +163,4 @@ export async function mountLayer(options: MountLayerOptions): Promise<MountedLay
       return unmounting;
     },
   };
-}
-
-/** `fusermount -uz <dir>`: detach now, release when the last user goes (a busy or dead mount still goes). */
-export async function lazyUnmount(dir: string, signal?: AbortSignal): Promise<void> {
-  await execFileAsync('fusermount', ['-uz', dir], signal === undefined ? {} : { signal });
 }

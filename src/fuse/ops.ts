@@ -68,7 +68,7 @@ export function createLayerOps(options: LayerOpsOptions): LayerOps {
       const stats = [statOf(node), statOf(parent ?? tree.root)];
       for (const [name, child] of node.children) {
         names.push(name);
-        stats.push(statOf(child)); // the d_type overlay needs to see whiteouts (protocols §6.3)
+        stats.push(statOf(child)); // overlay reads whiteouts (char 0:0) from d_type
       }
       cb(0, names, stats);
     },

@@ -1,57 +1,9 @@
 // Stale-mount cleanup: finds FUSE mounts under a directory whose server has died (stat → ENOTCONN) and
 // detaches them with `fusermount -uz`, so a restarted daemon can mount there again.
-import { readFile, stat } from 'node:fs/promises';
-import { resolve, sep } from 'node:path';
+import { stat } from 'node:fs/promises';
 import type { Logger } from '../log.js';
-import { lazyUnmount } from './mount.js';
-
-export interface MountInfo {
-  mountpoint: string;
-  fstype: string;
-  source: string;
-}
-
-/** mountinfo escapes space, tab, newline and backslash as octal (\040 etc.). */
-function unescapeMountField(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-}
-
-export function parseMountInfo(text: string): MountInfo[] {
-  const out: MountInfo[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    const fields = line.split(' ');
-    const dash = fields.indexOf('-');
-    const mountpoint = fields[4];
-    const fstype = fields[dash + 1];
-    const source = fields[dash + 2];
-    if (dash < 0 || mountpoint === undefined || fstype === undefined) continue;
-    out.push({
-      mountpoint: unescapeMountField(mountpoint),
-      fstype,
-      source: unescapeMountField(source ?? ''),
-    });
-  }
-  return out;
-}
-
-export async function readMountInfo(signal?: AbortSignal): Promise<MountInfo[]> {
-  const text = await readFile(
-    '/proc/self/mountinfo',
-    signal === undefined ? 'utf8' : { encoding: 'utf8', signal },
-  );
-  return parseMountInfo(text);
-}
-
-/** FUSE mounts at or under `dir` (deepest first, so nested mounts are detached before their parents). */
-export async function fuseMountsUnder(dir: string, signal?: AbortSignal): Promise<MountInfo[]> {
-  const root = resolve(dir);
-  const mounts = await readMountInfo(signal);
-  return mounts
-    .filter((m) => m.fstype === 'fuse' || m.fstype.startsWith('fuse.'))
-    .filter((m) => m.mountpoint === root || m.mountpoint.startsWith(root + sep))
-    .sort((a, b) => b.mountpoint.length - a.mountpoint.length);
-}
+import { fuseMountsUnder } from '../os/mountinfo.js';
+import { lazyUnmount } from '../os/unmount.js';
 
 /**
  * True when the mount's server is gone. Only call for mounts not served by this process. A stat that does not

@@ -1,5 +1,5 @@
 // The eStargz table of contents (`stargz.index.json`): its types, the zod schema with size limits, and parsing.
-// Field names and meanings follow stargz `estargz/types.go`; see protocols.md §4.2.
+// Field names and meanings are those of the eStargz format (containerd/stargz-snapshotter, `estargz/types.go`).
 import { z } from 'zod';
 import { FormatError } from '../errors.js';
 

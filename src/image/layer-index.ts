@@ -4,6 +4,9 @@ import type { Digest } from './digest.js';
 
 export const LAYER_INDEX_VERSION = 1;
 
+/** Uncompressed bytes per chunk when nothing else is said (`[index] chunkSizeBytes`, builders called without it). */
+export const DEFAULT_CHUNK_SIZE_BYTES = 1024 * 1024;
+
 /** How a chunk's compressed span turns into its bytes. */
 export type LayerCodec =
   | 'identity' // uncompressed tar: the compressed span is the bytes

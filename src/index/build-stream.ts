@@ -14,7 +14,7 @@ import { AbortedError, FerryError, FormatError } from '../errors.js';
 import { DigestHasher, digestAlgorithm, type Digest } from '../image/digest.js';
 import { INDEX_LIMITS } from '../image/index-limits.js';
 import type { Checkpoint, Chunk, LayerIndex } from '../image/layer-index.js';
-import { LAYER_INDEX_VERSION } from '../image/layer-index.js';
+import { DEFAULT_CHUNK_SIZE_BYTES, LAYER_INDEX_VERSION } from '../image/layer-index.js';
 import type { BlobReader } from '../image/blob-reader.js';
 import { GzipIndexer } from '../codec/gzip-indexer.js';
 import type { RawChunk } from './chunk-builder.js';
@@ -23,7 +23,6 @@ import { validateIndex } from './validate-index.js';
 import { TarLayerSink } from './tar-layer-sink.js';
 import { routeZstdStream } from './zstd-stream.js';
 
-export const DEFAULT_CHUNK_SIZE_BYTES = 1024 * 1024;
 /** Extra compressed bytes past the measured end, in case a decoder reads ahead of where output stopped. */
 const COMPRESSED_END_MARGIN_BYTES = 64;
 const BUILD_TOOL = 'ferry build-stream 1';

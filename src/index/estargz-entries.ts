@@ -1,5 +1,5 @@
 // Maps eStargz TOC entries to the layer tree: types, modes, implicit parents, hardlinks, whiteouts and opaque dirs.
-// OCI rules (protocols.md §6.1): last duplicate wins; a whiteout never hides a real entry of the same layer.
+// OCI layer rules (image-spec layer.md): last duplicate wins; a whiteout never hides a real entry of its layer.
 import { FormatError } from '../errors.js';
 import type { Digest } from '../image/digest.js';
 import {

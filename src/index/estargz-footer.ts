@@ -1,4 +1,4 @@
-// The eStargz footer: an empty gzip member whose extra field names the TOC offset (protocols.md §4.3).
+// The eStargz footer: an empty gzip member whose extra field holds the TOC's offset (`%016x` then `STARGZ`).
 // Parses both the 51-byte eStargz footer and the 47-byte legacy (CRFS) one; never throws on garbage.
 
 export const FOOTER_SIZE = 51;

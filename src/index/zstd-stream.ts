@@ -10,7 +10,7 @@
 import { AbortedError, FerryError, FormatError } from '../errors.js';
 import { DigestHasher, digestAlgorithm } from '../image/digest.js';
 import type { Chunk, LayerIndex } from '../image/layer-index.js';
-import { LAYER_INDEX_VERSION } from '../image/layer-index.js';
+import { DEFAULT_CHUNK_SIZE_BYTES, LAYER_INDEX_VERSION } from '../image/layer-index.js';
 import { createZstdDecoder, ZSTD_BACKEND } from '../codec/zstd-binding.js';
 import { SKIPPABLE_MAGIC, ZSTD_MAGIC, ZstdFrameScanner } from '../codec/zstd-frames.js';
 import type { BuildFromStreamOptions } from './build-stream.js';
@@ -19,7 +19,6 @@ import { streamLayer } from './stream-layer.js';
 import { validateIndex } from './validate-index.js';
 import { TarLayerSink } from './tar-layer-sink.js';
 
-const DEFAULT_CHUNK_SIZE_BYTES = 1024 * 1024;
 const BUILD_TOOL = `ferry zstd-stream 1 (${ZSTD_BACKEND})`;
 /**
  * Frames starting closer than this (in output) to the last recorded start join it: a chunk then decodes from

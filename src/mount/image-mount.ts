@@ -6,9 +6,9 @@ import type { Logger } from '../log.js';
 import type { ChunkSource } from '../source/chunk-source.js';
 import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
-import { mountLayer } from '../fuse/mount.js';
 import { mountDirectLayer } from '../fuse/raw/direct-layer.js';
-import { mountReadOnlyOverlay, unmount } from './system-mount.js';
+import { mountReadOnlyOverlay } from './system-mount.js';
+import { unmount } from '../os/unmount.js';
 // read-ahead options (src/layer/read-ahead*.ts)
 import { ReadAheadBudget } from '../layer/read-ahead-budget.js';
 import { DEFAULT_READ_AHEAD_SETTINGS, type ReadAheadSettings } from '../layer/read-ahead.js';
@@ -91,7 +91,12 @@ export async function mountImage(o: ImageMountOptions): Promise<MountedImage> {
         negativeTimeoutSec: o.negativeTimeoutSec ?? 60,
         suidDev: o.suidDev ?? false,
       };
-      layers.push(o.engine === 'fuse-native' ? await mountLayer(layer) : await mountDirectLayer(layer));
+      // fuse-native (a native binding) is loaded only when chosen.
+      layers.push(
+        o.engine === 'fuse-native'
+          ? await (await import('../fuse/mount.js')).mountLayer(layer)
+          : await mountDirectLayer(layer),
+      );
     }
     const lowers = layers.map((l) => l.mountpoint).reverse();
     if (lowers.length < 2) {

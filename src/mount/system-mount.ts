@@ -1,11 +1,6 @@
-// Kernel mounts Ferry makes besides FUSE: the read-only overlay over layer mounts, unmounting, mountinfo.
-import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
-import { promisify } from 'node:util';
+// The kernel mount Ferry makes besides FUSE: the read-only overlay over layer mounts (os/unmount.ts undoes it).
 import { FerryError } from '../errors.js';
-import { readMountInfo } from '../fuse/stale.js';
-
-const run = promisify(execFile);
+import { run } from '../os/run.js';
 
 /**
  * Stacks read-only lower dirs (top first) at `target`. Overlay needs two lowers without an upper dir. Without
@@ -26,31 +21,9 @@ export async function mountReadOnlyOverlay(
     ...(opts.suidDev === true ? [] : ['nosuid', 'nodev']),
     `lowerdir=${lowerTopFirst.join(':')}`,
   ].join(',');
-  try {
-    await run('mount', ['-t', 'overlay', 'overlay', '-o', options, target]);
-  } catch (e) {
-    const stderr = (e as { stderr?: string }).stderr ?? '';
-    throw new FerryError('INTERNAL', `overlay mount at ${target} failed: ${stderr.trim() || String(e)}`, {
-      cause: e,
-    });
-  }
-}
-
-/** Unmounts `target`; lazily (detach) when `lazy`. A path that is not mounted is not an error. */
-export async function unmount(target: string, opts: { lazy?: boolean } = {}): Promise<void> {
-  if (!(await isMountPoint(target))) return;
-  try {
-    await run('umount', opts.lazy === true ? ['-l', target] : [target]);
-  } catch (e) {
-    if (!(await isMountPoint(target))) return;
-    const stderr = (e as { stderr?: string }).stderr ?? '';
-    throw new FerryError('UNAVAILABLE', `umount ${target} failed: ${stderr.trim() || String(e)}`, {
-      cause: e,
-    });
-  }
-}
-
-export async function isMountPoint(path: string): Promise<boolean> {
-  const clean = resolve(path);
-  return (await readMountInfo()).some((m) => m.mountpoint === clean);
+  const r = await run('mount', ['-t', 'overlay', 'overlay', '-o', options, target]).catch((e: unknown) => ({
+    code: -1,
+    output: String(e),
+  }));
+  if (r.code !== 0) throw new FerryError('INTERNAL', `overlay mount at ${target} failed: ${r.output}`);
 }

@@ -1,27 +1,22 @@
-// The RemoteFileSystem Ferry uses: takes a layer's trusted index from MountIndexes (mount-index.ts) and
-// FUSE-mounts it over one shared chunk source stack, through the FUSE holder (mounts outlive this process) or
-// fuse-native. With mount-index.ts, the only snapshot/ files that know about FUSE, layers and registries.
-import type { ChunkStore } from '../chunks/chunk-store.js';
-import { UnavailableError, NotFoundError } from '../errors.js';
+// The RemoteFileSystem Ferry uses: takes a layer's trusted index from MountIndexes (mount-index.ts) and mounts
+// it over the node's chunk service with the LayerMounter it is given (layer-mounter.ts: the engine is not its
+// business), tracing and observing reads, and sharing mounted layers with peers.
 import type { Digest } from '../image/digest.js';
 import type { LayerIndex } from '../image/layer-index.js';
-import { parseReference, type ImageReference } from '../image/reference.js';
 import type { IndexProvider } from '../index/provider.js';
 import type { IndexStore } from '../index/index-store.js';
 import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
-import { lazyUnmount, mountLayer } from '../fuse/mount.js';
-import type { HeldMount, HolderClient } from '../fuse/holder/client.js';
-import { adoptHeldLayer, canAdopt, mountHeldLayer, type HeldLayerOptions } from '../fuse/raw/held-layer.js';
-import { isStale } from '../fuse/stale.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ChunkSource } from '../source/chunk-source.js';
-import { composeSource, type ComposedSource } from '../source/compose.js';
-import { fetchChunkFromOrigin } from '../source/origin.js';
-import { OriginSource } from '../source/origin-source.js';
+import type { ChunkService } from '../source/chunk-service.js';
+import { UnavailableError } from '../errors.js';
+import { parseReference } from '../image/reference.js';
 import { ReadAheadBudget } from '../layer/read-ahead-budget.js';
+import type { MountedLayers } from '../layer/mounted-layers.js';
 import type { ReadAheadSettings } from '../layer/read-ahead.js';
+import type { LayerMounter, ServedLayer } from './layer-mounter.js';
 import { MountIndexes } from './mount-index.js';
 import type { RemoteLayerRef } from './remote-labels.js';
 import type { RemoteFileSystem } from './remote-fs.js';
@@ -31,38 +26,28 @@ export interface LazyLayerFsOptions {
   registry: RegistryClient;
   indexStore: IndexStore;
   provider: IndexProvider;
-  chunks: ChunkStore;
+  /** The node's chunk service: every mounted layer reads through it; mounted layers are shared with peers. */
+  chunks: ChunkService;
   log: Logger;
-  /** Concurrent origin chunk fetches (shared by every mounted layer). */
-  concurrency: number;
-  readDeadlineMs: number;
-  attrTimeoutSec: number;
-  entryTimeoutSec: number;
-  negativeTimeoutSec: number;
-  /**
-   * Serve layers through the FUSE holder (src/fuse/holder/): `connect` returns a client, starting a holder if
-   * none runs. Without it, layers are mounted by this process with fuse-native and die with it.
-   */
-  holder?: { connect(signal?: AbortSignal): Promise<HolderClient> } | undefined;
-  /** Peers to ask before the registry (`[p2p]`); they may also fetch mounted layers' chunks from this node. */
-  peers?: LayerPeers | undefined;
+  /** Puts each layer on its mountpoint (through the FUSE holder, or in this process). */
+  mounter: LayerMounter;
   /** Sequential read-ahead for every mounted layer, bounded in memory across all of them (`[readAhead]`). */
   readAhead?: ReadAheadConfig | undefined;
   /** Prove layers served from a TOC or a published index against their diffID in the background (default on). */
   auditLazyLayers?: 'unsigned' | 'all' | 'off' | undefined;
   /** How long after the mount an audit starts (the start gets the link first). */
   auditDelayMs?: number | undefined;
-}
-
-/** What the daemon needs of a P2P node (src/p2p/p2p-node.ts P2PNode fits). */
-export interface LayerPeers {
-  wrapOrigin(origin: ChunkSource): ChunkSource;
-  register(indexes: readonly LayerIndex[], source: ChunkSource): () => void;
+  /** Records the reads of layers mounted after restore() (the daemon's prefetch of mounted images). */
+  tracer?: LayerTracer | undefined;
+  /** Told of every demand read and the chunks it needed (the daemon's metrics). */
+  observer?: LayerReadObserver | undefined;
+  /** Where the layers served now are listed, for status, metrics and prefetch. */
+  mounted?: MountedLayers | undefined;
 }
 
 export type ReadAheadConfig = ReadAheadSettings & { enabled: boolean; memoryBytes: number };
 
-// --- prefetch wiring: traces of daemon-mounted images (src/prefetch/mounted-images.ts fits) ---
+/** Traces of daemon-mounted images (src/prefetch/mounted-images.ts fits). */
 export interface LayerTracer {
   /** A layer is about to mount; returns the hook its reads report to. Must not throw. */
   layerMounting(l: {
@@ -74,9 +59,8 @@ export interface LayerTracer {
   /** The layer at `mountpoint` was unmounted (or its mount failed). */
   layerUnmounted(mountpoint: string): Promise<void>;
 }
-// --- end prefetch wiring ---
 
-// --- metrics wiring: read latency and how each layer's reads were served (src/metrics/read-tracker.ts fits) ---
+/** Read latency and how each layer's reads were served (src/metrics/read-tracker.ts backs the daemon's). */
 export interface LayerReadObserver {
   /** A demand read starts; the returned function is called once when it ends. Must not throw. */
   onRead(layer: Digest, lengthBytes: number): (error: unknown, bytes?: number) => void;
@@ -84,35 +68,11 @@ export interface LayerReadObserver {
   onDemandChunk(layer: Digest, local: boolean): void;
 }
 
-export interface MountedLayerInfo {
-  readonly mountpoint: string;
-  readonly imageRef: string;
-  readonly index: LayerIndex;
-}
-// --- end metrics wiring ---
-
-/** A mounted layer, whichever engine serves it. */
-interface ServedLayer {
-  unmount(): Promise<void>;
-  /** Holder mounts only: stop serving, keep the mount for the next daemon. */
-  detach?(drainMs: number): Promise<void>;
-}
-
 export class LazyLayerFs implements RemoteFileSystem {
-  readonly source: ComposedSource;
   private readonly log: Logger;
-  /** Where each layer's blob can be read: blobs are content-addressed, so any repository holding it will do. */
-  private readonly refs = new Map<Digest, ImageReference>();
-  /** A mounted layer's blob comes from its own image's repository, whatever other images share the layer. */
-  private readonly indexRefs = new WeakMap<LayerIndex, ImageReference>();
   private readonly mounts = new Map<string, ServedLayer>();
-  private holderClient: HolderClient | undefined;
-  /** Mounts a predecessor left with the holder, by mountpoint, until adopted or released. */
-  private readonly inherited = new Map<string, HeldMount>();
-  private detaching = false;
-  private tracer: LayerTracer | undefined; // prefetch wiring
-  private observer: LayerReadObserver | undefined; // metrics wiring
-  private readonly infos = new Map<string, MountedLayerInfo>(); // metrics wiring
+  /** Set by restored(): re-mounts of running containers' layers are not an image start to trace. */
+  private tracer: LayerTracer | undefined;
   private readonly readAhead: { settings: ReadAheadSettings; budget: ReadAheadBudget } | undefined;
   /** Withdraws each mounted layer from what peers may fetch through this node. */
   private readonly unregisterPeers = new Map<string, () => void>();
@@ -129,19 +89,6 @@ export class LazyLayerFs implements RemoteFileSystem {
       auditLazyLayers: o.auditLazyLayers,
       auditDelayMs: o.auditDelayMs,
     });
-    const origin = {
-      blobFor: (index: LayerIndex) => this.blobFor(index),
-      fetch: fetchChunkFromOrigin,
-      store: o.chunks,
-    };
-    const peerFirst = o.peers?.wrapOrigin(new OriginSource(origin));
-    this.source = composeSource({
-      store: o.chunks,
-      origin,
-      ...(peerFirst !== undefined ? { originOverride: peerFirst } : {}),
-      concurrency: o.concurrency,
-      log: this.log,
-    });
     const ra = o.readAhead;
     this.readAhead =
       ra !== undefined && ra.enabled
@@ -149,35 +96,12 @@ export class LazyLayerFs implements RemoteFileSystem {
         : undefined;
   }
 
-  // --- prefetch wiring ---
-  /** Records every later mount's reads through `tracer` (set before the first mount). */
-  setTracer(tracer: LayerTracer): void {
-    this.tracer = tracer;
-  }
-
-  /** Makes layers fetchable through `source` before (or without) their mount, e.g. for a prefetch hint. */
-  addBlobRefs(ref: ImageReference, layers: readonly Digest[]): void {
-    for (const d of layers) if (!this.refs.has(d)) this.refs.set(d, ref);
-  }
-  // --- end prefetch wiring ---
-
-  // --- metrics wiring ---
-  /** Reports every later mount's demand reads to `observer` (set before the first mount). */
-  setReadObserver(observer: LayerReadObserver): void {
-    this.observer = observer;
-  }
-
-  /** The layers served now, for status and metrics. */
-  mountedLayers(): MountedLayerInfo[] {
-    return [...this.infos.values()];
-  }
-
   /** The shared source, with each demand chunk reported as local or fetched first. */
   private observedSource(): ChunkSource {
-    const observer = this.observer;
-    const inner = this.source.source;
+    const observer = this.o.observer;
+    const inner = this.o.chunks.source;
     if (observer === undefined) return inner;
-    const store = this.o.chunks;
+    const store = this.o.chunks.store;
     return {
       fetch: async (req, signal) => {
         const c = req.index.chunks[req.chunk];
@@ -191,176 +115,89 @@ export class LazyLayerFs implements RemoteFileSystem {
   private readHook(observer: LayerReadObserver) {
     return (index: LayerIndex, lengthBytes: number) => observer.onRead(index.layerDigest, lengthBytes);
   }
-  // --- end metrics wiring ---
-
-  private blobFor(index: LayerIndex) {
-    const ref = this.indexRefs.get(index) ?? this.refs.get(index.layerDigest);
-    if (ref === undefined) throw new NotFoundError(`no image reference known for layer ${index.layerDigest}`);
-    return this.o.registry.blobReader(ref, index.layerDigest, index.compressedSize);
-  }
 
   async mount(mountpoint: string, layer: RemoteLayerRef, signal?: AbortSignal): Promise<SnapshotUsage> {
     const ref = parseReference(layer.imageRef);
     const { index, origin, binding } = await this.indexes.resolve(ref, layer, mountpoint, signal);
     signal?.throwIfAborted();
-    this.indexRefs.set(index, ref);
-    if (!this.refs.has(index.layerDigest)) this.refs.set(index.layerDigest, ref);
+    this.o.chunks.register(ref, [index]);
     const onChunkRead = this.tracer?.layerMounting({
       mountpoint,
       imageRef: layer.imageRef,
       manifestDigest: layer.manifestDigest,
       index,
-    }); // prefetch wiring
+    });
     let mounted: ServedLayer;
     try {
       const reader = new LayerReader({
         index,
-        source: this.observedSource(), // metrics wiring
-        ...(onChunkRead !== undefined ? { onChunkRead } : {}), // prefetch wiring
-        ...(this.observer !== undefined ? { onRead: this.readHook(this.observer) } : {}), // metrics wiring
+        source: this.observedSource(),
+        ...(onChunkRead !== undefined ? { onChunkRead } : {}),
+        ...(this.o.observer !== undefined ? { onRead: this.readHook(this.o.observer) } : {}),
         ...(this.readAhead !== undefined ? { readAhead: this.readAhead } : {}),
       });
       const tree = LayerTree.fromIndex(index);
-      mounted =
-        this.o.holder !== undefined
-          ? await this.mountHeld(mountpoint, layer.imageRef, tree, reader, signal)
-          : await mountLayer({
-              mountpoint,
-              tree,
-              reader,
-              log: this.log,
-              readDeadlineMs: this.o.readDeadlineMs,
-              attrTimeoutSec: this.o.attrTimeoutSec,
-              entryTimeoutSec: this.o.entryTimeoutSec,
-              negativeTimeoutSec: this.o.negativeTimeoutSec,
-            });
+      mounted = await this.o.mounter.mount({ mountpoint, imageRef: layer.imageRef, tree, reader }, signal);
     } catch (e) {
-      await this.tracer?.layerUnmounted(mountpoint); // prefetch wiring
+      await this.tracer?.layerUnmounted(mountpoint);
       throw e;
     }
     if (signal?.aborted === true) {
       await mounted.unmount();
-      await this.tracer?.layerUnmounted(mountpoint); // prefetch wiring
+      await this.tracer?.layerUnmounted(mountpoint);
       signal.throwIfAborted();
     }
     this.mounts.set(mountpoint, mounted);
-    this.infos.set(mountpoint, { mountpoint, imageRef: layer.imageRef, index }); // metrics wiring
-    const unregister = this.o.peers?.register([index], this.source.source);
-    if (unregister !== undefined) this.unregisterPeers.set(mountpoint, unregister);
+    this.o.mounted?.add({ mountpoint, imageRef: layer.imageRef, index });
+    this.unregisterPeers.set(mountpoint, this.o.chunks.share([index]));
     this.log.info({ mountpoint, layer: layer.layerDigest, index: origin }, 'lazy layer mounted');
     const verified = binding.audited
       ? undefined
-      : this.indexes.auditLater(ref, layer, index, mountpoint, binding, this.source.source);
+      : this.indexes.auditLater(ref, layer, index, mountpoint, binding, this.o.chunks.source);
     return { sizeBytes: index.compressedSize, inodes: index.entries.length, verified };
   }
 
-  // --- holder engine ---
-  /** Connects to the FUSE holder (starting one if needed) and notes the mounts a predecessor left there. */
+  /** Starts the mounter (the holder's mounts a predecessor left become known); before restore. */
   async start(signal?: AbortSignal): Promise<void> {
-    if (this.o.holder === undefined) return;
-    const client = await this.connectHolder(signal);
-    for (const m of client.inherited) this.inherited.set(m.mountpoint, m);
-    if (this.inherited.size > 0)
-      this.log.info(
-        { mounts: this.inherited.size, holderPid: client.holderPid },
-        'holder kept mounts from a predecessor',
-      );
+    await this.o.mounter.start((err) => this.allLost(err), signal);
   }
 
-  /** Mountpoints the holder serves for us: never stat them before they are adopted (the stat would wait on us). */
-  heldMountpoints(): string[] {
-    return [...this.inherited.keys(), ...(this.o.holder !== undefined ? this.mounts.keys() : [])];
-  }
-
-  get holderPid(): number | undefined {
-    return this.holderClient?.holderPid;
-  }
-
-  /** The snapshots socket the holder keeps across daemon restarts (the daemon serves on its `target`). */
-  get holderSnapshotsSocket(): { socket: string; target: string } | undefined {
-    return this.holderClient?.snapshots;
-  }
-
-  private async connectHolder(signal?: AbortSignal): Promise<HolderClient> {
-    if (this.holderClient !== undefined) return this.holderClient;
-    if (this.o.holder === undefined) throw new UnavailableError('no FUSE holder configured');
-    const client = await this.o.holder.connect(signal);
-    client.onClose((err) => this.holderLost(client, err));
-    this.holderClient = client;
-    return client;
-  }
-
-  /** The holder died: its mounts are dead (ENOTCONN); the next use of each re-mounts it through a new holder. */
-  private holderLost(client: HolderClient, err?: Error): void {
-    if (this.holderClient !== client || this.detaching) return;
-    this.holderClient = undefined;
-    this.inherited.clear();
+  /** Every mount died at once (the FUSE holder went away): the next use of each re-mounts it. */
+  private allLost(err?: Error): void {
     const lost = [...this.mounts.keys()];
     for (const mp of lost) this.forget(mp);
     this.log.error(
       { err: err === undefined ? undefined : String(err), lost: lost.length },
       'FUSE holder went away',
     );
-    // It also kept containerd's socket: a new holder (the same command) takes it back now, not at the next mount.
-    if (client.snapshots !== undefined)
-      void this.connectHolder().catch((e: unknown) =>
-        this.log.error({ err: String(e) }, 'no new FUSE holder for the snapshots socket'),
-      );
   }
 
-  private async mountHeld(
-    mountpoint: string,
-    imageRef: string,
-    tree: LayerTree,
-    reader: LayerReader,
-    signal?: AbortSignal,
-  ): Promise<ServedLayer> {
-    const client = await this.connectHolder(signal);
-    const o: HeldLayerOptions = {
-      client,
-      mountpoint,
-      tree,
-      reader,
-      log: this.log,
-      imageRef,
-      readDeadlineMs: this.o.readDeadlineMs,
-      attrTimeoutSec: this.o.attrTimeoutSec,
-      entryTimeoutSec: this.o.entryTimeoutSec,
-      negativeTimeoutSec: this.o.negativeTimeoutSec,
-    };
-    const held = this.inherited.get(mountpoint);
-    this.inherited.delete(mountpoint);
-    if (held !== undefined) {
-      if (canAdopt(held, tree)) return adoptHeldLayer({ ...o, held });
-      // Another index would give the kernel's cached node ids other files: never serve it on that mount.
-      this.log.warn(
-        { mountpoint, layer: tree.index.layerDigest },
-        'held mount does not match its index; remounting',
-      );
-      await client.unmount(held.id, signal);
-    }
-    if (await isStale(mountpoint)) await lazyUnmount(mountpoint, signal); // left by a holder that died
-    return mountHeldLayer(o, signal);
+  /** Mountpoints kept for us by another process: never stat them before they are adopted. */
+  heldMountpoints(): string[] {
+    return [...this.o.mounter.inherited(), ...(this.keepsMounts ? this.mounts.keys() : [])];
   }
 
-  /** After restore: unmounts what a predecessor left with the holder that no snapshot claims any more. */
-  async releaseUnclaimed(): Promise<void> {
-    const client = this.holderClient;
-    for (const [mp, held] of this.inherited) {
-      this.inherited.delete(mp);
-      if (client === undefined) continue;
-      await client
-        .unmount(held.id)
-        .then(() => this.log.info({ mountpoint: mp }, 'unclaimed held mount released'))
-        .catch((e: unknown) =>
-          this.log.warn({ mountpoint: mp, err: String(e) }, 'unclaimed held mount not released'),
-        );
-    }
+  get holderPid(): number | undefined {
+    return this.o.mounter.holderPid;
+  }
+
+  /** The snapshots socket the holder keeps across daemon restarts (the daemon serves on its `target`). */
+  get holderSnapshotsSocket(): { socket: string; target: string } | undefined {
+    return this.o.mounter.snapshotsSocket;
+  }
+
+  /**
+   * After restore: unmounts what a predecessor left that no snapshot claims any more, and traces the mounts from
+   * now on (those restore re-made serve running containers, not an image start).
+   */
+  async restored(): Promise<void> {
+    this.tracer = this.o.tracer;
+    await this.o.mounter.releaseUnclaimed();
   }
 
   /** True when stop should leave the mounts to the holder for the next daemon rather than unmount them. */
   get keepsMounts(): boolean {
-    return this.o.holder !== undefined;
+    return this.o.mounter.keepsMounts;
   }
 
   /**
@@ -368,25 +205,23 @@ export class LazyLayerFs implements RemoteFileSystem {
    * disconnects; the holder keeps the mounts and replays what is unanswered to the next daemon.
    */
   async detachAll(drainMs: number): Promise<void> {
-    this.detaching = true;
     this.indexes.stop();
-    const served = [...this.mounts.entries()];
-    await Promise.all(served.map(async ([, m]) => m.detach?.(drainMs)));
-    for (const [mp] of served) {
-      this.forget(mp);
-      await this.tracer?.layerUnmounted(mp); // prefetch wiring: the trace is saved as on unmount
-    }
-    await this.holderClient?.close();
-    this.holderClient = undefined;
+    await this.o.mounter.close(async () => {
+      const served = [...this.mounts.entries()];
+      await Promise.all(served.map(async ([, m]) => m.detach?.(drainMs)));
+      for (const [mp] of served) {
+        this.forget(mp);
+        await this.tracer?.layerUnmounted(mp); // the trace is saved as on unmount
+      }
+    });
   }
 
   private forget(mountpoint: string): void {
     this.mounts.delete(mountpoint);
-    this.infos.delete(mountpoint); // metrics wiring
+    this.o.mounted?.delete(mountpoint);
     this.unregisterPeers.get(mountpoint)?.();
     this.unregisterPeers.delete(mountpoint);
   }
-  // --- end holder engine ---
 
   async check(mountpoint: string): Promise<void> {
     if (!this.mounts.has(mountpoint)) throw new UnavailableError(`no lazy layer mounted at ${mountpoint}`);
@@ -396,14 +231,12 @@ export class LazyLayerFs implements RemoteFileSystem {
   async unmount(mountpoint: string): Promise<void> {
     const m = this.mounts.get(mountpoint);
     if (m === undefined) {
-      const held = this.inherited.get(mountpoint);
-      this.inherited.delete(mountpoint);
-      if (held !== undefined) await this.holderClient?.unmount(held.id);
+      await this.o.mounter.releaseInherited(mountpoint);
       return;
     }
     this.forget(mountpoint);
     await m.unmount();
-    await this.tracer?.layerUnmounted(mountpoint); // prefetch wiring: saves the trace after the image's last layer
+    await this.tracer?.layerUnmounted(mountpoint); // saves the trace after the image's last layer
   }
 
   /** Mountpoints currently served (for shutdown and status). */

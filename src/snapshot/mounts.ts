@@ -1,4 +1,4 @@
-// The mounts of a snapshot, the same scheme as containerd's overlayfs snapshotter (protocols §2.3): bind for no
+// The mounts of a snapshot, the same scheme as containerd's overlayfs snapshotter: bind for no
 // parent or a view of one parent, overlay otherwise, lowerdir topmost first. Remote layers are FUSE-mounted
 // `fs` dirs, so they are ordinary lowerdirs here.
 import type { SnapshotKind, SnapshotMount } from './types.js';

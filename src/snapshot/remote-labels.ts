@@ -1,4 +1,4 @@
-// Which layer a Prepare asks to mount lazily, read from the labels containerd passes (protocols §2.1): CRI's
+// Which layer a Prepare asks to mount lazily, read from the labels containerd passes with it: CRI's
 // `cri.*` keys (AppendInfoHandlerWrapper) or ctr-remote's `remote/stargz.*` keys.
 import { isDigest, type Digest } from '../image/digest.js';
 import { LABEL_TARGET_REF } from './types.js';

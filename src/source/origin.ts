@@ -5,31 +5,43 @@ import type { LayerIndex } from '../image/layer-index.js';
 import { chunkJob } from '../codec/chunk-job.js';
 import { DecodePool } from '../codec/worker-pool.js';
 import type { BlobReader } from '../image/blob-reader.js';
+import type { OriginFetch } from './origin-source.js';
 
 let defaultPool: DecodePool | undefined;
 
-/** The pool fetchChunkFromOrigin uses, created on first use with default options. */
+/** The pool fetchChunkFromOrigin uses (tools and tests), created on first use with default options. */
 export function decodePool(): DecodePool {
   defaultPool ??= new DecodePool();
   return defaultPool;
 }
 
-/** Makes `pool` the one fetchChunkFromOrigin uses; the previous one is returned, not closed. */
-export function setDecodePool(pool: DecodePool): DecodePool | undefined {
-  const previous = defaultPool;
-  defaultPool = pool;
-  return previous;
-}
-
-/** Closes the current pool (its running jobs fail); the next fetch creates a fresh default pool. */
+/** Closes the default pool (its running jobs fail); the next fetchChunkFromOrigin creates a fresh one. */
 export async function closeDecodePool(): Promise<void> {
   const pool = defaultPool;
   defaultPool = undefined;
   await pool?.close();
 }
 
-/** Fetches, decodes and verifies chunk `chunkIndex` of `index` from `blob`; returns exactly its bytes. */
-export async function fetchChunkFromOrigin(
+/** The origin fetch of a node whose decoding runs on `pool` (its owner closes it). */
+export function originFetcher(pool: DecodePool): OriginFetch {
+  return (index, chunkIndex, blob, signal, window) =>
+    fetchChunk(pool, index, chunkIndex, blob, signal, window);
+}
+
+/** Fetches, decodes and verifies chunk `chunkIndex` of `index` from `blob` on the default pool. */
+export function fetchChunkFromOrigin(
+  index: LayerIndex,
+  chunkIndex: number,
+  blob: BlobReader,
+  signal?: AbortSignal,
+  window?: Promise<Uint8Array>,
+): Promise<Buffer> {
+  return fetchChunk(decodePool(), index, chunkIndex, blob, signal, window);
+}
+
+/** Fetches, decodes and verifies one chunk on `pool`; returns exactly its bytes. */
+async function fetchChunk(
+  pool: DecodePool,
   index: LayerIndex,
   chunkIndex: number,
   blob: BlobReader,
@@ -43,5 +55,5 @@ export async function fetchChunkFromOrigin(
   ]);
   const job = chunkJob(index, chunkIndex, w);
   if (compressed === undefined) throw new FormatError(`layer ${index.layerDigest}: no chunk ${chunkIndex}`);
-  return decodePool().decodeAndVerify(job, compressed, signal !== undefined ? { signal } : {});
+  return pool.decodeAndVerify(job, compressed, signal !== undefined ? { signal } : {});
 }

@@ -6,10 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prefetchClient, PrefetchApiError, type PrefetchClient } from '../../src/api/prefetch-client.js';
-import { startDaemonPrefetch, type DaemonPrefetch } from '../../src/api/prefetch-daemon.js';
+import { DaemonPrefetch } from '../../src/daemon/prefetch.js';
 import { PrefetchServer } from '../../src/api/prefetch-server.js';
 import { MemoryChunkStore } from '../../src/chunks/memory-chunk-store.js';
 import { validateConfig } from '../../src/config/load.js';
+import { DecodePool } from '../../src/codec/worker-pool.js';
+import { ChunkService } from '../../src/source/chunk-service.js';
 import { IndexProvider } from '../../src/index/provider.js';
 import { IndexStore } from '../../src/index/index-store.js';
 import { silentLogger } from '../../src/log.js';
@@ -122,6 +124,7 @@ describe('the daemon applies [prefetch] hintRegistries', () => {
   let daemon: DaemonPrefetch;
   let client: PrefetchClient;
   let registry: RegistryClient;
+  const pool = new DecodePool({ workers: 1 });
 
   beforeAll(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ferry-pflim-d-'));
@@ -132,11 +135,10 @@ describe('the daemon applies [prefetch] hintRegistries', () => {
     const log = silentLogger();
     registry = new RegistryClient({ log, requestTimeoutMs: 2_000, maxConcurrencyPerHost: 2, retries: 0 });
     const indexStore = new IndexStore({ dir: join(dir, 'indexes') });
-    daemon = await startDaemonPrefetch({
+    daemon = new DaemonPrefetch({
       config,
       log,
       registry,
-      indexStore,
       provider: new IndexProvider({
         store: indexStore,
         registry,
@@ -144,8 +146,15 @@ describe('the daemon applies [prefetch] hintRegistries', () => {
         chunkSizeBytes: 1 << 20,
         spanBytes: 2 << 20,
       }),
-      chunks: new MemoryChunkStore({ maxBytes: 1 << 20 }),
+      chunkService: new ChunkService({
+        store: new MemoryChunkStore({ maxBytes: 1 << 20 }),
+        registry,
+        pool,
+        concurrency: 2,
+        log,
+      }),
     });
+    await daemon.start();
     client = await prefetchClient({ socketPath: daemon.socketPath! });
   });
 
@@ -153,6 +162,7 @@ describe('the daemon applies [prefetch] hintRegistries', () => {
     client?.close();
     await daemon?.stop(100);
     await registry?.close();
+    await pool.close();
   });
 
   it('refuses another registry and queues an allowed one', async () => {

@@ -1,4 +1,5 @@
-// Guards the module boundaries of DESIGN.md: imports point downward, and each third-party library has one home.
+// Guards the module boundaries: imports point downward, seams are not bypassed, optional engines load on demand,
+// and each third-party library has one home.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, dirname, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,6 +11,7 @@ const RANK: Record<string, number> = {
   'errors.ts': -1,
   'private-fs.ts': -1,
   'log.ts': 0,
+  os: 0.5,
   image: 0,
   config: 1,
   codec: 1,
@@ -25,7 +27,8 @@ const RANK: Record<string, number> = {
   mount: 6,
   snapshot: 6,
   api: 7,
-  'daemon.ts': 8,
+  node: 7,
+  daemon: 8,
   cli: 9,
   'main.ts': 10,
 };
@@ -45,6 +48,15 @@ const HOMES: Record<string, string[]> = {
   'tar-stream': ['image'],
   'zstd-napi': ['codec'],
 };
+
+/** Folder → folders it must not import although their rank is lower (the seams between them are interfaces). */
+const KEEP_OUT: Record<string, string[]> = {
+  // snapshot/ mounts through the LayerMounter it is given; the daemon picks the FUSE engine.
+  snapshot: ['fuse', 'os'],
+};
+
+/** Loaded only by dynamic import, when chosen (fuse-native is a native binding the default engine never needs). */
+const DYNAMIC_ONLY = ['fuse/mount.ts'];
 
 function walk(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -82,6 +94,30 @@ describe('architecture', () => {
         if (from === to) continue;
         if ((RANK[to] ?? 99) >= (RANK[from] ?? -1))
           bad.push(`${relative(SRC, f)} -> ${relative(SRC, target)}`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it('folders keep out of the ones behind their seams', () => {
+    const bad: string[] = [];
+    for (const f of files) {
+      for (const spec of imports(f)) {
+        const target = resolve(dirname(f), spec);
+        if (spec.startsWith('.') && KEEP_OUT[top(f)]?.includes(top(target)))
+          bad.push(`${relative(SRC, f)} -> ${relative(SRC, target)}`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it('optional engines are imported only dynamically', () => {
+    const re = /(?:^|\n)\s*(?:import|export)\s(?!type\s)[^'"]*?from\s+['"]([^'"]+)['"]/g;
+    const bad: string[] = [];
+    for (const f of files) {
+      for (const m of readFileSync(f, 'utf8').matchAll(re)) {
+        const target = relative(SRC, resolve(dirname(f), m[1]!).replace(/\.js$/, '.ts'));
+        if (DYNAMIC_ONLY.includes(target)) bad.push(`${relative(SRC, f)} -> ${target}`);
       }
     }
     expect(bad).toEqual([]);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { readTokenFile } from '../../src/api/prefetch-server.js';
-import { createContext } from '../../src/cli/context.js';
+import { createContext } from '../../src/node/context.js';
 import { validateConfig } from '../../src/config/load.js';
 import { readSecretFile, secretProblem } from '../../src/config/secret.js';
 

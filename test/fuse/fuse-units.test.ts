@@ -4,7 +4,7 @@ import type { FuseStat } from 'fuse-native';
 import { makeDev } from '../../src/fuse/attrs.js';
 import { ErrnoMapper, errnoFor, EIO, ENOENT, ENODATA, EROFS, EISDIR } from '../../src/fuse/errno.js';
 import { createLayerOps } from '../../src/fuse/ops.js';
-import { parseMountInfo } from '../../src/fuse/stale.js';
+import { parseMountInfo } from '../../src/os/mountinfo.js';
 import { IntegrityError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { LayerTree } from '../../src/layer/layer-tree.js';
@@ -93,13 +93,13 @@ describe('layer ops callbacks', () => {
 });
 
 describe('mountinfo parsing', () => {
-  it('parses mountpoints with escapes and fs types', () => {
+  it('parses mountpoints with escapes, fs types and devices', () => {
     const text =
       '36 35 98:0 / /mnt/a\\040b rw,nosuid - fuse ferry rw,user_id=0\n' +
       '37 35 0:5 / /proc rw - proc proc rw\n';
     expect(parseMountInfo(text)).toEqual([
-      { mountpoint: '/mnt/a b', fstype: 'fuse', source: 'ferry' },
-      { mountpoint: '/proc', fstype: 'proc', source: 'proc' },
+      { mountpoint: '/mnt/a b', fstype: 'fuse', source: 'ferry', device: '98:0' },
+      { mountpoint: '/proc', fstype: 'proc', source: 'proc', device: '0:5' },
     ]);
   });
 });

@@ -5,7 +5,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { daemonSocketPath } from '../../src/daemon.js';
+import { daemonSocketPath } from '../../src/daemon/paths.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { snapshotsClient } from '../api/grpc-client.js';
 import {

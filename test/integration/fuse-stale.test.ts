@@ -3,7 +3,8 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanStaleMounts, fuseMountsUnder, isStale } from '../../src/fuse/stale.js';
+import { cleanStaleMounts, isStale } from '../../src/fuse/stale.js';
+import { fuseMountsUnder } from '../../src/os/mountinfo.js';
 import { silentLogger } from '../../src/log.js';
 import { requireRootAndFuse, run, tempDir } from '../fuse/fuse-harness.js';
 import { processGone } from '../helpers/wait.js';

@@ -8,7 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { daemonSocketPath } from '../../src/daemon.js';
+import { daemonSocketPath } from '../../src/daemon/paths.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import {
   BUSYBOX,

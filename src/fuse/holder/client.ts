@@ -14,6 +14,7 @@ import { ClientSession as Session, type HolderSession } from './session.js';
 import { openHolderConnection, type Hello } from './handshake.js';
 import { replyLength } from '../raw/protocol.js';
 import { encodeControl, encodeData, encodeDataHeader, type ControlMessage, type Frame } from './wire.js';
+import { holderPoolThreads } from '../../os/threadpool.js';
 
 export type { FuseRequestHandler, HolderSession } from './session.js';
 
@@ -277,7 +278,7 @@ export async function ensureHolder(o: {
     const maxMounts = i < 0 ? 512 : Number(args[i + 1] ?? 512);
     const env = {
       ...process.env,
-      UV_THREADPOOL_SIZE: String(Math.min(1024, (Number.isInteger(maxMounts) ? maxMounts : 512) + 8)),
+      UV_THREADPOOL_SIZE: String(holderPoolThreads(maxMounts)),
     };
     const child = spawn(command, args, { detached: true, stdio: 'inherit', env });
     child.once('error', (e) => (exited = e.message));

@@ -1,8 +1,9 @@
 // `ferry fuse-holder`: the long-lived process that keeps every /dev/fuse descriptor and relays requests to the
 // daemon. bin/ferry.js loads this file directly (no commander, no daemon modules) to keep start-up fast and small.
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createLogger, type Logger } from '../../log.js';
+import { notifySystemd } from '../../os/notify.js';
+import { poolThreadsAsked } from '../../os/threadpool.js';
 import {
   abortFuseConnection,
   closeDevice,
@@ -33,20 +34,13 @@ function watch(holder: FuseHolder, ms: number, armed: () => boolean, fire: () =>
   check();
 }
 
-/** Type=notify units (ferry-fuse.service) wait for READY=1; Node cannot send datagrams, systemd-notify can. */
-function notifyReady(log: Logger): void {
-  if (!process.env['NOTIFY_SOCKET']) return;
-  const child = spawn('systemd-notify', [`--pid=${process.pid}`, '--ready'], { stdio: 'ignore' });
-  child.once('error', (e) => log.error({ err: e.message }, 'systemd-notify failed'));
-}
-
 /**
  * Mounts the libuv pool can carry: each holds a pool thread, and a few must stay free for fs work. The pool
  * started before this code ran; if the process has fewer threads than UV_THREADPOOL_SIZE asks, it was set too
  * late and the pool has libuv's default 4.
  */
 async function poolMountLimit(): Promise<number> {
-  const asked = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4);
+  const asked = poolThreadsAsked();
   const threads = Number(/Threads:\s+(\d+)/.exec(await readFile('/proc/self/status', 'utf8'))?.[1] ?? 0);
   return Math.max(0, (threads >= asked ? asked : 4) - 4);
 }
@@ -140,7 +134,8 @@ export async function runHolder(args: HolderArgs): Promise<void> {
     },
     'FUSE holder listening',
   );
-  notifyReady(log);
+  // Type=notify units (ferry-fuse.service) wait for READY=1.
+  void notifySystemd('ready', 'holding FUSE mounts', log);
 }
 
 try {

@@ -1,10 +1,11 @@
 // The raw /dev/fuse descriptor: opening and mounting it with mount(8) `-o fd=3` (no fusermount, no native code),
 // the blocking request read loop, reply writes, lazy unmount and connection abort through fusectl.
-import { spawn } from 'node:child_process';
 import { close, open, read, writeSync, writevSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AbortedError, UnavailableError } from '../../errors.js';
+import { isFuse, readMountInfo } from '../../os/mountinfo.js';
+import { run, type RunResult } from '../../os/run.js';
 import { REQUEST_BUFFER_BYTES, type FuseReply } from './protocol.js';
 
 export interface FuseMountOptions {
@@ -13,30 +14,6 @@ export interface FuseMountOptions {
   subtype: string;
   /** Extra -o options, e.g. ['allow_other','default_permissions','ro','max_read=1048576']. */
   options: readonly string[];
-}
-
-interface RunResult {
-  code: number | null;
-  output: string;
-}
-
-function run(
-  command: string,
-  args: readonly string[],
-  stdio: Array<'ignore' | 'pipe' | number>,
-  signal?: AbortSignal,
-): Promise<RunResult> {
-  return new Promise((res, rej) => {
-    const child = spawn(command, args, {
-      stdio: stdio,
-      ...(signal === undefined ? {} : { signal }),
-    });
-    let output = '';
-    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-    child.once('error', rej);
-    child.once('close', (code) => res({ code, output: output.trim() }));
-  });
 }
 
 function openDevice(): Promise<number> {
@@ -76,7 +53,7 @@ export async function mountFuseDevice(o: FuseMountOptions, signal?: AbortSignal)
   const args = ['-i', '-t', `fuse.${o.subtype}`, '-o', opts, o.fsname, mountpoint];
   let r: RunResult;
   try {
-    r = await run('mount', args, ['ignore', 'pipe', 'pipe', fd], signal);
+    r = await run('mount', args, { stdio: ['ignore', 'pipe', 'pipe', fd], signal });
   } catch (e) {
     closeQuietly(fd);
     if (signal?.aborted) throw new AbortedError(`mount of ${mountpoint} aborted`, { cause: e });
@@ -137,18 +114,7 @@ export function writeToDevice(fd: number, frame: FuseReply): boolean {
   }
 }
 
-/** `umount -l <mountpoint>`: detaches now; the kernel ends the connection when the last user leaves. */
-export async function unmountFuse(mountpoint: string, signal?: AbortSignal): Promise<void> {
-  const mnt = resolve(mountpoint);
-  let r: RunResult;
-  try {
-    r = await run('umount', ['-l', mnt], ['ignore', 'pipe', 'pipe'], signal);
-  } catch (e) {
-    if (signal?.aborted) throw new AbortedError(`unmount of ${mnt} aborted`, { cause: e });
-    throw new UnavailableError(`cannot unmount ${mnt}: ${String(e)}`, { cause: e });
-  }
-  if (r.code !== 0) throw new UnavailableError(`cannot unmount ${mnt}: umount exited ${r.code}: ${r.output}`);
-}
+export { unmountFuse } from '../../os/unmount.js';
 
 /**
  * The FUSE connection number of the mount at `mountpoint` (its anonymous device minor, the name of its
@@ -160,20 +126,11 @@ export async function fuseConnectionOf(
   signal?: AbortSignal,
 ): Promise<number | undefined> {
   const mnt = resolve(mountpoint);
-  const text = await readFile(
-    '/proc/self/mountinfo',
-    signal === undefined ? 'utf8' : { encoding: 'utf8', signal },
-  );
   let found: number | undefined;
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    const dash = f.indexOf('-');
-    const point = f[4]?.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-    const fstype = f[dash + 1];
-    if (dash < 0 || point !== mnt || fstype === undefined) continue;
-    if (fstype !== 'fuse' && !fstype.startsWith('fuse.')) continue;
-    const m = /^0:(\d+)$/.exec(f[2] ?? '');
-    if (m) found = Number(m[1]); // the last one wins: it is the top of the mount stack
+  for (const m of await readMountInfo(signal)) {
+    if (m.mountpoint !== mnt || !isFuse(m)) continue;
+    const d = /^0:(\d+)$/.exec(m.device);
+    if (d) found = Number(d[1]); // the last one wins: it is the top of the mount stack
   }
   return found;
 }

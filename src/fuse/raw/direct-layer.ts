@@ -14,6 +14,7 @@ import {
 } from './device.js';
 import { createRawLayerServer, type RawLayerServer, type RawLayerServerOptions } from './layer-server.js';
 import { MAX_READ_BYTES } from './protocol.js';
+import { poolThreadsAsked } from '../../os/threadpool.js';
 
 export type DirectLayerOptions = RawLayerServerOptions & {
   mountpoint: string;
@@ -47,7 +48,7 @@ let active = 0;
 const SPARE_POOL_THREADS = 2;
 
 export async function mountDirectLayer(o: DirectLayerOptions): Promise<DirectLayer> {
-  const pool = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4) || 4;
+  const pool = poolThreadsAsked();
   if (active + 1 + SPARE_POOL_THREADS > pool)
     throw new UnavailableError(
       `cannot serve layer ${o.tree.index.layerDigest} at ${o.mountpoint}: ${active + 1} raw FUSE mounts need ` +

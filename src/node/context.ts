@@ -1,6 +1,7 @@
-// Builds the components a CLI command needs from the config: logger, registry client, stores, index provider.
+// The node's shared parts, built once from the config for any command: logger, registry client, chunk and index
+// stores, index provider, the P2P node and the node's one chunk service (peers included when `[p2p] enabled`).
 import { join } from 'node:path';
-import { chunkCacheDir, loadConfig, type FerryConfig } from '../config/load.js';
+import { chunkCacheDir, loadConfig, validateConfig, type FerryConfig } from '../config/load.js';
 import { createLogger, type Logger } from '../log.js';
 import { parsePlatform } from '../image/platform.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -21,18 +22,22 @@ import { IndexStore } from '../index/index-store.js';
 import { IndexProvider } from '../index/provider.js';
 import { serializeIndex } from '../index/serialize.js';
 import { loadTrustedKeys } from '../index/signature.js';
-import { startP2PNode, type P2PNode } from '../p2p/p2p-node.js'; // p2p wiring
+import { startP2PNode, type P2PNode } from '../p2p/p2p-node.js';
 import { readSecretFile } from '../config/secret.js';
+import { DecodePool } from '../codec/worker-pool.js';
+import { ChunkService } from '../source/chunk-service.js';
 
-export interface CliContext {
+export interface NodeContext {
   readonly config: Readonly<FerryConfig>;
   readonly log: Logger;
   readonly registry: RegistryClient;
   readonly indexStore: IndexStore;
   readonly chunks: ChunkStore;
   readonly provider: IndexProvider;
-  /** p2p wiring: the started peer node when `[p2p] enabled` (first call starts it; close() stops it). */
+  /** The started peer node when `[p2p] enabled` (first call starts it; close() stops it). */
   p2p(): Promise<P2PNode | undefined>;
+  /** The node's chunk service, built on first call (after starting the peer node); close() ends its pool. */
+  chunkService(): Promise<ChunkService>;
   close(): Promise<void>;
 }
 
@@ -58,8 +63,17 @@ export async function createContext(opts: {
   logLevel?: string;
   /** The daemon logs where config daemon.logTo says (stdout under journald); other commands to stderr. */
   daemon?: boolean;
-}): Promise<CliContext> {
-  const config = await loadConfig(opts.configPath);
+  /** Overrides `[index] chunkSizeBytes` (`ferry index --chunk-size`), within the same bounds. */
+  indexChunkSizeBytes?: number | undefined;
+}): Promise<NodeContext> {
+  const loaded = await loadConfig(opts.configPath);
+  const config =
+    opts.indexChunkSizeBytes === undefined
+      ? loaded
+      : validateConfig(
+          { ...loaded, index: { ...loaded.index, chunkSizeBytes: opts.indexChunkSizeBytes } },
+          '--chunk-size',
+        );
   const log = createLogger({
     level: opts.logLevel ?? config.daemon.logLevel,
     to: opts.daemon === true ? config.daemon.logTo : 'stderr',
@@ -103,7 +117,6 @@ export async function createContext(opts: {
     // A build streams the whole layer anyway: keep its chunks so the first reads after it are local.
     onBuiltChunk: (digest, bytes) => void chunks.put(digest, bytes),
   });
-  // --- p2p wiring ---
   let p2p: Promise<P2PNode | undefined> | undefined;
   const startP2P = (): Promise<P2PNode | undefined> =>
     (p2p ??= config.p2p.enabled
@@ -117,7 +130,20 @@ export async function createContext(opts: {
           }).then((node) => (p2pNode = node)),
         )
       : Promise.resolve(undefined));
-  // --- end p2p wiring ---
+  let pool: DecodePool | undefined;
+  let service: Promise<ChunkService> | undefined;
+  const chunkService = (): Promise<ChunkService> =>
+    (service ??= startP2P().then(
+      (peers) =>
+        new ChunkService({
+          store: chunks,
+          registry,
+          pool: (pool = new DecodePool()),
+          concurrency: config.registry.maxConcurrencyPerHost,
+          log,
+          peers,
+        }),
+    ));
   return {
     config,
     log,
@@ -126,8 +152,10 @@ export async function createContext(opts: {
     chunks,
     provider,
     p2p: startP2P,
+    chunkService,
     close: async () => {
-      await (await p2p?.catch(() => undefined))?.stop(); // p2p wiring
+      await (await p2p?.catch(() => undefined))?.stop();
+      await pool?.close();
       await registry.close();
       log.flush();
     },

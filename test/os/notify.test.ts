@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { notifySystemd } from '../../src/cli/systemd-notify.js';
+import { notifySystemd } from '../../src/os/notify.js';
 import { silentLogger } from '../../src/log.js';
 
 describe('notifySystemd', () => {

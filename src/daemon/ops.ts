@@ -1,6 +1,14 @@
 // The daemon's operator surface: the metrics registry and its providers, the read observer and gRPC hook handed to
 // the Daemon, the /metrics endpoint and the status socket, and the DaemonStatus they serve.
-import { holderSocketPath, type Daemon } from '../daemon.js';
+import type { ChunkStore } from '../chunks/chunk-store.js';
+import type { FerryConfig } from '../config/load.js';
+import type { MountedLayerInfo, MountedLayers } from '../layer/mounted-layers.js';
+import type { Logger } from '../log.js';
+import type { P2PNode } from '../p2p/p2p-node.js';
+import type { HintQueue } from '../prefetch/hint-queue.js';
+import type { ChunkService } from '../source/chunk-service.js';
+import type { Daemon } from './daemon.js';
+import { holderSocketPath } from './paths.js';
 import { FerryMetrics, type LayerFetchSample } from '../metrics/ferry-metrics.js';
 import { startMetricsServer, startStatusServer, type RunningEndpoint } from '../metrics/http-endpoints.js';
 import {
@@ -12,8 +20,21 @@ import {
   type PeerSample,
   type TierSamples,
 } from '../metrics/status-types.js';
-import type { LayerReadObserver, MountedLayerInfo } from '../snapshot/lazy-layer-fs.js';
-import type { CliContext } from './context.js';
+import type { LayerReadObserver } from '../snapshot/lazy-layer-fs.js';
+
+export interface DaemonOpsOptions {
+  config: Readonly<FerryConfig>;
+  log: Logger;
+  /** The node's chunk store, for the cache tiers. */
+  chunks: ChunkStore;
+  chunkService: ChunkService;
+  /** The P2P node when `[p2p] enabled`. */
+  peers: P2PNode | undefined;
+  /** The lazy layers served now (absent when `[snapshotter] lazy = false`). */
+  mounted: MountedLayers | undefined;
+  /** The prefetch hint jobs, for their gauges. */
+  jobs: HintQueue;
+}
 
 export interface DaemonOps {
   readonly metrics: FerryMetrics;
@@ -22,14 +43,14 @@ export interface DaemonOps {
   readonly statusSocketPath: string;
   /** Starts the metrics endpoint (/readyz 503) and the status socket; call before Daemon.start. */
   start(): Promise<void>;
-  /** The daemon is serving: status and metrics now describe it, /readyz answers 200. */
-  attach(daemon: Daemon): void;
+  /** The daemon is serving: status now describes it, /readyz answers 200. */
+  ready(daemon: Daemon): void;
   status(): Promise<DaemonStatus>;
   close(): Promise<void>;
 }
 
-export function createDaemonOps(ctx: CliContext): DaemonOps {
-  const { config, log } = ctx;
+export function createDaemonOps(o: DaemonOpsOptions): DaemonOps {
+  const { config, log } = o;
   const metrics = new FerryMetrics({
     hungReadSeconds: config.metrics.hungReadSeconds,
     maxLayerSeries: config.metrics.maxLayerSeries,
@@ -39,33 +60,19 @@ export function createDaemonOps(ctx: CliContext): DaemonOps {
   let daemon: Daemon | undefined;
   const endpoints: RunningEndpoint[] = [];
 
-  const p2pStats = async () => {
-    if (!config.p2p.enabled) return undefined;
-    try {
-      return (await ctx.p2p())?.stats();
-    } catch {
-      return undefined; // p2p start failures are logged where p2p starts
-    }
-  };
-
   const tiers = async (): Promise<TierSamples> => {
-    const s = daemon?.lazyLayers?.source.stats();
-    const p = await p2pStats();
-    const zero = { chunks: 0, bytes: 0 };
-    return {
-      memory: s?.memory ?? zero,
-      disk: s?.disk ?? zero,
-      peer: p?.peer ?? zero,
-      registry: {
-        chunks: (s?.origin.chunks ?? 0) + (p?.registry.chunks ?? 0),
-        bytes: (s?.origin.bytes ?? 0) + (p?.registry.bytes ?? 0),
-      },
-    };
+    const s = o.chunkService.stats();
+    return Promise.resolve({
+      memory: s.memory,
+      disk: s.disk,
+      peer: s.peer ?? { chunks: 0, bytes: 0 },
+      registry: s.origin,
+    });
   };
 
   const cache = (): CacheSample[] => {
     const bounds: Record<string, number> = { memory: config.cache.memoryBytes, disk: config.cache.maxBytes };
-    return Object.entries(ctx.chunks.tiers()).map(([tier, t]) => ({
+    return Object.entries(o.chunks.tiers()).map(([tier, t]) => ({
       tier,
       bytes: t.bytes,
       ...(bounds[tier] !== undefined ? { maxBytes: bounds[tier] } : {}),
@@ -78,12 +85,12 @@ export function createDaemonOps(ctx: CliContext): DaemonOps {
 
   const localChunks = async (info: MountedLayerInfo): Promise<number> => {
     let n = 0;
-    for (const c of info.index.chunks) if (await ctx.chunks.has(c.digest)) n++;
+    for (const c of info.index.chunks) if (await o.chunks.has(c.digest)) n++;
     return n;
   };
 
   const layerSamples = async (): Promise<Array<LayerFetchSample & { info: MountedLayerInfo }>> => {
-    const infos = daemon?.lazyLayers?.mountedLayers() ?? [];
+    const infos = o.mounted?.list() ?? [];
     return Promise.all(
       infos.map(async (info) => ({
         info,
@@ -94,8 +101,8 @@ export function createDaemonOps(ctx: CliContext): DaemonOps {
     );
   };
 
-  const peers = async (): Promise<PeerSample[] | undefined> =>
-    (await p2pStats())?.peers.map((p) => ({
+  const peers = (): PeerSample[] | undefined =>
+    o.peers?.stats().peers.map((p) => ({
       peer: p.peer,
       state: p.penalised ? 'penalised' : p.up ? 'up' : 'down',
     }));
@@ -103,7 +110,18 @@ export function createDaemonOps(ctx: CliContext): DaemonOps {
   metrics.setTierProvider(tiers);
   metrics.setCacheProvider(cache);
   metrics.setLayerProvider(layerSamples);
-  metrics.setPeerProvider(async () => (await peers()) ?? []);
+  metrics.setPeerProvider(() => peers() ?? []);
+  metrics.registerPrefetch(() =>
+    o.jobs.list().map((j) => ({
+      image: j.imageRef,
+      phase: j.phase.toLowerCase(),
+      chunksDone: j.chunksDone,
+      chunksTotal: j.chunksTotal,
+      bytesDone: j.bytesDone,
+      bytesTotal: j.bytesTotal,
+      queueDepth: Math.max(0, j.chunksTotal - j.chunksDone - j.chunksCached - j.chunksFailed),
+    })),
+  );
 
   const status = async (): Promise<DaemonStatus> => {
     const samples = await layerSamples();
@@ -130,7 +148,7 @@ export function createDaemonOps(ctx: CliContext): DaemonOps {
     });
     const images = new Map<string, string[]>();
     for (const l of layers) images.set(l.image, [...(images.get(l.image) ?? []), l.digest]);
-    const peerList = await peers();
+    const peerList = peers();
     return {
       version: STATUS_VERSION,
       pid: process.pid,
@@ -185,21 +203,8 @@ export function createDaemonOps(ctx: CliContext): DaemonOps {
         log.error({ err: e }, 'metrics endpoint not started');
       }
     },
-    attach(d) {
+    ready(d) {
       daemon = d;
-      const jobs = d.prefetch?.jobs;
-      if (jobs !== undefined)
-        metrics.registerPrefetch(() =>
-          jobs.list().map((j) => ({
-            image: j.imageRef,
-            phase: j.phase.toLowerCase(),
-            chunksDone: j.chunksDone,
-            chunksTotal: j.chunksTotal,
-            bytesDone: j.bytesDone,
-            bytesTotal: j.bytesTotal,
-            queueDepth: Math.max(0, j.chunksTotal - j.chunksDone - j.chunksCached - j.chunksFailed),
-          })),
-        );
     },
     status,
     async close() {

@@ -1,23 +1,27 @@
-// Composition root of `ferry daemon`: builds the snapshotter (metadata store, lazy layer FS, snapshot dirs) and
-// the gRPC server from config and already-built shared parts, and owns the start and stop order.
+// The daemon's lifecycle: builds the snapshotter (metadata store, lazy layer FS, snapshot dirs) and the gRPC
+// server from parts the composition root (compose.ts) made, and owns the start and stop order.
 import { access, mkdir } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FerryConfig } from './config/load.js';
-import type { ChunkStore } from './chunks/chunk-store.js';
-import type { IndexProvider } from './index/provider.js';
-import type { IndexStore } from './index/index-store.js';
-import type { Logger } from './log.js';
-import type { RegistryClient } from './registry/client.js';
-import { cleanStaleMounts } from './fuse/stale.js';
-import { ensureHolder } from './fuse/holder/client.js';
-import { closeDecodePool } from './source/origin.js';
-import { MetadataStore } from './snapshot/metadata-store.js';
-import { Snapshotter } from './snapshot/snapshotter.js';
-import { LazyLayerFs, type LayerPeers, type LayerReadObserver } from './snapshot/lazy-layer-fs.js';
-import { claimSocketPath, SnapshotsServer } from './api/snapshots-server.js';
-import { activatedSocket } from './api/inherited-socket.js';
-import { startDaemonPrefetch, type DaemonPrefetch } from './api/prefetch-daemon.js'; // prefetch wiring
+import type { FerryConfig } from '../config/load.js';
+import type { IndexProvider } from '../index/provider.js';
+import type { IndexStore } from '../index/index-store.js';
+import type { MountedLayers } from '../layer/mounted-layers.js';
+import type { Logger } from '../log.js';
+import type { RegistryClient } from '../registry/client.js';
+import { cleanStaleMounts } from '../fuse/stale.js';
+import { ensureHolder } from '../fuse/holder/client.js';
+import { HolderMounter } from '../fuse/holder-mounter.js';
+import { NativeMounter } from '../fuse/native-mounter.js';
+import type { LayerMounter } from '../snapshot/layer-mounter.js';
+import type { ChunkService } from '../source/chunk-service.js';
+import { MetadataStore } from '../snapshot/metadata-store.js';
+import { Snapshotter } from '../snapshot/snapshotter.js';
+import { LazyLayerFs, type LayerReadObserver } from '../snapshot/lazy-layer-fs.js';
+import { claimSocketPath, SnapshotsServer } from '../api/snapshots-server.js';
+import { activatedSocket } from '../api/inherited-socket.js';
+import type { DaemonPrefetch } from './prefetch.js';
+import { daemonSocketPath, holderSocketPath, snapshotterPaths, type SnapshotterPaths } from './paths.js';
 
 export interface DaemonParts {
   config: Readonly<FerryConfig>;
@@ -25,38 +29,25 @@ export interface DaemonParts {
   registry: RegistryClient;
   indexStore: IndexStore;
   provider: IndexProvider;
-  chunks: ChunkStore;
-  // --- metrics wiring (src/cli/daemon-ops.ts builds these) ---
-  /** Observes demand reads of lazy layers; set before restore re-mounts them. */
-  readObserver?: LayerReadObserver;
+  /** The node's chunk service (peers first when `[p2p] enabled`); its owner closes it after stop. */
+  chunkService: ChunkService;
+  /** Where lazy layers are listed while mounted (given when `[snapshotter] lazy`). */
+  mounted?: MountedLayers | undefined;
+  /** Observes demand reads of lazy layers, restored ones included. */
+  readObserver?: LayerReadObserver | undefined;
   /** One call per finished snapshots API call. */
-  onGrpcCall?: (method: string, code: string, seconds: number) => void;
-  // --- end metrics wiring ---
-  /** The P2P node when `[p2p] enabled`: lazy layers ask peers before the registry and serve them. */
-  peers?: LayerPeers | undefined;
+  onGrpcCall?: ((method: string, code: string, seconds: number) => void) | undefined;
+  /** Traces and hints; started after restore, stopped first. Its `images` trace the lazy mounts. */
+  prefetch: DaemonPrefetch;
   /** Overrides `[fuse] spawnHolder` (`ferry daemon --no-spawn-holder`). */
   spawnHolder?: boolean;
 }
 
-export interface SnapshotterPaths {
-  socketPath: string;
-  root: string;
-}
-
 /** Where `ferry fuse-holder` is started from: this build's own CLI. */
-const FERRY_BIN = fileURLToPath(new URL('../bin/ferry.js', import.meta.url));
-
-export function holderSocketPath(config: Readonly<FerryConfig>): string {
-  return config.fuse.holderSocket ?? join(config.daemon.runDir, 'fuse-holder.sock');
-}
-
-/** The daemon's own socket (0600) when the holder keeps containerd's: `x.sock` → `x-daemon.sock`. */
-export function daemonSocketPath(socketPath: string): string {
-  return join(dirname(socketPath), `${basename(socketPath, '.sock')}-daemon.sock`);
-}
+const FERRY_BIN = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
 
 /**
- * How LazyLayerFs reaches the holder: connect, or start one (detached, so it outlives this process). A holder
+ * How the holder mounter reaches the holder: connect, or start one (detached, so it outlives this process). A holder
  * this daemon starts also keeps the snapshots socket (`snapshotsSocket`), unless systemd already does.
  */
 function holderLink(config: Readonly<FerryConfig>, log: Logger, spawn: boolean, snapshotsSocket?: string) {
@@ -77,24 +68,34 @@ function holderLink(config: Readonly<FerryConfig>, log: Logger, spawn: boolean, 
     String(config.fuse.holderOrphanTimeoutMs),
     ...relay,
   ];
-  return {
-    connect: (signal?: AbortSignal) =>
-      ensureHolder({
-        socketPath,
-        command: spawn ? command : [],
-        log,
-        // A holder run by a service manager may still be starting: give it longer than one we start ourselves.
-        timeoutMs: spawn ? 10_000 : 60_000,
-        ...(signal !== undefined ? { signal } : {}),
-      }),
-  };
+  return (signal?: AbortSignal) =>
+    ensureHolder({
+      socketPath,
+      command: spawn ? command : [],
+      log,
+      // A holder run by a service manager may still be starting: give it longer than one we start ourselves.
+      timeoutMs: spawn ? 10_000 : 60_000,
+      ...(signal !== undefined ? { signal } : {}),
+    });
 }
 
-export function snapshotterPaths(config: Readonly<FerryConfig>): SnapshotterPaths {
-  return {
-    socketPath: config.snapshotter.socketPath ?? join(config.daemon.runDir, 'snapshotter.sock'),
-    root: config.snapshotter.root ?? join(config.daemon.stateDir, 'snapshots'),
+/** The engine `[fuse] engine` names: the holder (`raw`: mounts outlive the daemon) or fuse-native in-process. */
+function layerMounter(
+  config: Readonly<FerryConfig>,
+  log: Logger,
+  spawn: boolean,
+  snapshotsSocket?: string,
+): LayerMounter {
+  const timings = {
+    readDeadlineMs: config.fuse.readDeadlineMs,
+    attrTimeoutSec: config.fuse.attrTimeoutS,
+    entryTimeoutSec: config.fuse.entryTimeoutS,
+    negativeTimeoutSec: config.fuse.negativeTimeoutS,
   };
+  const mlog = log.child({ component: 'lazy-fs' });
+  return config.fuse.engine === 'raw'
+    ? new HolderMounter({ connect: holderLink(config, log, spawn, snapshotsSocket), log: mlog, timings })
+    : new NativeMounter({ log: mlog, timings });
 }
 
 /** containerd adds index=off when the overlay module has the parameter: lower dirs are shared by many mounts. */
@@ -117,10 +118,9 @@ export class Daemon {
     readonly snapshotter: Snapshotter,
     private readonly server: SnapshotsServer,
     readonly paths: SnapshotterPaths,
-    readonly prefetch?: DaemonPrefetch, // prefetch wiring: hint API, traces of mounted images
   ) {}
 
-  /** metrics wiring: the lazy layers (absent when `[snapshotter] lazy = false`), for status and metrics. */
+  /** The lazy layers (absent when `[snapshotter] lazy = false`), for status. */
   get lazyLayers(): LazyLayerFs | undefined {
     return this.lazyFs;
   }
@@ -144,29 +144,22 @@ export class Daemon {
           registry: parts.registry,
           indexStore: parts.indexStore,
           provider: parts.provider,
-          chunks: parts.chunks,
+          chunks: parts.chunkService,
+          tracer: parts.prefetch.images,
+          observer: parts.readObserver,
+          mounted: parts.mounted,
           log,
-          concurrency: config.registry.maxConcurrencyPerHost,
-          readDeadlineMs: config.fuse.readDeadlineMs,
-          attrTimeoutSec: config.fuse.attrTimeoutS,
-          entryTimeoutSec: config.fuse.entryTimeoutS,
-          negativeTimeoutSec: config.fuse.negativeTimeoutS,
-          holder:
-            config.fuse.engine === 'raw'
-              ? holderLink(
-                  config,
-                  log,
-                  parts.spawnHolder ?? config.fuse.spawnHolder,
-                  inherited === undefined ? paths.socketPath : undefined,
-                )
-              : undefined,
-          peers: parts.peers,
+          mounter: layerMounter(
+            config,
+            log,
+            parts.spawnHolder ?? config.fuse.spawnHolder,
+            inherited === undefined ? paths.socketPath : undefined,
+          ),
           readAhead: config.readAhead,
           auditLazyLayers: config.snapshotter.auditLazyLayers,
           auditDelayMs: config.snapshotter.auditDelayMs,
         })
       : undefined;
-    if (parts.readObserver !== undefined) lazyFs?.setReadObserver(parts.readObserver); // metrics wiring
     try {
       // First the holder, so the mounts it kept for us are known: stat'ing one before we serve it would hang.
       await lazyFs?.start();
@@ -192,18 +185,17 @@ export class Daemon {
       ...(inherited !== undefined ? { inherited } : {}),
       snapshotter,
       log,
-      ...(parts.onGrpcCall !== undefined ? { onCall: parts.onGrpcCall } : {}), // metrics wiring
+      ...(parts.onGrpcCall !== undefined ? { onCall: parts.onGrpcCall } : {}),
     });
-    let prefetch: DaemonPrefetch | undefined; // prefetch wiring
     try {
       const restored = await snapshotter.restore();
       if (restored.restored + restored.failed > 0) log.info(restored, 'remote snapshots restored');
-      await lazyFs?.releaseUnclaimed();
-      // prefetch wiring: after restore, so re-mounted layers of running containers are not taken for a start
-      prefetch = await startDaemonPrefetch({ ...parts, lazyFs });
+      // Traces start after restore: re-mounted layers of running containers are not an image start.
+      await lazyFs?.restored();
+      await parts.prefetch.start();
       await server.start();
     } catch (e) {
-      await prefetch?.stop(0); // prefetch wiring
+      await parts.prefetch.stop(0);
       // Held layers stay with the holder: running containers may use them, and the next start adopts them.
       if (lazyFs?.keepsMounts === true) await lazyFs.detachAll(0);
       await snapshotter.close().catch(() => undefined);
@@ -222,23 +214,22 @@ export class Daemon {
       },
       'ferry daemon ready',
     );
-    return new Daemon(parts, store, lazyFs, snapshotter, server, paths, prefetch);
+    return new Daemon(parts, store, lazyFs, snapshotter, server, paths);
   }
 
   /**
    * Stop order: stop accepting and drain calls; leave held layers to the holder for the next daemon (or unmount
-   * the fuse-native ones, which cannot outlive us); close metadata and workers.
+   * the fuse-native ones, which cannot outlive us); close metadata.
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       const { config, log } = this.parts;
-      await this.prefetch?.stop(config.daemon.shutdownTimeoutMs); // prefetch wiring: hints end, traces saved
+      await this.parts.prefetch.stop(config.daemon.shutdownTimeoutMs); // hints end, traces saved
       await this.server.stop(config.daemon.shutdownTimeoutMs);
       if (this.lazyFs?.keepsMounts === true) await this.lazyFs.detachAll(config.fuse.drainMs);
       await this.snapshotter.close();
       await this.lazyFs?.unmountAll();
       this.store.close();
-      await closeDecodePool();
       log.info('ferry daemon stopped');
     })();
     return this.stopping;

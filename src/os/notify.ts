@@ -1,11 +1,8 @@
 // Readiness for a Type=notify systemd unit. Node has no unix datagram sockets, so `systemd-notify` sends the
 // message; with NotifyAccess=all that is race-free because systemd-notify (v246+) waits on a notify barrier until
 // the manager has processed the message before it exits (so systemd can still attribute it to our cgroup).
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import type { Logger } from '../log.js';
-
-const run = promisify(execFile);
+import { runChecked } from './run.js';
 
 export type NotifyState = 'ready' | 'stopping';
 
@@ -23,7 +20,7 @@ export async function notifySystemd(
     `--status=${statusText}`,
   ];
   try {
-    await run('systemd-notify', args, { timeout: 10_000, env });
+    await runChecked('systemd-notify', args, { timeoutMs: 10_000, env });
     return true;
   } catch (e) {
     log.error(

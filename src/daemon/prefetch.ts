@@ -1,0 +1,106 @@
+// The daemon's prefetch parts in one place: traces recorded from its lazily mounted images (the tracer handed to
+// the lazy layers), the hint job queue over the node's chunk service, and the hint API servers. Built with the
+// daemon; start() (after restore) opens the hint API; stop() comes first at shutdown.
+import { join } from 'node:path';
+import type { FerryConfig } from '../config/load.js';
+import type { IndexProvider } from '../index/provider.js';
+import type { MountedLayers } from '../layer/mounted-layers.js';
+import type { Logger } from '../log.js';
+import { HintQueue } from '../prefetch/hint-queue.js';
+import { hintRunner } from '../prefetch/hint-runner.js';
+import { MountedImages } from '../prefetch/mounted-images.js';
+import { TraceStore } from '../prefetch/trace-store.js';
+import type { RegistryClient } from '../registry/client.js';
+import type { ChunkService } from '../source/chunk-service.js';
+import { hintSocketPath } from '../api/prefetch-client.js';
+import { PrefetchServer, readTokenFile } from '../api/prefetch-server.js';
+
+export interface DaemonPrefetchOptions {
+  config: Readonly<FerryConfig>;
+  log: Logger;
+  registry: RegistryClient;
+  provider: IndexProvider;
+  /** The node's chunk service: hints and traced mounts fetch through it, into the node's store. */
+  chunkService: ChunkService;
+  /** The layers the snapshotter serves lazily (absent when `[snapshotter] lazy = false`: nothing to trace). */
+  mounted?: MountedLayers | undefined;
+}
+
+export class DaemonPrefetch {
+  readonly jobs: HintQueue;
+  /** The lazy layers' tracer: records and prefetches each mounted image. */
+  readonly images: MountedImages | undefined;
+  readonly socketPath: string | undefined;
+  private server: PrefetchServer | undefined;
+
+  constructor(private readonly o: DaemonPrefetchOptions) {
+    const { config, log } = o;
+    const settings = config.prefetch;
+    const traces = new TraceStore({
+      dir: join(config.daemon.stateDir, 'traces'),
+      merge: { maxEntries: settings.maxTraceChunks },
+      log,
+    });
+    const service = o.chunkService;
+    const registerBlobs = service.register.bind(service);
+    const mounted = o.mounted;
+    this.images =
+      mounted === undefined
+        ? undefined
+        : new MountedImages({
+            registry: o.registry,
+            // Only indexes a mount trusted for its image: the store alone cannot say which image an index is for.
+            indexes: { get: (d) => Promise.resolve(mounted.index(d)) },
+            traces,
+            source: service.source,
+            cached: service.store,
+            settings,
+            registerBlobs,
+            log,
+            layerWaitMs: config.snapshotter.remoteTimeoutMs,
+          });
+    this.jobs = new HintQueue({
+      runner: hintRunner({
+        registry: o.registry,
+        provider: o.provider,
+        traces,
+        source: service.source,
+        cached: service.store,
+        settings,
+        registerBlobs,
+        log,
+      }),
+      maxQueued: settings.maxQueuedHints,
+      concurrency: settings.hintConcurrency,
+      retainMs: settings.hintRetainMs,
+      nodeBudgetBytes: settings.budgetBytes,
+      hintRegistries: settings.hintRegistries,
+      log,
+    });
+    this.socketPath = settings.hintApi ? hintSocketPath(config) : undefined;
+  }
+
+  /** Opens the hint API (`[prefetch] hintApi`). */
+  async start(): Promise<void> {
+    const settings = this.o.config.prefetch;
+    if (this.socketPath === undefined) return;
+    const token =
+      settings.hintTokenFile !== undefined ? await readTokenFile(settings.hintTokenFile) : undefined;
+    const server = new PrefetchServer({
+      jobs: this.jobs,
+      socketPath: this.socketPath,
+      tcpAddress: settings.hintListen,
+      token,
+      log: this.o.log,
+    });
+    await server.start(); // cleans up after itself when it fails
+    this.server = server;
+  }
+
+  /** Hints end, traces are saved. */
+  async stop(drainMs: number): Promise<void> {
+    await this.server?.stop(Math.min(drainMs, 2_000));
+    await this.jobs.close();
+    await this.images?.close();
+  }
+}
