@@ -86,11 +86,17 @@ if [[ ! -f "$base" || ! -f "$base.gz" ]]; then
 fi
 add_layer "$base"
 
-# 2. The Node 24 binary (its own layer: it changes with the runtime, not with Ferry).
-mkdir -p "$work/node/usr/local/bin"
-cp "$(readlink -f .node/bin/node)" "$work/node/usr/local/bin/node"
-tarball "$work/node" >"$work/node.tar"
-add_layer "$work/node.tar"
+# 2. The Node 24 binary (its own layer, cached: it changes with the runtime, not with Ferry).
+nodetar="$cache/node-$FERRY_NODE_VERSION-$arch.tar"
+if [[ ! -f "$nodetar" || ! -f "$nodetar.gz" ]]; then
+  mkdir -p "$work/node/usr/local/bin"
+  cp "$(readlink -f .node/bin/node)" "$work/node/usr/local/bin/node"
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/node" -cf "$work/node.tar" .
+  gz <"$work/node.tar" >"$work/node.tar.gz"
+  mv "$work/node.tar" "$nodetar"
+  mv "$work/node.tar.gz" "$nodetar.gz"
+fi
+add_layer "$nodetar"
 
 # 3. Ferry: dist/ (built now), bin/, proto/ and production node_modules (node_modules pruned of dev packages).
 if ((build)); then
