@@ -58,12 +58,18 @@ diff_ids=()
 layers=()
 
 # Adds a layer from an uncompressed tar: its diff ID, then the gzip blob under its own digest.
+# Cached layers keep their digests beside them (<tar>.sums), so a rebuild hashes only Ferry's layer.
 add_layer() {
   local tarfile="$1" gzfile="$1.gz" diff digest
-  diff="$(sha256sum "$tarfile" | cut -d' ' -f1)"
-  [[ -f "$gzfile" ]] || gz <"$tarfile" >"$gzfile"
-  digest="$(sha256sum "$gzfile" | cut -d' ' -f1)"
-  cp "$gzfile" "$blobs/$digest"
+  if [[ -f "$tarfile.sums" && "$tarfile.sums" -nt "$gzfile" ]]; then
+    read -r diff digest <"$tarfile.sums"
+  else
+    diff="$(sha256sum "$tarfile" | cut -d' ' -f1)"
+    [[ -f "$gzfile" ]] || gz <"$tarfile" >"$gzfile"
+    digest="$(sha256sum "$gzfile" | cut -d' ' -f1)"
+    echo "$diff $digest" >"$tarfile.sums"
+  fi
+  ln "$gzfile" "$blobs/$digest" 2>/dev/null || cp "$gzfile" "$blobs/$digest"
   diff_ids+=("\"sha256:$diff\"")
   layers+=("{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$digest\",\"size\":$(stat -c %s "$gzfile")}")
 }
