@@ -224,9 +224,12 @@ describe('the Ferry image under containerd, mounted as the DaemonSets mount it',
 
     await ctd.waitForSnapshotter();
     const ref = `${registry.host}/${APP}`;
-    await ctd.ctrRemote(['image', 'rpull', '--plain-http', '--snapshotter', 'ferry', ref], {
-      timeoutMs: 90_000,
-    });
+    await ctd
+      .ctrRemote(['image', 'rpull', '--plain-http', '--snapshotter', 'ferry', ref], { timeoutMs: 90_000 })
+      .catch((e: unknown) => {
+        const logs = `containerd: ${ctd.log().slice(-6000)}\nferry: ${logOf('ferry')}\nholder: ${logOf('ferry-fuse')}`;
+        throw new Error(`${(e as Error).message}\n${logs}`);
+      });
     // Mounted inside the container, visible (and used by containerd's overlay) on the host.
     expect(await fuseMountsBelow(join(dir, 'state'))).toHaveLength(2);
     const { stdout } = await ctd.ctr([
