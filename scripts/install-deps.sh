@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
-# Installs the system packages Ferry and its tests use (Debian 12), idempotently. Needs root.
+# Installs the system packages Ferry uses (Debian 12), idempotently. Needs root.
+#
+#   bash scripts/install-deps.sh             # runtime + test: what setup, the demo and CI need
+#   bash scripts/install-deps.sh --runtime   # only what a production node running `ferry daemon` needs
+#
+# Runtime: libfuse2 (fuse-native), mount/util-linux (mount(8) -o fd=, umount), kmod (modprobe below),
+# ca-certificates, systemd (systemd-notify for the units). Test: registries, containerd and producers the suites
+# run, compilers for the native modules (npm ci), Go for the conformance suite and the stargz-snapshotter
+# the cold-start benchmark builds, mmdebstrap for the image.
 set -euo pipefail
 
-PACKAGES=(libfuse2 fuse3 docker-registry containerd runc zstd attr tar gzip kmod util-linux busybox-static pigz stargz-snapshotter skopeo systemd iproute2 g++ make python3 binutils golang-go golang-github-containerd-containerd-dev golang-github-containerd-stargz-snapshotter-dev)
+RUNTIME_PACKAGES=(libfuse2 mount util-linux kmod ca-certificates systemd)
+TEST_PACKAGES=(fuse3 docker-registry containerd runc zstd attr tar gzip busybox-static pigz stargz-snapshotter skopeo iproute2 g++ make python3 binutils golang-go golang-github-containerd-containerd-dev golang-github-containerd-stargz-snapshotter-dev mmdebstrap)
+
+case "${1:-}" in
+  --runtime) PACKAGES=("${RUNTIME_PACKAGES[@]}") ;;
+  '') PACKAGES=("${RUNTIME_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
+  *) echo "usage: install-deps.sh [--runtime]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { applyEnvOverrides } from './env-overrides.js';
 import { configSchema, type FerryConfig } from './schema.js';
 import { describeTomlError } from './toml-error.js';
 
@@ -28,14 +29,19 @@ export function validateConfig(raw: unknown, where = 'config'): Readonly<FerryCo
 
 /**
  * Reads `path` (TOML). A missing file is fine only when it is the default path: every option has a default.
+ * `FERRY_<SECTION>_<KEY>` variables in `env` override the file (src/config/env-overrides.ts).
  */
-export async function loadConfig(path?: string): Promise<Readonly<FerryConfig>> {
+export async function loadConfig(
+  path?: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Readonly<FerryConfig>> {
   const file = path ?? DEFAULT_CONFIG_PATH;
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && path === undefined) return validateConfig({});
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && path === undefined)
+      return validateConfig(applyEnvOverrides({}, env), 'config (defaults and FERRY_* variables)');
     throw new NotFoundError(`cannot read config ${file}: ${(e as Error).message}`, { cause: e });
   }
   let raw: unknown;
@@ -45,7 +51,7 @@ export async function loadConfig(path?: string): Promise<Readonly<FerryConfig>> 
     // No cause: the parser's message quotes the offending lines, which may hold a password.
     throw new InvalidArgumentError(`${file} is not valid TOML: ${describeTomlError(e)}`);
   }
-  return validateConfig(raw, file);
+  return validateConfig(applyEnvOverrides(raw, env), file);
 }
 
 export function defaultConfigToml(): string {

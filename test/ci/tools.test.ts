@@ -31,8 +31,8 @@ const PROVIDER: Record<string, string> = {
   readelf: 'binutils',
   tar: 'tar',
   gzip: 'gzip',
-  mount: 'util-linux',
-  umount: 'util-linux',
+  mount: 'mount',
+  umount: 'mount',
   nsenter: 'util-linux',
   unshare: 'util-linux',
   skopeo: 'skopeo',
@@ -53,6 +53,7 @@ const PROVIDER: Record<string, string> = {
   runc: 'runc',
   'systemd-analyze': 'systemd',
   go: 'golang-go',
+  mmdebstrap: 'mmdebstrap',
 };
 /**
  * Programs a benchmark runs that no Debian package ships: a script of this repo builds them offline from packages
@@ -97,10 +98,20 @@ function programsIn(text: string): string[] {
 }
 
 describe('programs the suite runs', () => {
-  const installed = /PACKAGES=\(([^)]*)\)/.exec(
-    readFileSync(join(ROOT, 'scripts/install-deps.sh'), 'utf8'),
-  )?.[1];
-  const packages = new Set((installed ?? '').split(/\s+/).filter(Boolean));
+  // The default (setup, CI) installs both lists; --runtime only the first.
+  const script = readFileSync(join(ROOT, 'scripts/install-deps.sh'), 'utf8');
+  const list = (name: string) =>
+    (new RegExp(`^${name}=\\(([^)]*)\\)`, 'm').exec(script)?.[1] ?? '').split(/\s+/).filter(Boolean);
+  const runtime = list('RUNTIME_PACKAGES');
+  const packages = new Set([...runtime, ...list('TEST_PACKAGES')]);
+
+  it('split into runtime packages (no compilers or test services) and test packages', () => {
+    expect(runtime).toContain('libfuse2');
+    expect(runtime).toContain('mount');
+    for (const testOnly of ['g++', 'make', 'python3', 'golang-go', 'docker-registry', 'skopeo'])
+      expect(runtime).not.toContain(testOnly);
+    expect(packages.has('containerd')).toBe(true);
+  });
 
   it('are each provided by a package that scripts/install-deps.sh installs', () => {
     const missing: string[] = [];

@@ -1,7 +1,16 @@
 // Generates the test image corpus on disk: layer trees with every entry kind OCI layers carry, packed by GNU tar.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync, symlinkSync, linkSync, chmodSync, chownSync, readFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, dirname } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import tarStream from 'tar-stream';
@@ -16,7 +25,10 @@ export interface CorpusOptions {
 }
 
 export interface CorpusLayer {
-  /** Directory holding the layer's tree as GNU tar will pack it (whiteouts as `.wh.` files). */
+  /**
+   * Directory holding the layer's tree as GNU tar packs it (whiteouts as `.wh.` files). Run unprivileged, the base
+   * layer's `srv/owned` and `srv/null-dev` are only in `tar`: no one else can chown or mknod.
+   */
   dir: string;
   tar: Buffer;
 }
@@ -61,7 +73,81 @@ function put(root: string, path: string, content: Buffer | string, mode = 0o644)
   chmodSync(p, mode);
 }
 
-function tarDir(dir: string): Buffer {
+/**
+ * Entries only root can make on disk (another owner, a device node). Unprivileged, they are written straight into
+ * the archive instead, with the same header fields, so the layer the tests read is the same either way.
+ */
+interface SpecialEntry {
+  name: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** `0` regular file, `3` character device (ustar type flags). */
+  type: '0' | '3';
+  dev?: [number, number];
+  data?: string;
+}
+
+const SPECIAL: readonly SpecialEntry[] = [
+  { name: 'srv/owned', mode: 0o640, uid: 1000, gid: 2000, type: '0', data: 'owned by 1000:2000\n' },
+  { name: 'srv/null-dev', mode: 0o644, uid: 0, gid: 0, type: '3', dev: [1, 3] },
+];
+
+const isRoot = (): boolean => process.getuid?.() === 0;
+
+function makeSpecial(root: string, e: SpecialEntry): void {
+  if (e.type === '0') {
+    put(root, e.name, e.data ?? '', e.mode);
+    chownSync(join(root, e.name), e.uid, e.gid);
+  } else {
+    const [major, minor] = e.dev ?? [0, 0];
+    execFileSync('mknod', [join(root, e.name), 'c', String(major), String(minor)]);
+  }
+}
+
+/** One ustar header (+ data, padded to 512 bytes): enough for the two short-named entries above. */
+function ustar(e: SpecialEntry): Buffer {
+  const data = Buffer.from(e.data ?? '');
+  const h = Buffer.alloc(512);
+  const octal = (v: number, at: number, width: number) =>
+    h.write(`${v.toString(8).padStart(width - 1, '0')}\0`, at, 'ascii');
+  h.write(`./${e.name}`, 0, 'utf8');
+  octal(e.mode, 100, 8);
+  octal(e.uid, 108, 8);
+  octal(e.gid, 116, 8);
+  octal(data.length, 124, 12);
+  octal(0, 136, 12); // mtime
+  h.write(e.type, 156, 'ascii');
+  h.write('ustar\u000000', 257, 'ascii');
+  octal(e.dev?.[0] ?? 0, 329, 8);
+  octal(e.dev?.[1] ?? 0, 337, 8);
+  h.fill(' ', 148, 156); // the checksum counts its own field as spaces
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'ascii');
+  const pad = Buffer.alloc((512 - (data.length % 512)) % 512);
+  return Buffer.concat([h, data, pad]);
+}
+
+/** GNU tar's archive with `extra` appended through `tar -A` (which handles the end-of-archive blocks). */
+function withEntries(dir: string, archive: Buffer, extra: readonly SpecialEntry[]): Buffer {
+  if (extra.length === 0) return archive;
+  const main = `${dir}.main.tar`;
+  const more = `${dir}.more.tar`;
+  writeFileSync(main, archive);
+  writeFileSync(more, Buffer.concat([...extra.map(ustar), Buffer.alloc(1024)]));
+  execFileSync('tar', ['-A', '-f', main, more]);
+  const out = readFileSync(main);
+  rmSync(main);
+  rmSync(more);
+  return out;
+}
+
+function tarDir(dir: string, extra: readonly SpecialEntry[] = []): Buffer {
+  return withEntries(dir, gnuTar(dir), extra);
+}
+
+function gnuTar(dir: string): Buffer {
   // --sort=name and fixed owner data keep the blob reproducible; PAX carries xattrs and long names.
   return execFileSync(
     'tar',
@@ -81,7 +167,8 @@ function tarDir(dir: string): Buffer {
   );
 }
 
-function base(root: string, o: CorpusOptions): void {
+/** The base layer's tree; returns the entries the archive must carry that this user could not make on disk. */
+function base(root: string, o: CorpusOptions): SpecialEntry[] {
   const seed = o.seed ?? 7;
   for (const d of ['etc', 'usr/bin', 'usr/lib', 'var/empty', 'opt/app/old', 'srv']) {
     mkdirSync(join(root, d), { recursive: true });
@@ -100,8 +187,6 @@ function base(root: string, o: CorpusOptions): void {
   chmodSync(join(root, 'tmp'), 0o1777);
   put(root, 'usr/lib/big-random.bin', pseudoRandom(o.bigFileBytes, seed + 1));
   put(root, 'usr/lib/big-text.txt', pseudoText(o.bigFileBytes, seed + 2));
-  put(root, 'srv/owned', 'owned by 1000:2000\n', 0o640);
-  chownSync(join(root, 'srv/owned'), 1000, 2000);
   put(root, 'srv/xattr-file', 'has xattrs\n');
   execFileSync('setfattr', ['-n', 'user.ferry.test', '-v', 'hello', join(root, 'srv/xattr-file')]);
   execFileSync('setfattr', ['-n', 'user.ferry.bin', '-v', '0x00ff10', join(root, 'srv/xattr-file')]);
@@ -109,7 +194,7 @@ function base(root: string, o: CorpusOptions): void {
   put(root, `srv/${longDir}/${'n'.repeat(120)}.txt`, 'long path\n');
   symlinkSync(`../${'t'.repeat(150)}`, join(root, 'srv/long-link'));
   execFileSync('mkfifo', [join(root, 'srv/fifo')]);
-  execFileSync('mknod', [join(root, 'srv/null-dev'), 'c', '1', '3']);
+  if (isRoot()) for (const e of SPECIAL) makeSpecial(root, e);
   put(root, 'opt/app/old/a.txt', 'hidden by the opaque dir in layer 2\n');
   put(root, 'opt/app/keep-not.txt', 'hidden too\n');
   for (let i = 0; i < o.smallFiles; i++) {
@@ -118,6 +203,7 @@ function base(root: string, o: CorpusOptions): void {
     const content = i % 3 === 0 ? pseudoRandom(size, seed + i) : pseudoText(size, seed + i);
     put(root, `${dir}/file-${i}.dat`, content, i % 5 === 0 ? 0o755 : 0o644);
   }
+  return isRoot() ? [] : [...SPECIAL];
 }
 
 function upper(root: string, o: CorpusOptions): void {
@@ -141,12 +227,22 @@ function top(root: string): void {
 
 /** Writes three layer trees under `dir` and packs each with GNU tar. */
 export function makeCorpus(dir: string, o: CorpusOptions): CorpusLayer[] {
-  const builders = [(r: string) => base(r, o), (r: string) => upper(r, o), (r: string) => top(r)];
+  const builders = [
+    (r: string) => base(r, o),
+    (r: string): SpecialEntry[] => {
+      upper(r, o);
+      return [];
+    },
+    (r: string): SpecialEntry[] => {
+      top(r);
+      return [];
+    },
+  ];
   return builders.map((build, i) => {
     const root = join(dir, `layer${i}`);
     mkdirSync(root, { recursive: true });
-    build(root);
-    return { dir: root, tar: tarDir(root) };
+    const extra = build(root);
+    return { dir: root, tar: tarDir(root, extra) };
   });
 }
 
