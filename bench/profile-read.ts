@@ -3,7 +3,8 @@
 // and (b) a container-like start (thousands of small files and a few libraries read whole). Prints the
 // CPU seconds of each thread of the mount process, the profile split into stages (bench/lib/cpuprofile.ts), and
 // a `curl` Range GET of the same blob bytes in the same run. Profiles are kept when FERRY_PROFILE_DIR is set.
-// Flags: --quick (256 MiB file), --workload seq|start|both, --size <MiB>.
+// Flags: --quick (256 MiB file), --workload seq|start|both, --size <MiB>, --no-prof (figures without the
+// profiler's overhead).
 import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -94,6 +95,7 @@ async function profileWorkload(
   w: Workload,
   host: string,
   keepDir: string | undefined,
+  profile: boolean,
 ): Promise<{ rows: ResultRow[]; notes: string[] }> {
   const env = ferryEnv(w.toml);
   const target = join(env.dir, 'rootfs');
@@ -103,7 +105,7 @@ async function profileWorkload(
   await dropCaches();
   // startMount spawns synchronously before its first await: the flag reaches that child and no other.
   const saved = process.env['NODE_OPTIONS'];
-  process.env['NODE_OPTIONS'] = `--cpu-prof --cpu-prof-dir=${profDir}`;
+  if (profile) process.env['NODE_OPTIONS'] = `--cpu-prof --cpu-prof-dir=${profDir}`;
   const mounting = startMount(`${host}/${w.repo}`, target, env, 600_000);
   if (saved === undefined) delete process.env['NODE_OPTIONS'];
   else process.env['NODE_OPTIONS'] = saved;
@@ -264,7 +266,7 @@ async function main(): Promise<void> {
       });
     }
     for (const w of workloads) {
-      const r = await profileWorkload(w, bench.registry.host, keepDir);
+      const r = await profileWorkload(w, bench.registry.host, keepDir, !argv.includes('--no-prof'));
       rows.push(...r.rows);
       notes.push(...r.notes);
     }
