@@ -5,6 +5,7 @@ import type { LayerIndex } from '../image/layer-index.js';
 import { chunkJob } from '../codec/chunk-job.js';
 import { DecodePool } from '../codec/worker-pool.js';
 import type { BlobReader } from '../image/blob-reader.js';
+import { markVerified } from './verified-bytes.js';
 
 let defaultPool: DecodePool | undefined;
 
@@ -43,5 +44,7 @@ export async function fetchChunkFromOrigin(
   ]);
   const job = chunkJob(index, chunkIndex, w);
   if (compressed === undefined) throw new FormatError(`layer ${index.layerDigest}: no chunk ${chunkIndex}`);
-  return decodePool().decodeAndVerify(job, compressed, signal !== undefined ? { signal } : {});
+  const bytes = await decodePool().decodeAndVerify(job, compressed, signal !== undefined ? { signal } : {});
+  // decodeAndVerify hashed these bytes against the chunk's digest: VerifySource does not hash them again.
+  return markVerified(bytes, job.digest);
 }
