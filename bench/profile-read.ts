@@ -4,7 +4,7 @@
 // CPU seconds of each thread of the mount process, the profile split into stages (bench/lib/cpuprofile.ts), and
 // a `curl` Range GET of the same blob bytes in the same run. Profiles are kept when FERRY_PROFILE_DIR is set.
 // Flags: --quick (256 MiB file), --workload seq|start|both, --size <MiB>, --no-prof (figures without the
-// profiler's overhead).
+// profiler's overhead); FERRY_MOUNT_NODE_OPTIONS adds Node flags to the mount process only.
 import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -105,7 +105,10 @@ async function profileWorkload(
   await dropCaches();
   // startMount spawns synchronously before its first await: the flag reaches that child and no other.
   const saved = process.env['NODE_OPTIONS'];
-  if (profile) process.env['NODE_OPTIONS'] = `--cpu-prof --cpu-prof-dir=${profDir}`;
+  // FERRY_MOUNT_NODE_OPTIONS: extra V8/Node flags for the mount alone (e.g. --max-semi-space-size=32).
+  const extra = process.env['FERRY_MOUNT_NODE_OPTIONS'] ?? '';
+  const flags = `${profile ? `--cpu-prof --cpu-prof-dir=${profDir}` : ''} ${extra}`.trim();
+  if (flags !== '') process.env['NODE_OPTIONS'] = flags;
   const mounting = startMount(`${host}/${w.repo}`, target, env, 600_000);
   if (saved === undefined) delete process.env['NODE_OPTIONS'];
   else process.env['NODE_OPTIONS'] = saved;
