@@ -53,9 +53,10 @@ export class DiskChunkStore implements ChunkStore {
   private writingBytes = 0;
   /**
    * Shard directories this store made or found: a put skips their mkdir (a syscall and an event-loop turn per
-   * chunk, ~5% of a cold sequential read's main thread). One that vanishes (ENOENT) is forgotten and made again.
+   * chunk, ~5% of a cold sequential read's main thread); puts racing into a new shard share its one mkdir. One
+   * that vanishes (ENOENT) is forgotten and made again.
    */
-  private readonly shards = new Set<string>();
+  private readonly shards = new Map<string, Promise<unknown>>();
 
   constructor(options: DiskChunkStoreOptions) {
     if (!Number.isSafeInteger(options.maxBytes) || options.maxBytes <= 0) {
@@ -102,7 +103,7 @@ export class DiskChunkStore implements ChunkStore {
       } catch {
         continue; // a stray file where a shard dir should be
       }
-      this.shards.add(shardDir);
+      this.shards.set(shardDir, Promise.resolve());
       // stat in parallel within a shard: a big cache has ~1e5 files and start-up time matters.
       const stats = await Promise.all(
         names.map(async (name) => {
@@ -180,10 +181,14 @@ export class DiskChunkStore implements ChunkStore {
     const shard = join(final, '..');
     try {
       const write = async (): Promise<void> => {
-        if (!this.shards.has(shard)) {
-          await mkdir(shard, { recursive: true, mode: 0o700 });
-          this.shards.add(shard);
+        let made = this.shards.get(shard);
+        if (made === undefined) {
+          made = mkdir(shard, { recursive: true, mode: 0o700 });
+          this.shards.set(shard, made);
+          // A failed mkdir is not remembered: the next put tries again.
+          made.catch(() => this.shards.delete(shard));
         }
+        await made;
         await writeFile(tmp, bytes, { mode: 0o600, ...(signal === undefined ? {} : { signal }) });
         await rename(tmp, final);
       };
