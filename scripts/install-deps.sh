@@ -2,7 +2,7 @@
 # Installs the system packages Ferry and its tests use (Debian 12), idempotently. Needs root.
 set -euo pipefail
 
-PACKAGES=(libfuse2 fuse3 docker-registry containerd runc zstd attr tar gzip kmod util-linux busybox-static pigz stargz-snapshotter skopeo systemd iproute2 g++ make python3 binutils golang-go golang-github-containerd-containerd-dev)
+PACKAGES=(libfuse2 fuse3 docker-registry containerd runc zstd attr tar gzip kmod util-linux busybox-static pigz curl stargz-snapshotter skopeo systemd iproute2 g++ make python3 binutils golang-go golang-github-containerd-containerd-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
