@@ -11,7 +11,7 @@
 set -euo pipefail
 
 RUNTIME_PACKAGES=(libfuse2 mount util-linux kmod ca-certificates systemd)
-TEST_PACKAGES=(fuse3 docker-registry containerd runc zstd attr tar gzip busybox-static pigz stargz-snapshotter skopeo iproute2 g++ make python3 binutils golang-go golang-github-containerd-containerd-dev golang-github-containerd-stargz-snapshotter-dev mmdebstrap)
+TEST_PACKAGES=(fuse3 docker-registry containerd runc zstd attr tar gzip busybox-static pigz curl stargz-snapshotter skopeo iproute2 g++ make python3 binutils golang-go golang-github-containerd-containerd-dev golang-github-containerd-stargz-snapshotter-dev mmdebstrap)
 
 case "${1:-}" in
   --runtime) PACKAGES=("${RUNTIME_PACKAGES[@]}") ;;

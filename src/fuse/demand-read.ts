@@ -18,8 +18,14 @@ export interface DemandRead {
   signal: AbortSignal;
 }
 
-export function demandRead(r: DemandRead): Promise<Buffer> {
-  const work = r.reader.readFile(r.node, r.offset, r.length, r.signal);
+export async function demandRead(r: DemandRead): Promise<Buffer> {
+  const parts = await demandReadParts(r);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+/** demandRead's bytes as views of the chunks they come from (see LayerReader.readFileParts): no copy. */
+export function demandReadParts(r: DemandRead): Promise<readonly Buffer[]> {
+  const work = r.reader.readFileParts(r.node, r.offset, r.length, r.signal);
   r.reader.readAhead?.onRead(r.fh, r.node, r.offset, r.length);
   const ms = r.readDeadlineMs;
   if (ms === undefined) return work;

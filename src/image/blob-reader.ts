@@ -13,3 +13,19 @@ export interface BlobReader {
   /** Another blob of the same repository (a layer's windows blob), when the reader knows where it is. */
   sibling?(digest: Digest, sizeBytes: number): BlobReader;
 }
+
+const handedOff = new WeakSet<Uint8Array>();
+
+/**
+ * Marks `bytes` as a buffer its BlobReader made for this one caller and keeps no reference to (a Range answer
+ * read off the socket): the caller may give it away, e.g. transfer it to a decode worker instead of copying it.
+ */
+export function handOff<T extends Uint8Array>(bytes: T): T {
+  handedOff.add(bytes);
+  return bytes;
+}
+
+/** True when `bytes` came from a BlobReader that kept no reference to it (see handOff). */
+export function isHandedOff(bytes: Uint8Array): boolean {
+  return handedOff.has(bytes);
+}

@@ -51,12 +51,30 @@ export class LayerReader {
    * Up to `length` bytes of the file from `offset`; shorter at EOF, empty past it. The result may be a view
    * into a cached chunk buffer: callers must not modify it.
    */
-  readFile(node: LayerNode, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+  async readFile(node: LayerNode, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    const parts = await this.readFileParts(node, offset, length, signal);
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /**
+   * The same bytes as readFile, as views of the cached chunks in order (one per chunk the range touches), so a
+   * reply can gather them (writev) instead of copying a read that straddles chunks into one buffer.
+   */
+  readFileParts(
+    node: LayerNode,
+    offset: number,
+    length: number,
+    signal?: AbortSignal,
+  ): Promise<readonly Buffer[]> {
     const done = this.onRead?.(this.index, length); // metrics hook
     const work = this.readRange(node, offset, length, signal);
     if (done !== undefined)
       work.then(
-        (b) => done(undefined, b.length),
+        (parts) =>
+          done(
+            undefined,
+            parts.reduce((n, b) => n + b.length, 0),
+          ),
         (e: unknown) => done(e),
       );
     return work;
@@ -67,13 +85,13 @@ export class LayerReader {
     offset: number,
     length: number,
     signal?: AbortSignal,
-  ): Promise<Buffer> {
+  ): Promise<readonly Buffer[]> {
     if (node.type !== 'file') throw new InvalidArgumentError(`not a regular file: ${node.path}`);
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
       throw new InvalidArgumentError(`bad read range ${offset}+${length} of ${node.path}`);
     }
     const end = Math.min(node.size, offset + length);
-    if (offset >= end) return EMPTY;
+    if (offset >= end) return [EMPTY];
     if (node.dataOffset === undefined) {
       throw new FormatError(`file ${node.path} in layer ${this.index.layerDigest} has no data offset`);
     }
@@ -88,20 +106,12 @@ export class LayerReader {
     const parts = await Promise.all(
       ids.map((chunk) => this.source.fetch({ index: this.index, chunk, priority: 'demand' }, signal)),
     );
-
-    if (parts.length === 1) {
-      const c = chunks[ids[0]!]!;
-      return parts[0]!.subarray(start - c.offset, start - c.offset + want);
-    }
-    const out = Buffer.allocUnsafe(want);
-    let pos = 0;
-    parts.forEach((bytes, i) => {
+    return parts.map((bytes, i) => {
       const c = chunks[ids[i]!]!;
       const from = Math.max(start, c.offset) - c.offset;
       const to = Math.min(start + want, c.offset + c.size) - c.offset;
-      pos += bytes.copy(out, pos, from, to);
+      return bytes.subarray(from, to);
     });
-    return out;
   }
 
   private checkCoverage(ids: number[], start: number, want: number, node: LayerNode): void {

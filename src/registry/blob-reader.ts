@@ -2,6 +2,7 @@
 // storage refuses it (expired presigned URL), and copes with servers that ignore Range.
 import type { Logger } from '../log.js';
 import { FormatError, InvalidArgumentError, IntegrityError, UnavailableError } from '../errors.js';
+import { handOff } from '../image/blob-reader.js';
 import { DigestHasher, digestAlgorithm, type Digest } from '../image/digest.js';
 import type { ImageReference } from '../image/reference.js';
 import type { HttpResponse } from './http.js';
@@ -96,7 +97,8 @@ export class RegistryBlobReader {
       }
       if (m[3] !== '*') this.sizeBytes = Number(m[3]);
       const body = await res.body.read(last - start + 1);
-      return this.checkLength(body, start, end);
+      // A buffer of its own (read() concatenates the body): the decode pool may take it without a copy.
+      return handOff(this.checkLength(body, start, end));
     }
     if (res.status === 200) {
       const length = res.headers['content-length'];

@@ -4,8 +4,9 @@ import { FormatError } from '../errors.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import { chunkJob } from '../codec/chunk-job.js';
 import { DecodePool } from '../codec/worker-pool.js';
-import type { BlobReader } from '../image/blob-reader.js';
+import { isHandedOff, type BlobReader } from '../image/blob-reader.js';
 import type { OriginFetch } from './origin-source.js';
+import { markVerified } from './verified-bytes.js';
 
 let defaultPool: DecodePool | undefined;
 
@@ -55,5 +56,9 @@ async function fetchChunk(
   ]);
   const job = chunkJob(index, chunkIndex, w);
   if (compressed === undefined) throw new FormatError(`layer ${index.layerDigest}: no chunk ${chunkIndex}`);
-  return pool.decodeAndVerify(job, compressed, signal !== undefined ? { signal } : {});
+  // A span the reader handed off is transferred to the decode worker rather than copied (nobody reads it after).
+  const options = { handOver: isHandedOff(compressed), ...(signal !== undefined ? { signal } : {}) };
+  const bytes = await pool.decodeAndVerify(job, compressed, options);
+  // decodeAndVerify hashed these bytes against the chunk's digest: VerifySource does not hash them again.
+  return markVerified(bytes, job.digest);
 }

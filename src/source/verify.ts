@@ -1,8 +1,10 @@
-// VerifySource: every chunk from `next` is checked against its digest and size; nothing unverified passes.
+// VerifySource: every chunk from `next` is checked against its digest and size; nothing unverified passes
+// (bytes the decode pool hashed against that digest on their way in count as checked: see verified-bytes.ts).
 import { createHash } from 'node:crypto';
 import { digestAlgorithm } from '../image/digest.js';
 import { IntegrityError } from '../errors.js';
 import { chunkOf, describeChunk, type ChunkRequest, type ChunkSource } from './chunk-source.js';
+import { isVerified } from './verified-bytes.js';
 
 export interface VerifySourceOptions {
   next: ChunkSource;
@@ -24,6 +26,8 @@ export class VerifySource implements ChunkSource {
       this.rejected++;
       throw new IntegrityError(`${describeChunk(req)}: got ${bytes.length} bytes, want ${chunk.size}`);
     }
+    // Bytes the decode pool already hashed against this digest (fetchChunkFromOrigin) are not hashed twice.
+    if (isVerified(bytes, chunk.digest)) return bytes;
     const alg = digestAlgorithm(chunk.digest);
     const actual = `${alg}:${createHash(alg).update(bytes).digest('hex')}`;
     if (actual !== chunk.digest) {

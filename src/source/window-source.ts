@@ -1,15 +1,13 @@
 // A chunk's zran window when its index keeps windows apart (LayerIndex.windowsBlob): from the chunk store
 // (windows are content-addressed like chunks), from the cached chunk that ends where the window ends (no fetch),
 // or a Range read of the windows blob. Every window is checked against its digest before it primes an inflate.
-import { promisify } from 'node:util';
-import { inflateRaw } from 'node:zlib';
+import { inflateRawSync } from 'node:zlib';
 import type { ChunkStore } from '../chunks/chunk-store.js';
 import { FormatError, IntegrityError } from '../errors.js';
 import { sha256, type Digest } from '../image/digest.js';
 import type { BlobReader } from '../image/blob-reader.js';
 import { findChunk, type LayerIndex, type WindowRef } from '../image/layer-index.js';
 
-const inflate = promisify(inflateRaw);
 /** zran windows are 32 KiB at most: anything that inflates past it is not one. */
 const MAX_WINDOW_BYTES = 32 * 1024;
 
@@ -77,7 +75,9 @@ export class WindowSource {
     const raw = await layerBlob.sibling(blobDigest, blobSize).readRange(ref.offset, ref.offset + ref.length);
     let bytes: Buffer;
     try {
-      bytes = await inflate(raw, { maxOutputLength: MAX_WINDOW_BYTES });
+      // Synchronous on purpose: at most 32 KiB of output (tens of microseconds), while zlib's async form costs a
+      // pool round trip and a stream per window, one window per chunk of a cold read (bench/profile-read.ts).
+      bytes = inflateRawSync(raw, { maxOutputLength: MAX_WINDOW_BYTES });
     } catch (e) {
       throw new IntegrityError(`${label}: does not inflate`, { cause: e });
     }

@@ -41,6 +41,7 @@ const PROVIDER: Record<string, string> = {
   ss: 'iproute2',
   zstd: 'zstd',
   pigz: 'pigz',
+  curl: 'curl',
   setfattr: 'attr',
   getfattr: 'attr',
   fusermount: 'fuse3',

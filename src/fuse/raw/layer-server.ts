@@ -7,7 +7,7 @@ import type { Logger } from '../../log.js';
 import type { LayerNode, LayerTree } from '../../layer/layer-tree.js';
 import type { LayerReader } from '../../layer/layer-reader.js';
 import { raceAbort } from '../../source/deadline.js';
-import { demandRead } from '../demand-read.js';
+import { demandReadParts } from '../demand-read.js';
 import { EACCES, EINVAL, EIO, EISDIR, ENOSYS, EPROTO, EROFS, ErrnoMapper } from '../errno.js';
 import { initReply } from './negotiate.js';
 import {
@@ -20,7 +20,7 @@ import {
   decodeReadIn,
   decodeReleaseIn,
   encodeReply,
-  encodeReplyParts,
+  encodeReplyGather,
   requestBody,
   type FuseReply,
   type InHeader,
@@ -65,6 +65,21 @@ const O_APPEND = 0o2000;
 
 type Reply = FuseReply | undefined;
 
+/** The first `len` bytes of `parts` (the reader never returns more; kept as a guard on the reply size). */
+function capParts(parts: readonly Buffer[], len: number): readonly Buffer[] {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  if (n <= len) return parts;
+  const out: Buffer[] = [];
+  let left = len;
+  for (const p of parts) {
+    if (left === 0) break;
+    out.push(p.length > left ? p.subarray(0, left) : p);
+    left -= Math.min(left, p.length);
+  }
+  return out;
+}
+
 export function createRawLayerServer(o: RawLayerServerOptions): RawLayerServer {
   const { tree, reader, log, readDeadlineMs } = o;
   const layer = tree.index.layerDigest;
@@ -97,7 +112,7 @@ export function createRawLayerServer(o: RawLayerServerOptions): RawLayerServer {
     if (node.type === 'dir') return fail(h, EISDIR);
     const len = Math.min(r.size, MAX_READ_BYTES);
     if (!handles.has(r.fh)) handles.add(r.fh); // opened by a predecessor: read-ahead registers it lazily
-    const work = demandRead({
+    const work = demandReadParts({
       reader,
       node,
       fh: r.fh,
@@ -109,8 +124,8 @@ export function createRawLayerServer(o: RawLayerServerOptions): RawLayerServer {
     });
     try {
       // Reads in flight answer as soon as close() is called, whether or not the source honours the signal.
-      const bytes = await raceAbort(work, closing.signal, () => new AbortedError(`layer ${layer} closed`));
-      return encodeReplyParts(h.unique, 0, bytes.length > len ? bytes.subarray(0, len) : bytes);
+      const parts = await raceAbort(work, closing.signal, () => new AbortedError(`layer ${layer} closed`));
+      return encodeReplyGather(h.unique, 0, capParts(parts, len));
     } catch (e) {
       if (closing.signal.aborted) return fail(h, EIO);
       return fail(h, errors.fail(e, 'read', pathOf(node)));

@@ -240,6 +240,19 @@ export function encodeReplyParts(unique: bigint, error: number, body: Buffer): F
   return [h, body];
 }
 
+/** A reply whose body is `parts` in order: gathered by writev, never copied into one buffer when large. */
+export function encodeReplyGather(unique: bigint, error: number, parts: readonly Buffer[]): FuseReply {
+  if (parts.length === 1) return encodeReplyParts(unique, error, parts[0]!);
+  let n = 0;
+  for (const p of parts) n += p.length;
+  if (n < SEPARATE_BODY_BYTES) return encodeReply(unique, error, Buffer.concat(parts, n));
+  const h = Buffer.allocUnsafe(OUT_HEADER_BYTES);
+  h.writeUInt32LE(OUT_HEADER_BYTES + n, 0);
+  h.writeInt32LE(error, 4);
+  h.writeBigUInt64LE(unique, 8);
+  return [h, ...parts];
+}
+
 export function replyLength(r: FuseReply): number {
   if (Buffer.isBuffer(r)) return r.length;
   let n = 0;
