@@ -6,9 +6,6 @@ import { z } from 'zod';
 import { InvalidArgumentError } from '../errors.js';
 import { configSchema } from './schema.js';
 
-/** FERRY_ variables that share a section's prefix but are not options (test-only switches). */
-const NOT_OPTIONS = new Set(['FERRY_P2P_TEST_FLIP_BITS']);
-
 type Leaf = 'string' | 'number' | 'boolean' | 'toml';
 
 const WRAPPERS = new Set(['default', 'prefault', 'optional', 'nullable']);
@@ -92,7 +89,7 @@ function parseValue(name: string, raw: string, leaf: Leaf): unknown {
 export function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
   const { options: known, prefixes } = options();
   const names = Object.keys(env)
-    .filter((n) => n.startsWith('FERRY_') && !NOT_OPTIONS.has(n))
+    .filter((n) => n.startsWith('FERRY_'))
     .sort();
   if (names.length === 0) return raw;
   const out: Record<string, unknown> =

@@ -235,7 +235,6 @@ export async function startP2PNode(options: P2PNodeOptions): Promise<P2PNode> {
       index: options.indexForPeer,
     },
     log,
-    flipBits: process.env['FERRY_P2P_TEST_FLIP_BITS'] === '1',
   });
   await server.listen();
   const discovery = new Discovery({

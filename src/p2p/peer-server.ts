@@ -42,8 +42,6 @@ export interface PeerServerOptions {
   limits: PeerLimits;
   responder: ChunkResponder;
   log: Logger;
-  /** Test-only fault (FERRY_P2P_TEST_FLIP_BITS=1): serve chunks with a flipped bit. */
-  flipBits?: boolean;
 }
 
 export interface PeerServerStats {
@@ -179,10 +177,6 @@ export class PeerServer {
         respond200(false);
       }
       if (stream.closed) return;
-      if (this.o.flipBits === true) {
-        bytes = Buffer.from(bytes);
-        bytes[0] = (bytes[0] ?? 0) ^ 0x01;
-      }
       this.counters.served.chunks++;
       this.counters.served.bytes += bytes.length;
       body = bytes;

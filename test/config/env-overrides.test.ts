@@ -70,6 +70,6 @@ describe('FERRY_* config overrides', () => {
 
   it('leave the parsed file untouched when no variable is set', () => {
     const raw = { p2p: { enabled: true } };
-    expect(applyEnvOverrides(raw, { PATH: '/bin', FERRY_P2P_TEST_FLIP_BITS: '1' })).toBe(raw);
+    expect(applyEnvOverrides(raw, { PATH: '/bin', HOME: '/root' })).toBe(raw);
   });
 });

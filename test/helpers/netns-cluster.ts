@@ -188,19 +188,36 @@ export interface FerryNode {
 }
 
 // Random per test run: inline secrets are held to the cluster-secret rules (src/config/secret.ts).
+const LYING_PROXY = join(import.meta.dirname, 'lying-peer-proxy.mjs');
+
 export const P2P_TEST_SECRET = randomBytes(32).toString('base64');
 
 export function startFerryNode(
   cluster: NetnsCluster,
   i: number,
-  opts: { ref: string; peers: number; env?: NodeJS.ProcessEnv; extraToml?: string },
+  opts: {
+    ref: string;
+    peers: number;
+    env?: NodeJS.ProcessEnv;
+    extraToml?: string;
+    /** A lying peer: its chunk answers reach the others through a proxy that flips a bit in each body. */
+    lie?: boolean;
+  },
 ): FerryNode {
   const peerList = Array.from({ length: opts.peers }, (_, k) => `"${cluster.nodeAddr(k)}:7420"`).join(', ');
+  const addr = cluster.nodeAddr(i);
+  // The liar's own server moves to 7421 behind the proxy; it keeps the peer id (advertise) the others know.
+  const listen =
+    opts.lie === true ? `listen = "${addr}:7421"\nadvertise = "${addr}:7420"` : `listen = "${addr}:7420"`;
   const env = ferryEnv(
-    `[prefetch]\nenabled = false\n\n[p2p]\nenabled = true\nlisten = "${cluster.nodeAddr(i)}:7420"\n` +
+    `[prefetch]\nenabled = false\n\n[p2p]\nenabled = true\n${listen}\n` +
       `peers = [${peerList}]\nsecret = "${P2P_TEST_SECRET}"\n${opts.extraToml ?? ''}`,
     `insecureHosts = ["${cluster.registryAddr}"]`,
   );
+  const liar =
+    opts.lie === true
+      ? cluster.spawnIn(cluster.nodeNs(i), [process.execPath, LYING_PROXY, `${addr}:7420`, `${addr}:7421`])
+      : undefined;
   const target = join(env.dir, 'rootfs');
   mkdirSync(target);
   const proc = cluster.spawnIn(
@@ -210,6 +227,7 @@ export function startFerryNode(
   );
   let stderr = '';
   proc.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-20_000)));
+  proc.on('close', () => liar?.kill('SIGKILL'));
   const events: MountEvent[] = [];
   let notify: () => void = () => undefined;
   createInterface({ input: proc.stdout! }).on('line', (l) => {

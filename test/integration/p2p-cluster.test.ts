@@ -18,6 +18,7 @@ import {
   type FerryNode,
   type NetnsCluster,
 } from '../helpers/netns-cluster.js';
+import { until } from '../helpers/wait.js';
 
 const N = 4;
 const FILES = 40;
@@ -32,8 +33,8 @@ const running: Node[] = [];
 
 type Node = FerryNode;
 
-function startNode(i: number, extraEnv: NodeJS.ProcessEnv = {}): Node {
-  const node = startFerryNode(cluster, i, { ref, peers: N, env: extraEnv });
+function startNode(i: number, lie = false): Node {
+  const node = startFerryNode(cluster, i, { ref, peers: N, lie });
   running.push(node);
   return node;
 }
@@ -49,11 +50,16 @@ function expectCorrect(got: Map<string, string>, files = WORKING_SET): void {
   for (const f of files) expect(got.get(f), f).toBe(want.get(f));
 }
 
-async function startCluster(envFor: (i: number) => NodeJS.ProcessEnv = () => ({})): Promise<Node[]> {
-  const nodes = Array.from({ length: N }, (_, i) => startNode(i, envFor(i)));
+async function startCluster(liar?: number): Promise<Node[]> {
+  const nodes = Array.from({ length: N }, (_, i) => startNode(i, i === liar));
   await Promise.all(nodes.map((n) => n.mounted));
-  await new Promise((r) => setTimeout(r, 2500)); // membership: every node has probed every other
+  await until('every node to see every other up', () => nodes.every((n) => peersUp(n) >= N - 1), 30_000);
   return nodes;
+}
+
+/** Distinct peers node `n` has logged as up (membership probes answered). */
+function peersUp(n: Node): number {
+  return new Set([...n.stderr().matchAll(/p2p: peer (\S+) up/g)].map((m) => m[1])).size;
 }
 
 /** What one node alone pulls for the working set: the compressed spans of the chunks it covers. */
@@ -130,7 +136,7 @@ describe('p2p in ferry mount (4 namespace nodes)', () => {
 
   it('a lying peer never gets bad bytes to a reader, and is penalised', async () => {
     const liar = 1;
-    const nodes = await startCluster((i) => (i === liar ? { FERRY_P2P_TEST_FLIP_BITS: '1' } : {}));
+    const nodes = await startCluster(liar);
     const honest = nodes.filter((n) => n.i !== liar);
     const results = await Promise.all(honest.map((n) => readAll(n)));
     for (const r of results) expectCorrect(r);
@@ -151,7 +157,7 @@ describe('p2p in ferry mount (4 namespace nodes)', () => {
     try {
       const nodes = await startCluster();
       const reads = [readAll(nodes[0]!), readAll(nodes[1]!)];
-      await new Promise((r) => setTimeout(r, 400));
+      await new Promise((r) => setTimeout(r, 400)); // mid-transfer: the reads have started, not finished
       process.kill(nodes[3]!.pid, 'SIGKILL');
       await new Promise((r) => setTimeout(r, 300));
       await cluster.setNodeLink(2, false);
@@ -176,7 +182,7 @@ describe('p2p in ferry mount (4 namespace nodes)', () => {
     await stopNode(nodes[3]!); // leaves
     const joined = startNode(3); // a fresh node (empty cache) at the same address
     await joined.mounted;
-    await new Promise((r) => setTimeout(r, 2500));
+    await until('the new node to see its peers up', () => peersUp(joined) >= N - 2, 30_000);
     const before = await cluster.registryTxBytes();
     expectCorrect(await readAll(joined));
     const egress = (await cluster.registryTxBytes()) - before;
