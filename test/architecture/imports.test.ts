@@ -42,7 +42,7 @@ const HOMES: Record<string, string[]> = {
   '@grpc/grpc-js': ['api'],
   '@grpc/proto-loader': ['api'],
   pino: ['log.ts'],
-  commander: ['main.ts'],
+  commander: ['cli'],
   'smol-toml': ['config'],
   'prom-client': ['metrics'],
   'tar-stream': ['image'],
