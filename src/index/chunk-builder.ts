@@ -5,6 +5,7 @@
 // chunk past its start (bytes of entries no chunk covers are never held).
 import { FerryError } from '../errors.js';
 import { sha256, type Digest } from '../image/digest.js';
+import { DEFAULT_PACK_SIZE_BYTES } from '../image/layer-index.js';
 
 export interface RawChunk {
   readonly digest: Digest;
@@ -32,7 +33,12 @@ interface Piece {
 
 export interface ChunkBuilderOptions {
   chunkSizeBytes: number;
-  /** Largest pack of small files (default a whole chunk); files of a quarter chunk or more get chunks of their own. */
+  /**
+   * Largest pack of small files (default DEFAULT_PACK_SIZE_BYTES, at most a chunk); files of a quarter chunk or
+   * more get chunks of their own. A pack still under half this size takes the next file even past it (up to a
+   * chunk), so no layout of files can make packs smaller than half of it on average: chunks stay within about
+   * 2 per packSizeBytes of the stream plus 1 per quarter chunk (packs before big files), whatever the layer holds.
+   */
   packSizeBytes?: number | undefined;
   onChunk?: (chunkIndex: number, bytes: Buffer) => void;
   /** Called with each chunk's start offset as soon as it is planned (ascending), before its bytes arrive. */
@@ -55,7 +61,8 @@ export class ChunkBuilder {
 
   constructor(opts: ChunkBuilderOptions) {
     this.chunkSize = Math.max(1, Math.floor(opts.chunkSizeBytes));
-    this.packSize = Math.max(1, Math.min(this.chunkSize, Math.floor(opts.packSizeBytes ?? this.chunkSize)));
+    const pack = opts.packSizeBytes ?? DEFAULT_PACK_SIZE_BYTES;
+    this.packSize = Math.max(1, Math.min(this.chunkSize, Math.floor(pack)));
     this.bigFileBytes = Math.max(1, Math.floor(this.chunkSize / 4));
     this.onChunk = opts.onChunk;
     this.onPlanned = opts.onPlanned;
@@ -73,7 +80,7 @@ export class ChunkBuilder {
       this.planBig(this.pos + this.planAheadBytes());
       return;
     }
-    if (this.pack !== undefined && end - this.pack.start > this.packSize) this.closePack();
+    if (this.pack !== undefined && end - this.pack.start > this.packLimit()) this.closePack();
     if (this.pack === undefined) {
       this.pack = { start: dataOffset, end };
       this.onPlanned?.(dataOffset);
@@ -96,7 +103,7 @@ export class ChunkBuilder {
     this.planBig(this.pos + this.planAheadBytes());
     // No later file can join a pack the stream has moved a whole chunk past: close it rather than hold
     // the bytes of whatever follows (a huge entry of another type, say).
-    if (this.pack !== undefined && this.pos - this.pack.start >= this.packSize) this.closePack();
+    if (this.pack !== undefined && this.pos - this.pack.start >= this.packLimit()) this.closePack();
     for (;;) {
       const r = this.ready[0];
       if (r === undefined || r.end > this.pos) break;
@@ -147,6 +154,13 @@ export class ChunkBuilder {
       this.onPlanned?.(o);
     }
     if (big.next >= big.end) this.big = undefined;
+  }
+
+  /** How far the open pack may reach: packSize, or a whole chunk while it holds less than half a pack. */
+  private packLimit(): number {
+    const pack = this.pack;
+    if (pack === undefined) return this.packSize;
+    return pack.end - pack.start < this.packSize / 2 ? this.chunkSize : this.packSize;
   }
 
   private planAheadBytes(): number {
