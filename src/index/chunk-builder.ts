@@ -35,9 +35,9 @@ export interface ChunkBuilderOptions {
   chunkSizeBytes: number;
   /**
    * Largest pack of small files (default DEFAULT_PACK_SIZE_BYTES, at most a chunk); files of a quarter chunk or
-   * more get chunks of their own. A pack still under half this size takes the next file even past it (up to a
-   * chunk), so no layout of files can make packs smaller than half of it on average: chunks stay within about
-   * 2 per packSizeBytes of the stream plus 1 per quarter chunk (packs before big files), whatever the layer holds.
+   * more get chunks of their own. A pack closes only when the next small file would take it past this size (or
+   * before a big file), so two packs in a row span more than a pack: chunks stay within 2 per packSizeBytes of
+   * the stream plus 2 per quarter chunk (big files and the packs they close), whatever the layer holds.
    */
   packSizeBytes?: number | undefined;
   onChunk?: (chunkIndex: number, bytes: Buffer) => void;
@@ -80,7 +80,7 @@ export class ChunkBuilder {
       this.planBig(this.pos + this.planAheadBytes());
       return;
     }
-    if (this.pack !== undefined && end - this.pack.start > this.packLimit()) this.closePack();
+    if (this.pack !== undefined && end - this.pack.start > this.packSize) this.closePack();
     if (this.pack === undefined) {
       this.pack = { start: dataOffset, end };
       this.onPlanned?.(dataOffset);
@@ -103,7 +103,7 @@ export class ChunkBuilder {
     this.planBig(this.pos + this.planAheadBytes());
     // No later file can join a pack the stream has moved a whole chunk past: close it rather than hold
     // the bytes of whatever follows (a huge entry of another type, say).
-    if (this.pack !== undefined && this.pos - this.pack.start >= this.packLimit()) this.closePack();
+    if (this.pack !== undefined && this.pos - this.pack.start >= this.packSize) this.closePack();
     for (;;) {
       const r = this.ready[0];
       if (r === undefined || r.end > this.pos) break;
@@ -154,13 +154,6 @@ export class ChunkBuilder {
       this.onPlanned?.(o);
     }
     if (big.next >= big.end) this.big = undefined;
-  }
-
-  /** How far the open pack may reach: packSize, or a whole chunk while it holds less than half a pack. */
-  private packLimit(): number {
-    const pack = this.pack;
-    if (pack === undefined) return this.packSize;
-    return pack.end - pack.start < this.packSize / 2 ? this.chunkSize : this.packSize;
   }
 
   private planAheadBytes(): number {
