@@ -28,7 +28,8 @@ import { routeZstdStream } from './zstd-stream.js';
 
 /** Extra compressed bytes past the measured end, in case a decoder reads ahead of where output stopped. */
 const COMPRESSED_END_MARGIN_BYTES = 64;
-const BUILD_TOOL = 'ferry build-stream 1';
+// 2: 128 KiB packs of small files (1: packs of a whole chunk); the index format is the same.
+const BUILD_TOOL = 'ferry build-stream 2';
 
 export interface BuildFromStreamOptions {
   layerDigest: Digest;
