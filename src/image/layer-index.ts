@@ -7,6 +7,12 @@ export const LAYER_INDEX_VERSION = 1;
 /** Uncompressed bytes per chunk when nothing else is said (`[index] chunkSizeBytes`, builders called without it). */
 export const DEFAULT_CHUNK_SIZE_BYTES = 1024 * 1024;
 
+/**
+ * Largest pack of small files the gzip/tar/zstd builders make (never more than the chunk size): a start reads
+ * small files scattered over a layer, and each cold read fetches its whole pack (bench/_chunk-policy.ts).
+ */
+export const DEFAULT_PACK_SIZE_BYTES = 128 * 1024;
+
 /** How a chunk's compressed span turns into its bytes. */
 export type LayerCodec =
   | 'identity' // uncompressed tar: the compressed span is the bytes

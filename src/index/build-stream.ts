@@ -3,13 +3,16 @@
 //
 // Chunking policy: a regular file of at least chunkSizeBytes/4 gets chunks of its own, aligned to its data
 // start and split every chunkSizeBytes, so identical big files produce identical chunks (dedup across layers).
-// Smaller files are packed: a shared chunk covers the stream from the first packed file's data start to the
-// last one's data end (tar headers in between included); it closes when the next file would take it past
-// chunkSizeBytes, or before a big file. Each chunk start also gets a zran checkpoint at the deflate block
-// boundary just before it. Quarter-chunk packs were measured twice: with windows inline, 1.8x the index for 15%
-// fewer bytes; with windows apart (the demo's start, 307 files), 4% more bytes and 2.7x the range requests (each
-// cold pack needs its window): whole-chunk packs stay. Empty files need no chunk. Every file byte lies in exactly
-// one chunk; chunks are sorted and disjoint.
+// Smaller files are packed, whole (no small file straddles two chunks): a shared chunk covers the stream from
+// the first packed file's data start to the last one's data end (tar headers in between included); it closes
+// when the next file would take it past packSizeBytes (DEFAULT_PACK_SIZE_BYTES, 128 KiB), or before a big
+// file. So regions of small files get small chunks and big files big ones. Each chunk start also gets a zran
+// checkpoint at the deflate block boundary just before it (not closer than 64 KiB to the previous one).
+// Measured on bench/cold-start's image (bench/_chunk-policy.ts; windows apart, fetched with their chunk), the
+// start's chunk + window bytes: 1 MiB packs 25.8 MB, 512 KiB 22.2, 256 KiB 19.4, 128 KiB 18.1, 64 KiB 17.6;
+// chunks 174 → 502 (128 KiB), index 0.22 → 0.25 MB, windows blob (stored, fetched per chunk) 3.5 → 6.3 MB.
+// Below 128 KiB the windows eat the gain. Empty files need no chunk. Every file byte lies in exactly one chunk;
+// chunks are sorted and disjoint.
 import { AbortedError, FerryError, FormatError } from '../errors.js';
 import { DigestHasher, digestAlgorithm, type Digest } from '../image/digest.js';
 import { INDEX_LIMITS } from '../image/index-limits.js';
@@ -25,13 +28,16 @@ import { routeZstdStream } from './zstd-stream.js';
 
 /** Extra compressed bytes past the measured end, in case a decoder reads ahead of where output stopped. */
 const COMPRESSED_END_MARGIN_BYTES = 64;
-const BUILD_TOOL = 'ferry build-stream 1';
+// 2: 128 KiB packs of small files (1: packs of a whole chunk); the index format is the same.
+const BUILD_TOOL = 'ferry build-stream 2';
 
 export interface BuildFromStreamOptions {
   layerDigest: Digest;
   mediaType: string;
   blob: BlobReader;
   chunkSizeBytes?: number;
+  /** Largest pack of small files; see the chunking policy above. */
+  packSizeBytes?: number;
   spanBytes?: number;
   signal?: AbortSignal;
   onProgress?: (compressedBytes: number) => void;
@@ -56,6 +62,7 @@ export async function buildIndexFromStream(opts: BuildFromStreamOptions): Promis
   const sink = new TarLayerSink({
     label,
     chunkSizeBytes: opts.chunkSizeBytes ?? DEFAULT_CHUNK_SIZE_BYTES,
+    packSizeBytes: opts.packSizeBytes,
     // A checkpoint right before each chunk keeps a chunk fetch close to the chunk's own compressed size.
     onPlanned: (start) => gz?.checkpointBefore(start),
     onChunk: opts.onChunk,

@@ -5,6 +5,7 @@
 // chunk past its start (bytes of entries no chunk covers are never held).
 import { FerryError } from '../errors.js';
 import { sha256, type Digest } from '../image/digest.js';
+import { DEFAULT_PACK_SIZE_BYTES } from '../image/layer-index.js';
 
 export interface RawChunk {
   readonly digest: Digest;
@@ -32,7 +33,12 @@ interface Piece {
 
 export interface ChunkBuilderOptions {
   chunkSizeBytes: number;
-  /** Largest pack of small files (default a whole chunk); files of a quarter chunk or more get chunks of their own. */
+  /**
+   * Largest pack of small files (default DEFAULT_PACK_SIZE_BYTES, at most a chunk); files of a quarter chunk or
+   * more get chunks of their own. A pack closes only when the next small file would take it past this size (or
+   * before a big file), so two packs in a row span more than a pack: chunks stay within 2 per packSizeBytes of
+   * the stream plus 2 per quarter chunk (big files and the packs they close), whatever the layer holds.
+   */
   packSizeBytes?: number | undefined;
   onChunk?: (chunkIndex: number, bytes: Buffer) => void;
   /** Called with each chunk's start offset as soon as it is planned (ascending), before its bytes arrive. */
@@ -55,7 +61,8 @@ export class ChunkBuilder {
 
   constructor(opts: ChunkBuilderOptions) {
     this.chunkSize = Math.max(1, Math.floor(opts.chunkSizeBytes));
-    this.packSize = Math.max(1, Math.min(this.chunkSize, Math.floor(opts.packSizeBytes ?? this.chunkSize)));
+    const pack = opts.packSizeBytes ?? DEFAULT_PACK_SIZE_BYTES;
+    this.packSize = Math.max(1, Math.min(this.chunkSize, Math.floor(pack)));
     this.bigFileBytes = Math.max(1, Math.floor(this.chunkSize / 4));
     this.onChunk = opts.onChunk;
     this.onPlanned = opts.onPlanned;

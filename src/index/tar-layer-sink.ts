@@ -11,6 +11,8 @@ import { EntryTable, type MutableEntry } from './entry-table.js';
 export interface TarLayerSinkOptions {
   label: string;
   chunkSizeBytes: number;
+  /** Largest pack of small files (ChunkBuilderOptions.packSizeBytes). */
+  packSizeBytes?: number | undefined;
   onChunk?: ((chunkIndex: number, bytes: Buffer) => void) | undefined;
   /** Each chunk start as soon as it is planned (ascending), e.g. to place a zran checkpoint before it. */
   onPlanned?: ((start: number) => void) | undefined;
@@ -35,6 +37,7 @@ export class TarLayerSink {
     this.table = new EntryTable(o.label);
     this.chunker = new ChunkBuilder({
       chunkSizeBytes: o.chunkSizeBytes,
+      packSizeBytes: o.packSizeBytes,
       ...(o.onChunk !== undefined ? { onChunk: o.onChunk } : {}),
       ...(o.onPlanned !== undefined ? { onPlanned: o.onPlanned } : {}),
     });

@@ -19,7 +19,8 @@ import { streamLayer } from './stream-layer.js';
 import { validateIndex } from './validate-index.js';
 import { TarLayerSink } from './tar-layer-sink.js';
 
-const BUILD_TOOL = `ferry zstd-stream 1 (${ZSTD_BACKEND})`;
+// 2: 128 KiB packs of small files (1: packs of a whole chunk); the index format is the same.
+const BUILD_TOOL = `ferry zstd-stream 2 (${ZSTD_BACKEND})`;
 /**
  * Frames starting closer than this (in output) to the last recorded start join it: a chunk then decodes from
  * a frame start up to this much earlier, and a layer of millions of tiny frames keeps one record per 64 KiB.

@@ -3,7 +3,12 @@
 import { describe, expect, it } from 'vitest';
 import { FerryError, FormatError, IntegrityError, isFerryError } from '../../src/errors.js';
 import { sha256 } from '../../src/image/digest.js';
-import { chunksCovering, type Entry, type LayerIndex } from '../../src/image/layer-index.js';
+import {
+  DEFAULT_PACK_SIZE_BYTES,
+  chunksCovering,
+  type Entry,
+  type LayerIndex,
+} from '../../src/image/layer-index.js';
 import { buildIndexFromStream } from '../../src/index/build-stream.js';
 import { fetchChunkFromOrigin } from '../../src/source/origin.js';
 import { MemoryBlobReader } from '../helpers/memory-blob.js';
@@ -99,10 +104,12 @@ describe.each([
     }
     const under = byPath.get('just-under-quarter.bin')!;
     expect(chunksCovering(index.chunks, under.dataOffset!, under.size)).toHaveLength(1); // small: never split
-    // Small files are packed: far fewer chunks than non-empty small files.
-    const small = index.entries.filter((e) => e.type === 'file' && e.size > 0 && e.size < CHUNK / 4);
+    // Small files (~4 KiB each with their headers) are packed into chunks of at most a pack: far fewer
+    // chunks than non-empty small files, and none bigger than a pack.
+    const small = index.entries.filter((e) => e.type === 'file' && e.size > 0 && e.size < 6000);
     const smallChunks = new Set(small.flatMap((e) => chunksCovering(index.chunks, e.dataOffset!, e.size)));
-    expect(smallChunks.size).toBeLessThan(small.length / 50);
+    expect(smallChunks.size).toBeLessThan(small.length / 20);
+    for (const i of smallChunks) expect(index.chunks[i]!.size).toBeLessThanOrEqual(DEFAULT_PACK_SIZE_BYTES);
   });
 
   it('applies layer semantics: whiteouts, opaque, links, duplicates, implicit root', async () => {
