@@ -78,7 +78,7 @@ describe('read-ahead over a slow origin, through FUSE', () => {
     dir.remove();
   });
 
-  it('streams a cold file several times faster than demand reads alone, every byte right', async () => {
+  it('streams a cold file faster than demand reads alone, every byte right', async () => {
     const plain = await mountFar(join(dir.path, 'plain'), false);
     mounts.push(plain.mount);
     const ra = await mountFar(join(dir.path, 'ra'), true);
@@ -94,7 +94,9 @@ describe('read-ahead over a slow origin, through FUSE', () => {
       `[read-ahead fuse] 48 MiB, ${LATENCY_MS} ms per range: demand only ${without.ms.toFixed(0)} ms, ` +
         `read-ahead ${withRa.ms.toFixed(0)} ms; ${JSON.stringify(f)}; budget peak ${stats.budget.peakBytes}`,
     );
-    expect(withRa.ms).toBeLessThan(without.ms * 0.5);
+    // Idle, read-ahead takes about a third of the time; the margin holds on a loaded 2-core machine (0.61 seen
+    // at load 15), while read-ahead that overlapped nothing would be about 1.
+    expect(withRa.ms).toBeLessThan(without.ms * 0.75);
     expect(f.path).toBe('model.bin');
     expect(f.open).toBe(false); // sha256sum closed it
     expect(f.bytesRead).toBe(SIZE);
