@@ -29,7 +29,10 @@ export async function runDaemon(opts: DaemonCommandOptions): Promise<void> {
   process.on('SIGUSR2', onUsr2);
   try {
     const running = await startDaemon(ctx, opts.spawnHolder === false ? { spawnHolder: false } : {});
-    await notifySystemd('ready', `serving ${running.daemon.paths.socketPath}`, ctx.log);
+    // Signals are handled from here on, also while readiness waits (at most a few seconds).
+    void running.ready.then(() =>
+      notifySystemd('ready', `serving ${running.daemon.paths.socketPath}`, ctx.log),
+    );
     const signal = await nextSignal();
     ctx.log.info({ signal }, 'shutting down');
     await notifySystemd('stopping', `stopping (${signal})`, ctx.log);

@@ -5,6 +5,7 @@ import { MountedLayers } from '../layer/mounted-layers.js';
 import { Daemon } from './daemon.js';
 import { createDaemonOps, type DaemonOps } from './ops.js';
 import { DaemonPrefetch } from './prefetch.js';
+import { CONTAINERD_REDIAL_MS, socketSettled } from './redial-grace.js';
 
 export interface ComposeDaemonOptions {
   /** Overrides `[fuse] spawnHolder` (`ferry daemon --no-spawn-holder`). */
@@ -14,6 +15,11 @@ export interface ComposeDaemonOptions {
 export interface RunningDaemon {
   readonly daemon: Daemon;
   readonly ops: DaemonOps;
+  /**
+   * Resolves when the daemon may call itself ready (/readyz, systemd's READY=1): serving, on a socket that has
+   * existed long enough for a containerd started before it to have dialled it again (redial-grace.ts).
+   */
+  readonly ready: Promise<void>;
   /** Stops the daemon, then its status and metrics endpoints (the node's parts are the caller's). */
   stop(): Promise<void>;
 }
@@ -69,10 +75,15 @@ export async function startDaemon(
     await ops.close();
     throw e;
   }
-  ops.ready(daemon);
+  const ready = socketSettled(daemon.paths.socketPath, CONTAINERD_REDIAL_MS).then((waitedMs) => {
+    if (waitedMs > 0)
+      log.info({ waitedMs }, 'snapshots socket is new: ready once containerd can have redialled');
+    ops.ready(daemon);
+  });
   return {
     daemon,
     ops,
+    ready,
     async stop() {
       await daemon.stop();
       await ops.close();

@@ -188,7 +188,13 @@ describe('operating a daemon with an authenticated registry', () => {
       diffIds: app.layers.map(diffId),
     });
     expect(codes).toEqual([6, 6]); // ALREADY_EXISTS: each layer was mounted lazily
-    expect((await fetch(`http://${metricsAddress}/readyz`)).status).toBe(200);
+    // Ready once the snapshots socket is old enough for a containerd started before it to have redialled.
+    await until(
+      '/readyz 200',
+      async () => (await fetch(`http://${metricsAddress}/readyz`)).status === 200,
+      10_000,
+      100,
+    );
     const before = await status();
     expect(before.layers.map((l) => l.digest).sort()).toEqual([...digests].sort());
     expect(before.images.map((i) => i.ref)).toEqual([`${proxy.host}/ops:1`]);
