@@ -3,7 +3,7 @@
 // manifest annotates, and finally a build that streams the layer once. What a source returns is stored under its
 // root (never under the layer digest alone), so no image can plant an index that another image then uses.
 import type { Digest } from '../image/digest.js';
-import { MAX_CONFIG_BYTES, chainIds, parseDiffIds } from '../image/image-config.js';
+import { chainIds, parseDiffIds } from '../image/image-config.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import type { Descriptor } from '../image/manifest.js';
 import type { Logger } from '../log.js';
@@ -22,6 +22,9 @@ import { parseReference } from '../image/reference.js';
 import { storeKey, type TrustRoot } from './trust.js';
 
 export type { IndexOrigin } from './index-source.js';
+
+/** Layers of one image resolved at once (a build streams its layer whole: this bounds the streams too). */
+const LAYER_CONCURRENCY = 4;
 export { TOC_DIGEST_ANNOTATION } from './toc-digest.js';
 
 export interface ProvidedIndex {
@@ -162,12 +165,7 @@ export class IndexProvider {
   /** The image config's diffIDs and chain IDs, checked against the manifest's layer count. */
   async layersOf(image: ResolvedImage, signal?: AbortSignal): Promise<ImageLayers> {
     const where = `${image.ref.toString()} (${image.manifestDigest})`;
-    const config = await this.options.registry.fetchBlob(
-      image.ref,
-      image.manifest.config.digest,
-      MAX_CONFIG_BYTES,
-      signal,
-    );
+    const config = await this.options.registry.imageConfig(image, signal);
     const diffIds = parseDiffIds(config, where);
     if (diffIds.length !== image.manifest.layers.length) {
       throw new FormatError(
@@ -189,20 +187,37 @@ export class IndexProvider {
         this.log,
         opts.signal,
       ));
-    const out: ProvidedIndex[] = [];
-    for (const [i, layer] of image.manifest.layers.entries()) {
-      if (opts.only !== undefined && !opts.only.includes(layer.digest)) continue;
-      opts.onLayerStart?.(layer, i);
-      const ctx: LayerContext = {
-        ref: image.ref,
-        layer,
-        diffId: diffIds[i]!,
-        trustedBlobs,
-        signal: opts.signal,
-        onProgress: opts.onProgress !== undefined ? (n) => opts.onProgress?.(layer, n) : undefined,
-      };
-      out.push(await this.resolveLayer(ctx, opts.rebuild === true));
-    }
+    const picked = image.manifest.layers
+      .map((layer, i) => ({ layer, i }))
+      .filter(({ layer }) => opts.only === undefined || opts.only.includes(layer.digest));
+    // Layers resolve side by side (each is a round trip or more: a store read, a published index, a TOC, a
+    // build); the answer keeps manifest order.
+    const out = new Array<ProvidedIndex>(picked.length);
+    let next = 0;
+    let failed = false;
+    const worker = async (): Promise<void> => {
+      while (!failed && next < picked.length) {
+        const k = next++;
+        const { layer, i } = picked[k]!;
+        opts.onLayerStart?.(layer, i);
+        const ctx: LayerContext = {
+          ref: image.ref,
+          layer,
+          diffId: diffIds[i]!,
+          trustedBlobs,
+          signal: opts.signal,
+          onProgress: opts.onProgress !== undefined ? (n) => opts.onProgress?.(layer, n) : undefined,
+        };
+        try {
+          out[k] = await this.resolveLayer(ctx, opts.rebuild === true);
+        } catch (e) {
+          failed = true;
+          throw e;
+        }
+      }
+    };
+    const workers = Math.min(LAYER_CONCURRENCY, picked.length);
+    await Promise.all(Array.from({ length: workers }, worker));
     return out;
   }
 
