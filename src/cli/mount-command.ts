@@ -178,6 +178,8 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
     });
 
     await waitForStop(target);
+    // Fetches in flight end now: one stuck on a stalled registry would hold the unmount for its whole timeout.
+    await ctx.registry.close();
     await prefetch.stop();
     await prefetched;
     await mounted.unmount();
