@@ -13,7 +13,7 @@ import type { IndexOrigin, IndexSource, LayerContext, TrustedIndex } from './ind
 import type { IndexStore } from './index-store.js';
 import type { TrustedKey } from './signature.js';
 import { ArtifactIndexSource } from './source-artifact.js';
-import { BuildIndexSource } from './source-build.js';
+import type { BuildIndexSource } from './source-build.js';
 import { LocalIndexSource } from './source-local.js';
 import { TocIndexSource } from './source-toc.js';
 import { findTrustedIndexes, type TrustedBlob } from './trusted-artifacts.js';
@@ -72,19 +72,13 @@ export class IndexProvider {
   private readonly log: Logger;
   private readonly sources: readonly IndexSource[];
   private readonly rebuildSources: readonly IndexSource[];
-  private readonly builder: BuildIndexSource;
   /** Builds once per layer and diffID and stores the result itself (see buildOnce). */
   private readonly shared: IndexSource;
 
   constructor(private readonly options: IndexProviderOptions) {
     this.log = options.log.child({ component: 'index' });
     const toc = new TocIndexSource(options.registry);
-    const build = new BuildIndexSource({
-      registry: options.registry,
-      chunkSizeBytes: options.chunkSizeBytes,
-      spanBytes: options.spanBytes,
-      onBuiltChunk: options.onBuiltChunk,
-    });
+    const build: IndexSource = { origin: 'built', find: async (ctx) => (await this.builder()).find(ctx) };
     // One build per layer and diffID at a time, whether this node needs it or a peer asked for it.
     const shared: IndexSource = { origin: 'built', find: (ctx) => this.buildOnce(ctx) };
     this.shared = shared;
@@ -96,7 +90,21 @@ export class IndexProvider {
       shared,
     ];
     this.rebuildSources = [toc, build];
-    this.builder = build;
+  }
+
+  private builderLoad: Promise<BuildIndexSource> | undefined;
+
+  /** The builder's modules (tar, inflate, zstd) load on the first build: a mount from a published index needs none. */
+  private builder(): Promise<BuildIndexSource> {
+    return (this.builderLoad ??= import('./source-build.js').then(
+      ({ BuildIndexSource }) =>
+        new BuildIndexSource({
+          registry: this.options.registry,
+          chunkSizeBytes: this.options.chunkSizeBytes,
+          spanBytes: this.options.spanBytes,
+          onBuiltChunk: this.options.onBuiltChunk,
+        }),
+    ));
   }
 
   private readonly building = new Map<string, Promise<TrustedIndex>>();
@@ -108,8 +116,8 @@ export class IndexProvider {
       // Not the first caller's signal: a build others wait on must not end because one of them gave up.
       // The build leaves the map only once it is in the store: a peer asking in between would miss both and
       // stream the layer a second time.
-      p = this.builder
-        .build(ctx.ref, ctx.layer, ctx.diffId, undefined, ctx.onProgress)
+      p = this.builder()
+        .then((b) => b.build(ctx.ref, ctx.layer, ctx.diffId, undefined, ctx.onProgress))
         .then(async (built) => {
           await this.options.store.put(built.index, storeKey(built.root));
           return built;
@@ -156,7 +164,7 @@ export class IndexProvider {
     const noTrusted = () => Promise.resolve(new Map<Digest, TrustedBlob>());
     const ctx: LayerContext = { ref: image.ref, layer, diffId: diffIds[i]!, trustedBlobs: noTrusted, signal };
     const started = Date.now();
-    const { index, root } = await this.builder.find(ctx);
+    const { index, root } = await (await this.builder()).find(ctx);
     const key = storeKey(root);
     await this.options.store.put(index, key, signal);
     return { index, root, key, origin: 'built', durationMs: Date.now() - started };
