@@ -59,6 +59,8 @@ export interface Sample {
   breakdown: string;
   /** Ferry: the `mountMs` its `mounted` event reports (inside the process; the rest of readyMs is start-up). */
   inProcessMs?: number;
+  /** Ferry: its `mounted` event's `stagesMs` (start = node start + module loading; then each stage's ms). */
+  stages?: string;
 }
 
 export interface Comparison {
@@ -146,6 +148,11 @@ async function oneStart(
       const s = await finish(readyMs, before, vethBefore, r, t0);
       const inProcess = mount.mounted['mountMs'];
       if (typeof inProcess === 'number') s.inProcessMs = inProcess;
+      const stages = mount.mounted['stagesMs'];
+      if (typeof stages === 'object' && stages !== null)
+        s.stages = Object.entries(stages)
+          .map(([k, v]) => `${k} ${String(v)}`)
+          .join(', ');
       return s;
     } finally {
       await ferry(['umount', target], env).catch(() => mount.proc.kill('SIGTERM'));
@@ -307,6 +314,7 @@ export async function compareColdStarts(o: {
               (s.inProcessMs === undefined ? '' : `; ferry's own mountMs ${fmtMs(s.inProcessMs)}`) +
               `; ${ln.registry.records().length} requests`,
           );
+          if (s.stages !== undefined) say(`    ferry's stages (ms): ${s.stages}`);
           say(`    by request (unnamed blobs: Ferry's index artifacts): ${s.breakdown}`);
         }
       }

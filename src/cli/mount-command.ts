@@ -48,6 +48,14 @@ async function reapDead(runDir: string, states: MountStateDir, log: Logger): Pro
 export async function runMount(refText: string, dirArg: string, opts: MountCommandOptions): Promise<void> {
   const ref = parseReference(refText);
   const target = resolve(dirArg);
+  // Where the time to ready goes (the `mounted` event's stagesMs): each stage ends when the next starts.
+  const stages: Record<string, number> = { start: Math.round(performance.now()) };
+  let lap = performance.now();
+  const stage = (name: string): void => {
+    const now = performance.now();
+    stages[name] = Math.round(now - lap);
+    lap = now;
+  };
   const ctx = await createContext({ configPath: opts.config, logLevel: cliLogLevel() });
   const { config, log } = ctx;
   const states = new MountStateDir(join(config.daemon.runDir, 'mounts'));
@@ -68,11 +76,15 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       throw new FerryError('ALREADY_EXISTS', `${target} is already mounted by pid ${existing.pid}`);
     if (await isMountPoint(target))
       throw new FerryError('ALREADY_EXISTS', `${target} is already a mount point`);
+    stage('context');
 
     const t0 = performance.now();
     const chunks = await ctx.chunkService(); // peers first (when `[p2p] enabled`), registry after
+    stage('chunkService');
     const image = await ctx.registry.resolve(ref);
+    stage('manifest');
     const provided = await ctx.provider.forImage(image);
+    stage('indexes');
     const indexes = provided.map((p) => p.index);
     chunks.register(image.ref, indexes);
     const unshare = chunks.share(indexes);
@@ -118,6 +130,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       await prefetching;
       throw e;
     }
+    stage('mount');
     await states.write({
       target,
       pid: process.pid,
@@ -128,6 +141,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       createdAt: new Date().toISOString(),
     });
     const mountMs = Math.round(performance.now() - t0);
+    stage('record');
     const layers = provided.map((p, i) => ({
       digest: p.index.layerDigest,
       format: p.index.format,
@@ -144,6 +158,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       ref: ref.toString(),
       manifestDigest: image.manifestDigest,
       mountMs,
+      stagesMs: stages,
       layers,
     });
     out(`mounted ${ref.toString()} at ${target} in ${mountMs} ms (${layers.length} layers)`);
@@ -163,6 +178,8 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
     });
 
     await waitForStop(target);
+    // Fetches in flight end now: one stuck on a stalled registry would hold the unmount for its whole timeout.
+    await ctx.registry.close();
     await prefetch.stop();
     await prefetched;
     await mounted.unmount();

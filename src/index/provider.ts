@@ -3,7 +3,7 @@
 // manifest annotates, and finally a build that streams the layer once. What a source returns is stored under its
 // root (never under the layer digest alone), so no image can plant an index that another image then uses.
 import type { Digest } from '../image/digest.js';
-import { MAX_CONFIG_BYTES, chainIds, parseDiffIds } from '../image/image-config.js';
+import { chainIds, parseDiffIds } from '../image/image-config.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import type { Descriptor } from '../image/manifest.js';
 import type { Logger } from '../log.js';
@@ -13,7 +13,7 @@ import type { IndexOrigin, IndexSource, LayerContext, TrustedIndex } from './ind
 import type { IndexStore } from './index-store.js';
 import type { TrustedKey } from './signature.js';
 import { ArtifactIndexSource } from './source-artifact.js';
-import { BuildIndexSource } from './source-build.js';
+import type { BuildIndexSource } from './source-build.js';
 import { LocalIndexSource } from './source-local.js';
 import { TocIndexSource } from './source-toc.js';
 import { findTrustedIndexes, type TrustedBlob } from './trusted-artifacts.js';
@@ -22,6 +22,9 @@ import { parseReference } from '../image/reference.js';
 import { storeKey, type TrustRoot } from './trust.js';
 
 export type { IndexOrigin } from './index-source.js';
+
+/** Layers of one image resolved at once (a build streams its layer whole: this bounds the streams too). */
+const LAYER_CONCURRENCY = 4;
 export { TOC_DIGEST_ANNOTATION } from './toc-digest.js';
 
 export interface ProvidedIndex {
@@ -69,19 +72,13 @@ export class IndexProvider {
   private readonly log: Logger;
   private readonly sources: readonly IndexSource[];
   private readonly rebuildSources: readonly IndexSource[];
-  private readonly builder: BuildIndexSource;
   /** Builds once per layer and diffID and stores the result itself (see buildOnce). */
   private readonly shared: IndexSource;
 
   constructor(private readonly options: IndexProviderOptions) {
     this.log = options.log.child({ component: 'index' });
     const toc = new TocIndexSource(options.registry);
-    const build = new BuildIndexSource({
-      registry: options.registry,
-      chunkSizeBytes: options.chunkSizeBytes,
-      spanBytes: options.spanBytes,
-      onBuiltChunk: options.onBuiltChunk,
-    });
+    const build: IndexSource = { origin: 'built', find: async (ctx) => (await this.builder()).find(ctx) };
     // One build per layer and diffID at a time, whether this node needs it or a peer asked for it.
     const shared: IndexSource = { origin: 'built', find: (ctx) => this.buildOnce(ctx) };
     this.shared = shared;
@@ -93,7 +90,21 @@ export class IndexProvider {
       shared,
     ];
     this.rebuildSources = [toc, build];
-    this.builder = build;
+  }
+
+  private builderLoad: Promise<BuildIndexSource> | undefined;
+
+  /** The builder's modules (tar, inflate, zstd) load on the first build: a mount from a published index needs none. */
+  private builder(): Promise<BuildIndexSource> {
+    return (this.builderLoad ??= import('./source-build.js').then(
+      ({ BuildIndexSource }) =>
+        new BuildIndexSource({
+          registry: this.options.registry,
+          chunkSizeBytes: this.options.chunkSizeBytes,
+          spanBytes: this.options.spanBytes,
+          onBuiltChunk: this.options.onBuiltChunk,
+        }),
+    ));
   }
 
   private readonly building = new Map<string, Promise<TrustedIndex>>();
@@ -105,8 +116,8 @@ export class IndexProvider {
       // Not the first caller's signal: a build others wait on must not end because one of them gave up.
       // The build leaves the map only once it is in the store: a peer asking in between would miss both and
       // stream the layer a second time.
-      p = this.builder
-        .build(ctx.ref, ctx.layer, ctx.diffId, undefined, ctx.onProgress)
+      p = this.builder()
+        .then((b) => b.build(ctx.ref, ctx.layer, ctx.diffId, undefined, ctx.onProgress))
         .then(async (built) => {
           await this.options.store.put(built.index, storeKey(built.root));
           return built;
@@ -153,7 +164,7 @@ export class IndexProvider {
     const noTrusted = () => Promise.resolve(new Map<Digest, TrustedBlob>());
     const ctx: LayerContext = { ref: image.ref, layer, diffId: diffIds[i]!, trustedBlobs: noTrusted, signal };
     const started = Date.now();
-    const { index, root } = await this.builder.find(ctx);
+    const { index, root } = await (await this.builder()).find(ctx);
     const key = storeKey(root);
     await this.options.store.put(index, key, signal);
     return { index, root, key, origin: 'built', durationMs: Date.now() - started };
@@ -162,12 +173,7 @@ export class IndexProvider {
   /** The image config's diffIDs and chain IDs, checked against the manifest's layer count. */
   async layersOf(image: ResolvedImage, signal?: AbortSignal): Promise<ImageLayers> {
     const where = `${image.ref.toString()} (${image.manifestDigest})`;
-    const config = await this.options.registry.fetchBlob(
-      image.ref,
-      image.manifest.config.digest,
-      MAX_CONFIG_BYTES,
-      signal,
-    );
+    const config = await this.options.registry.imageConfig(image, signal);
     const diffIds = parseDiffIds(config, where);
     if (diffIds.length !== image.manifest.layers.length) {
       throw new FormatError(
@@ -189,20 +195,37 @@ export class IndexProvider {
         this.log,
         opts.signal,
       ));
-    const out: ProvidedIndex[] = [];
-    for (const [i, layer] of image.manifest.layers.entries()) {
-      if (opts.only !== undefined && !opts.only.includes(layer.digest)) continue;
-      opts.onLayerStart?.(layer, i);
-      const ctx: LayerContext = {
-        ref: image.ref,
-        layer,
-        diffId: diffIds[i]!,
-        trustedBlobs,
-        signal: opts.signal,
-        onProgress: opts.onProgress !== undefined ? (n) => opts.onProgress?.(layer, n) : undefined,
-      };
-      out.push(await this.resolveLayer(ctx, opts.rebuild === true));
-    }
+    const picked = image.manifest.layers
+      .map((layer, i) => ({ layer, i }))
+      .filter(({ layer }) => opts.only === undefined || opts.only.includes(layer.digest));
+    // Layers resolve side by side (each is a round trip or more: a store read, a published index, a TOC, a
+    // build); the answer keeps manifest order.
+    const out = new Array<ProvidedIndex>(picked.length);
+    let next = 0;
+    let failed = false;
+    const worker = async (): Promise<void> => {
+      while (!failed && next < picked.length) {
+        const k = next++;
+        const { layer, i } = picked[k]!;
+        opts.onLayerStart?.(layer, i);
+        const ctx: LayerContext = {
+          ref: image.ref,
+          layer,
+          diffId: diffIds[i]!,
+          trustedBlobs,
+          signal: opts.signal,
+          onProgress: opts.onProgress !== undefined ? (n) => opts.onProgress?.(layer, n) : undefined,
+        };
+        try {
+          out[k] = await this.resolveLayer(ctx, opts.rebuild === true);
+        } catch (e) {
+          failed = true;
+          throw e;
+        }
+      }
+    };
+    const workers = Math.min(LAYER_CONCURRENCY, picked.length);
+    await Promise.all(Array.from({ length: workers }, worker));
     return out;
   }
 

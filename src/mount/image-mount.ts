@@ -72,32 +72,36 @@ export async function mountImage(o: ImageMountOptions): Promise<MountedImage> {
     await mkdir(o.target, { recursive: true });
     await mkdir(o.workDir, { recursive: true, mode: 0o700 });
     await chmod(o.workDir, 0o700); // mkdir leaves an existing dir's mode alone
-    for (const [i, index] of o.indexes.entries()) {
-      const reader = new LayerReader({
-        index,
-        source: o.source,
-        ...(o.onChunkRead !== undefined ? { onChunkRead: o.onChunkRead } : {}),
-        ...(readAhead !== undefined ? { readAhead } : {}),
-      });
-      readers.push(reader);
-      const layer = {
-        mountpoint: join(o.workDir, String(i)),
-        tree: LayerTree.fromIndex(index),
-        reader,
-        log: o.log,
-        readDeadlineMs: o.readDeadlineMs,
-        attrTimeoutSec: o.attrTimeoutSec,
-        entryTimeoutSec: o.entryTimeoutSec,
-        negativeTimeoutSec: o.negativeTimeoutSec ?? 60,
-        suidDev: o.suidDev ?? false,
-      };
-      // fuse-native (a native binding) is loaded only when chosen.
-      layers.push(
-        o.engine === 'fuse-native'
-          ? await (await import('../fuse/mount.js')).mountLayer(layer)
-          : await mountDirectLayer(layer),
-      );
-    }
+    // Layers mount side by side (each is a tree build and a mount(8) run); `layers` keeps manifest order.
+    const settled = await Promise.allSettled(
+      o.indexes.map(async (index, i) => {
+        const reader = new LayerReader({
+          index,
+          source: o.source,
+          ...(o.onChunkRead !== undefined ? { onChunkRead: o.onChunkRead } : {}),
+          ...(readAhead !== undefined ? { readAhead } : {}),
+        });
+        readers[i] = reader;
+        const layer = {
+          mountpoint: join(o.workDir, String(i)),
+          tree: LayerTree.fromIndex(index),
+          reader,
+          log: o.log,
+          readDeadlineMs: o.readDeadlineMs,
+          attrTimeoutSec: o.attrTimeoutSec,
+          entryTimeoutSec: o.entryTimeoutSec,
+          negativeTimeoutSec: o.negativeTimeoutSec ?? 60,
+          suidDev: o.suidDev ?? false,
+        };
+        // fuse-native (a native binding) is loaded only when chosen.
+        return o.engine === 'fuse-native'
+          ? (await import('../fuse/mount.js')).mountLayer(layer)
+          : mountDirectLayer(layer);
+      }),
+    );
+    for (const s of settled) if (s.status === 'fulfilled') layers.push(s.value);
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
     const lowers = layers.map((l) => l.mountpoint).reverse();
     if (lowers.length < 2) {
       // Overlay needs two lowers without an upper dir; an empty one changes nothing.

@@ -22,7 +22,7 @@ import { IndexStore } from '../index/index-store.js';
 import { IndexProvider } from '../index/provider.js';
 import { serializeIndex } from '../index/serialize.js';
 import { loadTrustedKeys } from '../index/signature.js';
-import { startP2PNode, type P2PNode } from '../p2p/p2p-node.js';
+import type { P2PNode } from '../p2p/p2p-node.js';
 import { readSecretFile } from '../config/secret.js';
 import { DecodePool } from '../codec/worker-pool.js';
 import { ChunkService } from '../source/chunk-service.js';
@@ -120,14 +120,17 @@ export async function createContext(opts: {
   let p2p: Promise<P2PNode | undefined> | undefined;
   const startP2P = (): Promise<P2PNode | undefined> =>
     (p2p ??= config.p2p.enabled
-      ? checkClusterSecret(config.p2p.clusterSecretFile).then(() =>
-          startP2PNode({
-            settings: config.p2p,
-            store: chunks,
-            log,
-            // As a layer's owner, this node builds its index once and sends it to every peer that asks.
-            indexForPeer: async (req, signal) => serializeIndex(await provider.indexForPeer(req, signal)),
-          }).then((node) => (p2pNode = node)),
+      ? checkClusterSecret(config.p2p.clusterSecretFile).then(async () =>
+          // Loaded only when `[p2p] enabled`: a plain mount's start-up does not pay for the peer modules.
+          (await import('../p2p/p2p-node.js'))
+            .startP2PNode({
+              settings: config.p2p,
+              store: chunks,
+              log,
+              // As a layer's owner, this node builds its index once and sends it to every peer that asks.
+              indexForPeer: async (req, signal) => serializeIndex(await provider.indexForPeer(req, signal)),
+            })
+            .then((node) => (p2pNode = node)),
         )
       : Promise.resolve(undefined));
   let pool: DecodePool | undefined;

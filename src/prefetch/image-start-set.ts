@@ -1,6 +1,6 @@
 // An image's start set from what the mount already has: its image config (Entrypoint, Cmd, Env, WorkingDir)
 // and its layer indexes. Never fails a mount: anything missing or malformed yields a smaller (or empty) set.
-import { MAX_CONFIG_BYTES, parseRunConfig } from '../image/image-config.js';
+import { parseRunConfig } from '../image/image-config.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient, ResolvedImage } from '../registry/client.js';
@@ -22,12 +22,7 @@ export async function imageStartSet(o: {
   if (o.budgetBytes <= 0 || o.indexes.length === 0) return EMPTY_START_SET;
   let config: Buffer;
   try {
-    config = await o.registry.fetchBlob(
-      o.image.ref,
-      o.image.manifest.config.digest,
-      MAX_CONFIG_BYTES,
-      o.signal,
-    );
+    config = await o.registry.imageConfig(o.image, o.signal);
   } catch (e) {
     if (!o.signal.aborted) o.log.debug({ err: e }, 'start set: cannot fetch the image config');
     return EMPTY_START_SET;

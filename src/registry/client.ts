@@ -2,6 +2,7 @@
 import type { Logger } from '../log.js';
 import { FormatError, IntegrityError, NotFoundError } from '../errors.js';
 import { DigestHasher, digestAlgorithm, isDigest, type Digest } from '../image/digest.js';
+import { MAX_CONFIG_BYTES } from '../image/image-config.js';
 import {
   MANIFEST_ACCEPT,
   MAX_MANIFEST_BYTES,
@@ -22,6 +23,7 @@ import { withDigest, type ImageReference } from '../image/reference.js';
 import { Authenticator } from './auth.js';
 import { RegistryBlobReader } from './blob-reader.js';
 import type { CredentialSource } from './credentials.js';
+import { ConfigMemo } from './config-memo.js';
 import { schemeFor } from './endpoints.js';
 import { HttpTransport } from './http.js';
 import { pushBlob, pushManifest } from './push.js';
@@ -71,6 +73,7 @@ export class RegistryClient {
   private readonly session: RegistrySession;
   private readonly log: Logger;
   private readonly platform: PlatformSpec;
+  private readonly configs = new ConfigMemo((ref, digest) => this.fetchBlob(ref, digest, MAX_CONFIG_BYTES));
 
   constructor(options: RegistryClientOptions) {
     this.log = options.log.child({ component: 'registry' });
@@ -177,6 +180,11 @@ export class RegistryClient {
     const got = hash(bytes, digestAlgorithm(digest));
     if (got !== digest) throw new IntegrityError(`${what}: content hashes to ${got}`);
     return bytes;
+  }
+
+  /** The image's config blob, verified; fetched once for every part of a mount (or Prepare) that needs it. */
+  imageConfig(image: ResolvedImage, signal?: AbortSignal): Promise<Buffer> {
+    return this.configs.get(image.ref, image.manifest.config.digest, signal);
   }
 
   /** Random access to a blob through Range requests. */

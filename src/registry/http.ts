@@ -1,5 +1,6 @@
 // The HTTP layer under the registry client: one undici Agent (keep-alive), a per-host concurrency limit,
 // per-request deadlines, AbortSignal, and jittered exponential retries on connection errors, 5xx and 429.
+import { setMaxListeners } from 'node:events';
 import { Agent } from 'undici';
 import type { Logger } from '../log.js';
 import {
@@ -64,6 +65,8 @@ export class HttpTransport {
   private readonly retryMaxDelayMs: number;
   private readonly retryAfterCapMs: number;
   private readonly userAgent: string;
+  private readonly closing = new AbortController();
+  private closed: Promise<void> | undefined;
 
   constructor(private readonly options: HttpTransportOptions) {
     if (!(options.requestTimeoutMs > 0)) throw new RangeError('requestTimeoutMs must be positive');
@@ -75,13 +78,20 @@ export class HttpTransport {
     this.retryAfterCapMs = options.retryAfterCapMs ?? 30_000;
     this.userAgent = options.userAgent ?? 'ferry/0.1';
     this.agent = new Agent({ keepAliveTimeout: 30_000, connect: { timeout: options.requestTimeoutMs } });
+    setMaxListeners(0, this.closing.signal); // one listener per request in flight, however many
   }
 
   /** Sends a request, retrying transient failures. Redirects are returned, not followed. */
   async send(req: HttpRequest): Promise<HttpResponse> {
+    // close() ends every request in flight (a stalled one would otherwise hold shutdown for the whole timeout).
+    const signal =
+      req.signal === undefined ? this.closing.signal : AbortSignal.any([req.signal, this.closing.signal]);
     for (let attempt = 0; ; attempt++) {
-      const { signal } = req;
-      const release = await this.semaphore(req.url.host).acquire(signal);
+      const release = await this.semaphore(req.url.host)
+        .acquire(signal)
+        .catch((e: unknown) => {
+          throw this.closedError(req) ?? e;
+        });
       const ctl = new AbortController();
       let deadlineHit = false;
       const timeoutMs = this.options.requestTimeoutMs;
@@ -100,6 +110,8 @@ export class HttpTransport {
         release();
       };
       const mapError = (e: unknown, during: string): FerryError => {
+        const closed = this.closedError(req);
+        if (closed !== undefined) return closed;
         if (signal?.aborted) return new AbortedError(`${req.what}: aborted`, { cause: signal.reason });
         if (deadlineHit)
           return new DeadlineError(`${req.what}: no answer from ${req.url.host} within ${timeoutMs} ms`);
@@ -125,7 +137,8 @@ export class HttpTransport {
       } catch (e) {
         cleanup();
         const err = mapError(e, 'to connect');
-        if (err.code !== 'UNAVAILABLE' || attempt >= this.options.retries) throw err;
+        if (err.code !== 'UNAVAILABLE' || attempt >= this.options.retries || this.closing.signal.aborted)
+          throw err;
         const delayMs = this.backoffMs(attempt);
         this.log.debug(
           { host: req.url.host, attempt, delayMs, err: err.message },
@@ -164,8 +177,16 @@ export class HttpTransport {
     return { ...res, bytes };
   }
 
-  async close(): Promise<void> {
-    await this.agent.close();
+  /** Closed under a read: a failure the read reports (EIO), not an interruption (EINTR) it would retry. */
+  private closedError(req: HttpRequest): FerryError | undefined {
+    if (!this.closing.signal.aborted || req.signal?.aborted === true) return undefined;
+    return new UnavailableError(`${req.what}: the registry client is closed`);
+  }
+
+  /** Fails the requests in flight and any later one (UNAVAILABLE) and closes the connections. */
+  close(): Promise<void> {
+    this.closing.abort(new AbortedError('registry client closed'));
+    return (this.closed ??= this.agent.destroy());
   }
 
   private semaphore(host: string): Semaphore {

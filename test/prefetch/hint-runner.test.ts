@@ -163,7 +163,7 @@ describe('hintRunner', () => {
     };
     const registry = {
       resolve: () => Promise.resolve(image),
-      fetchBlob: () => Promise.resolve(config),
+      imageConfig: () => Promise.resolve(config),
     } as unknown as RegistryClient;
     const source = new LayerBytesSource([layer]);
     const runner = hintRunner({

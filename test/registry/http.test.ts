@@ -135,6 +135,26 @@ describe('deadlines and aborts', () => {
     ).rejects.toMatchObject({ code: 'ABORTED' });
     await client.close();
   });
+
+  it('close() fails a stalled request and later ones with UNAVAILABLE at once, not after the timeout', async () => {
+    const { ref } = await server((_req, res) => {
+      res.writeHead(200, {
+        'content-type': MediaType.ociManifest,
+        'content-length': String(MANIFEST.length),
+      });
+      res.write(MANIFEST.subarray(0, 10));
+    });
+    const client = testClient({ requestTimeoutMs: 30_000 });
+    const stalled = client.fetchManifest(ref);
+    stalled.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    await client.close();
+    // UNAVAILABLE (EIO to a FUSE read), not ABORTED: a reader would retry an EINTR forever.
+    await expect(stalled).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(client.fetchManifest(ref)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
 });
 
 describe('concurrency', () => {

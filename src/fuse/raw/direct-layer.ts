@@ -54,10 +54,11 @@ export async function mountDirectLayer(o: DirectLayerOptions): Promise<DirectLay
       `cannot serve layer ${o.tree.index.layerDigest} at ${o.mountpoint}: ${active + 1} raw FUSE mounts need ` +
         `UV_THREADPOOL_SIZE >= ${active + 1 + SPARE_POOL_THREADS} set before Node starts (bin/ferry.js sets it)`,
     );
+  active++; // counted before the first await: layers of an image mount side by side
   const server = createRawLayerServer(o);
-  await mkdir(o.mountpoint, { recursive: true });
   let fd: number;
   try {
+    await mkdir(o.mountpoint, { recursive: true });
     fd = await mountFuseDevice({
       mountpoint: o.mountpoint,
       fsname: 'ferry',
@@ -65,10 +66,10 @@ export async function mountDirectLayer(o: DirectLayerOptions): Promise<DirectLay
       options: rawMountOptions(o.suidDev ?? false),
     });
   } catch (e) {
+    active--;
     server.close();
     throw e;
   }
-  active++;
   const loop = readRequests(fd, (request) => {
     void server.handle(request).then((reply) => {
       if (reply === undefined) return;
