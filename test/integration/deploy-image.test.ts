@@ -5,7 +5,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -21,7 +20,7 @@ import {
   type TestContainerd,
 } from '../helpers/containerd.js';
 import { requireBuild } from '../helpers/ferry-cli.js';
-import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient, freePort } from '../helpers/registry.js';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -38,14 +37,6 @@ let metricsPort: number;
 let buildSeconds: number;
 const started: string[] = [];
 const APP = 'deploy/app:1';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A bind mount of `src` at the same path inside, shared both ways (the DaemonSet's Bidirectional hostPath). */
 const shared = (p: string) => `type=bind,src=${p},dst=${p},options=rbind:rshared:rw`;

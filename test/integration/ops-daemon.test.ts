@@ -23,7 +23,7 @@ import {
 import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
 import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
 import { diffId } from '../helpers/push-image.js';
-import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient, freePort } from '../helpers/registry.js';
 import { until } from '../helpers/wait.js';
 
 const run = promisify(execFile);
@@ -100,14 +100,6 @@ class TokenAuthProxy {
       this.server?.closeAllConnections();
     });
   }
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 function metric(text: string, series: string): number {

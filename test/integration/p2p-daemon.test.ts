@@ -2,7 +2,6 @@
 // there first; node B then mounts and reads the same bytes from A, not from the registry.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
@@ -23,7 +22,7 @@ import { FaultProxy } from '../helpers/fault-proxy.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
 import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
 import { diffId } from '../helpers/push-image.js';
-import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient, freePort } from '../helpers/registry.js';
 
 const run = promisify(execFile);
 // Random per run: inline secrets are held to the cluster-secret rules (src/config/secret.ts).
@@ -40,14 +39,6 @@ let proxy: FaultProxy;
 let client: RegistryClient;
 let app: BusyboxApp;
 const nodes: Node[] = [];
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** Prepares both layers with CRI labels (as containerd's unpacker does); returns the FUSE mount dirs. */
 async function mountLayers(n: Node, ref: string): Promise<string[]> {

@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { connect } from 'node:http2';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
@@ -29,7 +28,7 @@ import { startFakePeer, type FakePeer } from '../helpers/fake-peer.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
 import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
 import { diffId } from '../helpers/push-image.js';
-import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, testRegistryClient, freePort } from '../helpers/registry.js';
 
 const run = promisify(execFile);
 // A fresh random secret per run: the config refuses short or placeholder-looking ones.
@@ -52,14 +51,6 @@ let staller: FakePeer;
 let liar: FakePeer;
 let recorder: FakePeer;
 let mute: FakePeer;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** One GET over h2c with the given auth header: the status and body. */
 async function h2get(peer: string, path: string, auth: string): Promise<{ status: number; body: Buffer }> {

@@ -1,7 +1,6 @@
 // Issue 17: a containerd started before Ferry works as soon as Ferry is up. containerd retries a missing snapshots
 // socket on grpc-go's backoff and, between attempts, fails every call at once, also after the socket appeared: the
 // daemon must not report ready (/readyz) while such a pause can still be running.
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import {
@@ -12,6 +11,7 @@ import {
 } from '../helpers/containerd.js';
 import { FERRY_BIN, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
 import { until } from '../helpers/wait.js';
+import { freePort } from '../helpers/registry.js';
 
 let ctd: TestContainerd | undefined;
 let daemon: RunningFerryDaemon | undefined;
@@ -20,14 +20,6 @@ afterAll(async () => {
   await daemon?.stop();
   await ctd?.stop();
 });
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A call containerd passes to Ferry (`ctr snapshots ls` does not: containerd answers it from its metadata). */
 async function prepare(
