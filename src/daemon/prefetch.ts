@@ -42,34 +42,28 @@ export class DaemonPrefetch {
       log,
     });
     const service = o.chunkService;
-    const registerBlobs = service.register.bind(service);
+    // What the tracer of mounted images and the hint runner share: traces, the chunk service, the settings.
+    const shared = {
+      registry: o.registry,
+      traces,
+      source: service.source,
+      cached: service.store,
+      settings,
+      registerBlobs: service.register.bind(service),
+      log,
+    };
     const mounted = o.mounted;
     this.images =
       mounted === undefined
         ? undefined
         : new MountedImages({
-            registry: o.registry,
+            ...shared,
             // Only indexes a mount trusted for its image: the store alone cannot say which image an index is for.
             indexes: { get: (d) => Promise.resolve(mounted.index(d)) },
-            traces,
-            source: service.source,
-            cached: service.store,
-            settings,
-            registerBlobs,
-            log,
             layerWaitMs: config.snapshotter.remoteTimeoutMs,
           });
     this.jobs = new HintQueue({
-      runner: hintRunner({
-        registry: o.registry,
-        provider: o.provider,
-        traces,
-        source: service.source,
-        cached: service.store,
-        settings,
-        registerBlobs,
-        log,
-      }),
+      runner: hintRunner({ ...shared, provider: o.provider }),
       maxQueued: settings.maxQueuedHints,
       concurrency: settings.hintConcurrency,
       retainMs: settings.hintRetainMs,
