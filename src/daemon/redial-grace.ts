@@ -17,9 +17,13 @@ export async function socketSettleMs(path: string, graceMs: number, now = Date.n
   return Math.min(graceMs, Math.max(0, Math.ceil(graceMs - (now - st.ctimeMs))));
 }
 
-/** Waits until the socket at `path` has existed for `graceMs`; resolves with how long it waited. */
+/**
+ * Waits until the socket at `path` has existed for `graceMs`; resolves with how long it waited. The wait never
+ * keeps the process alive: a daemon stopped within it must exit at once (under socket activation its successor
+ * is spawned only then, and containerd's connections wait in the backlog until one answers).
+ */
 export async function socketSettled(path: string, graceMs: number): Promise<number> {
   const ms = await socketSettleMs(path, graceMs);
-  if (ms > 0) await sleep(ms);
+  if (ms > 0) await sleep(ms, undefined, { ref: false });
   return ms;
 }
