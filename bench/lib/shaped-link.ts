@@ -2,11 +2,12 @@
 // 10.233.x.0/30 addresses that exist only between this machine's namespaces, `tc tbf` on both ends, and a
 // docker-registry inside the namespace serving the storage of the loopback registry. Falls back to a loopback
 // token-bucket relay when tbf is unavailable. Everything is removed on close() or process exit.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { REGISTRY_BINARY, registryConfigYaml } from '../../test/helpers/registry.js';
+import { createNetnsLink } from './netns-link.js';
 import { ThrottleRelay } from './throttle-relay.js';
 
 export interface ShapedLink {
@@ -29,22 +30,7 @@ export interface ShapedLinkOptions {
   log: (line: string) => void;
 }
 
-const BURST = '256kb';
 const BURST_BYTES = 256 * 1024;
-
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/** A /30 in 10.233.0.0/16 that no interface of this namespace uses yet. */
-function freeSubnet(): number {
-  const used = sh('ip', ['-o', '-4', 'addr', 'show']);
-  for (let k = 0; k < 250; k++) {
-    const x = (process.pid + k) % 250;
-    if (!used.includes(`10.233.${x}.`)) return x;
-  }
-  throw new Error('no free 10.233.x.0/30 subnet for the benchmark link');
-}
 
 export async function createShapedLink(options: ShapedLinkOptions): Promise<ShapedLink> {
   const forced = process.env['FERRY_BENCH_SHAPING'];
@@ -72,52 +58,11 @@ export async function createShapedLink(options: ShapedLinkOptions): Promise<Shap
 }
 
 async function createTbfLink(options: ShapedLinkOptions): Promise<ShapedLink> {
-  const ns = `ferrybench-${process.pid}`;
-  const hostIf = `fbh${process.pid}`.slice(0, 15);
-  const nsIf = `fbn${process.pid}`.slice(0, 15);
-  const x = freeSubnet();
-  const hostAddr = `10.233.${x}.1`;
-  const nsAddr = `10.233.${x}.2`;
+  const link = createNetnsLink({ name: 'ferrybench', ifPrefix: 'fb', rateMbit: options.rateMbit });
+  const { ns, hostIf, nsIf, hostAddr, nsAddr } = link;
   let registry: ChildProcess | undefined;
-  const cleanup = (): void => {
-    registry?.kill('SIGKILL');
-    for (const args of [
-      ['netns', 'del', ns],
-      ['link', 'del', hostIf],
-    ]) {
-      try {
-        execFileSync('ip', args, { stdio: 'ignore' });
-      } catch {
-        // already gone
-      }
-    }
-  };
-  const onExit = (): void => cleanup();
-  const onSignal = (): void => {
-    cleanup();
-    process.exit(130);
-  };
-  process.once('exit', onExit);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const detach = (): void => {
-    process.off('exit', onExit);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  };
+  link.onTeardown(() => registry?.kill('SIGKILL'));
   try {
-    sh('ip', ['netns', 'add', ns]);
-    sh('ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf]);
-    sh('ip', ['link', 'set', nsIf, 'netns', ns]);
-    sh('ip', ['addr', 'add', `${hostAddr}/30`, 'dev', hostIf]);
-    sh('ip', ['link', 'set', hostIf, 'up']);
-    sh('ip', ['-n', ns, 'addr', 'add', `${nsAddr}/30`, 'dev', nsIf]);
-    sh('ip', ['-n', ns, 'link', 'set', nsIf, 'up']);
-    sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    const tbf = ['root', 'tbf', 'rate', `${options.rateMbit}mbit`, 'burst', BURST, 'latency', '50ms'];
-    sh('tc', ['qdisc', 'add', 'dev', hostIf, ...tbf]);
-    sh('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', nsIf, ...tbf]);
-
     const host = `${nsAddr}:5000`;
     const config = join(options.workDir, `registry-${ns}.yml`);
     writeFileSync(config, registryConfigYaml({ addr: host, rootDir: options.registryDataDir }));
@@ -141,22 +86,18 @@ async function createTbfLink(options: ShapedLinkOptions): Promise<ShapedLink> {
     return {
       mode: 'tbf',
       registryHost: host,
-      description:
-        `netns ${ns}, veth ${hostIf} ${hostAddr} <-> ${nsIf} ${nsAddr}, ` +
-        `tc tbf rate ${options.rateMbit}mbit burst ${BURST} latency 50ms on both ends`,
+      description: `netns ${ns}, veth ${hostIf} ${hostAddr} <-> ${nsIf} ${nsAddr}, ${link.shaping}`,
       close: async () => {
         const gone = new Promise<void>((r) =>
           child.exitCode !== null ? r() : child.once('exit', () => r()),
         );
         child.kill('SIGTERM');
         await Promise.race([gone, sleep(3000)]);
-        cleanup();
-        detach();
+        link.close();
       },
     };
   } catch (e) {
-    cleanup();
-    detach();
+    link.close();
     throw e;
   }
 }
