@@ -5,6 +5,8 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { makeTempRoot, removeTempRoot } from '../test/helpers/temp-root.js';
+import { cacheDir } from './lib/gen.js';
 import {
   elapsed,
   fmtMs,
@@ -60,9 +62,13 @@ function runOne(name: string, flags: readonly string[]): Promise<BenchOutcome> {
   const file = resolve(import.meta.dirname, `${name}.ts`);
   const t0 = performance.now();
   const outcome: BenchOutcome = { bench: name, code: null, ms: 0, rows: [], notes: [] };
+  // Nodes, images and registries a benchmark makes live in its own TMPDIR, removed when it ends (the generated
+  // data cache stays where it was).
+  const tmp = makeTempRoot(`ferry-bench-${name}-`);
   return new Promise((done) => {
     const child = spawn(process.execPath, ['--import', 'tsx/esm', file, ...flags], {
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, TMPDIR: tmp, FERRY_BENCH_CACHE: cacheDir() },
     });
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (line.startsWith(RESULT_TAG)) {
@@ -72,6 +78,9 @@ function runOne(name: string, flags: readonly string[]): Promise<BenchOutcome> {
       } else say(line);
     });
     child.on('exit', (code) => {
+      const mounted = removeTempRoot(tmp);
+      if (mounted.length > 0)
+        say(`${name}: temp dir ${tmp} kept: still mounted under it: ${mounted.join(', ')}`);
       outcome.code = code;
       outcome.ms = elapsed(t0);
       done(outcome);
