@@ -29,6 +29,7 @@ const ORDER = [
   'fuse-engines',
   'mount-vs-pull',
   'cold-start',
+  'daemon-rss',
   'prefetch',
 ];
 /** Ours take --quick/--no-cache; other benchmarks (decode, prefetch, …) run with their own defaults. */
@@ -40,6 +41,7 @@ const TAKES_FLAGS = new Set([
   'fuse-engines',
   'mount-vs-pull',
   'cold-start',
+  'daemon-rss',
 ]);
 
 function discover(): string[] {

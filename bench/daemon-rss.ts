@@ -1,0 +1,185 @@
+// Benchmark (issue 16, memory): the resident memory of one `ferry daemon` (and its FUSE holder) with N distinct
+// images mounted lazily through the snapshots API, as containerd's CRI unpacker asks for them, each with a few
+// percent read. Default config (its 32 MiB memory chunk tier included); indexes from signed published artifacts.
+// Flags: --quick (smaller images); --images N (default 10); --heap-snapshot DIR (the loaded daemon writes a V8
+// heap snapshot into DIR; bench/lib/heap-summary.ts sums it by constructor).
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Digest } from '../src/image/digest.js';
+import { MediaType } from '../src/image/manifest.js';
+import { snapshotsClient } from '../test/api/grpc-client.js';
+import { fuseMountsBelow, startFerryDaemon, stopHolders } from '../test/helpers/containerd.js';
+import { gzipLayer, makeCorpus } from '../test/helpers/corpus.js';
+import { prepareWithCriLabels } from '../test/helpers/cri-prepare.js';
+import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../test/helpers/ferry-cli.js';
+import { diffId, pushImage, type TestLayer } from '../test/helpers/push-image.js';
+import { startRegistry, testRegistryClient } from '../test/helpers/registry.js';
+import { elapsed, emitResults, parseArgs, say, type ResultRow } from './lib/report.js';
+
+const run = promisify(execFile);
+const TARGET_MIB = 150;
+
+function flag(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : NaN;
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+}
+
+/** VmRSS (and its anonymous and file-backed parts), VmHWM of `pid` in MiB, and its thread count. */
+function memory(pid: number): { rss: number; anon: number; file: number; hwm: number; threads: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (key: string): number =>
+    Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
+  return {
+    rss: field('VmRSS') / 1024,
+    anon: field('RssAnon') / 1024,
+    file: field('RssFile') / 1024,
+    hwm: field('VmHWM') / 1024,
+    threads: field('Threads'),
+  };
+}
+
+const mib = (v: number): string => `${v.toFixed(0)} MiB`;
+
+const { quick } = parseArgs();
+const images = flag('images', 10);
+requireBuild();
+const work = mkdtempSync(join(tmpdir(), 'ferry-rss-'));
+const registry = await startRegistry();
+const client = testRegistryClient();
+const t0 = performance.now();
+const pushed: Array<{
+  ref: string;
+  manifestDigest: Digest;
+  layers: TestLayer[];
+  digests: Digest[];
+}> = [];
+let entries = 0;
+for (let i = 0; i < images; i++) {
+  const corpus = makeCorpus(join(work, `src-${i}`), {
+    smallFiles: quick ? 1500 : 6000,
+    bigFileBytes: (quick ? 2 : 8) << 20,
+    seed: 100 + i,
+  });
+  const layers = corpus.map((l) => ({ data: gzipLayer(l.tar), mediaType: MediaType.ociLayerGzip }));
+  const ref = `${registry.host}/rss/app${i}:1`;
+  const image = await pushImage(client, ref, { layers });
+  // Signed with the tests' default key, which ferryEnv()'s nodes trust: the daemon mounts without streaming.
+  await ferry(['index', ref, '--push'], ferryEnv());
+  pushed.push({
+    ref,
+    manifestDigest: image.manifestDigest,
+    layers,
+    digests: image.manifest.layers.map((l) => l.digest),
+  });
+  entries += Number((await run('sh', ['-c', `find ${join(work, `src-${i}`)} | wc -l`])).stdout.trim());
+}
+say(
+  `${images} images pushed and published in ${(elapsed(t0) / 1000).toFixed(1)} s (~${entries} entries in all)`,
+);
+
+const snapshotAt = process.argv.indexOf('--heap-snapshot');
+const snapshotDir = snapshotAt >= 0 ? process.argv[snapshotAt + 1] : undefined;
+if (snapshotDir !== undefined)
+  process.env['NODE_OPTIONS'] = `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${snapshotDir}`;
+const env = ferryEnv();
+const daemon = await startFerryDaemon(FERRY_BIN, env.configPath, {
+  socketPath: join(env.dir, 'run', 'snapshotter.sock'),
+  root: join(env.dir, 'state', 'snapshots'),
+});
+const grpc = await snapshotsClient(join(env.dir, 'run', 'snapshotter.sock'));
+const rows: ResultRow[] = [];
+try {
+  await sleep(1000);
+  const idle = memory(daemon.pid);
+  say(
+    `daemon ready, nothing mounted: RSS ${mib(idle.rss)} (anonymous ${mib(idle.anon)}, file-backed ` +
+      `${mib(idle.file)}; ${idle.threads} threads)`,
+  );
+  let mounts = 0;
+  for (const p of pushed) {
+    const before = new Set(await fuseMountsBelow(daemon.root));
+    const { codes } = await prepareWithCriLabels(grpc, {
+      ref: p.ref,
+      manifestDigest: p.manifestDigest,
+      layerDigests: p.digests,
+      diffIds: p.layers.map(diffId),
+    });
+    const fresh = (await fuseMountsBelow(daemon.root)).filter((m) => !before.has(m));
+    if (fresh.length !== p.layers.length) {
+      throw new Error(
+        `${p.ref}: ${fresh.length} lazy mounts for ${p.layers.length} layers (${codes.join(',')})`,
+      );
+    }
+    mounts += fresh.length;
+    // A start reads a few percent: every 25th file of each layer, in a child (FUSE is served by the daemon).
+    await run('sh', [
+      '-c',
+      'for m in "$@"; do find "$m" -type f | awk "NR % 25 == 0" | xargs -r cat > /dev/null; done',
+      'sh',
+      ...fresh,
+    ]);
+  }
+  await sleep(3000); // prefetch and read-ahead settle
+  const loaded = memory(daemon.pid);
+  const holder = daemon.holderPid !== undefined ? memory(daemon.holderPid) : undefined;
+  say(
+    `${images} images (${mounts} layer mounts) mounted and read: daemon RSS ${mib(loaded.rss)} ` +
+      `(anonymous ${mib(loaded.anon)}, file-backed ${mib(loaded.file)}; peak ${mib(loaded.hwm)}; ` +
+      `${loaded.threads} threads)${holder !== undefined ? `, holder ${mib(holder.rss)}` : ''}`,
+  );
+  // The daemon's own view of its heap, from its Prometheus endpoint (process metrics, default address).
+  const metrics = await fetch('http://127.0.0.1:9650/metrics').then(
+    (r) => r.text(),
+    () => '',
+  );
+  const gauge = (name: string): string => {
+    const v = new RegExp(`^ferry_${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metrics)?.[1];
+    return v === undefined ? '?' : mib(Number(v) / 2 ** 20);
+  };
+  say(
+    `heap used ${gauge('nodejs_heap_size_used_bytes')} of ${gauge('nodejs_heap_size_total_bytes')}, ` +
+      `external ${gauge('nodejs_external_memory_bytes')}`,
+  );
+  if (snapshotDir !== undefined) {
+    process.kill(daemon.pid, 'SIGUSR2');
+    await sleep(20_000); // writing a snapshot stops the daemon's thread for seconds
+    say(`heap snapshot written to ${snapshotDir}`);
+  }
+  rows.push(
+    { metric: 'daemon RSS, nothing mounted', ferry: mib(idle.rss), baseline: '-', ratio: '-', target: '-' },
+    {
+      metric: `daemon RSS, ${images} images mounted`,
+      ferry: mib(loaded.rss),
+      baseline: '-',
+      ratio: '-',
+      target: `<= ${TARGET_MIB} MiB`,
+      met: loaded.rss <= TARGET_MIB,
+    },
+    { metric: 'daemon peak RSS', ferry: mib(loaded.hwm), baseline: '-', ratio: '-', target: '-' },
+    ...(holder !== undefined
+      ? [{ metric: 'FUSE holder RSS', ferry: mib(holder.rss), baseline: '-', ratio: '-', target: '-' }]
+      : []),
+    {
+      metric: 'daemon RSS per mounted image',
+      ferry: mib((loaded.rss - idle.rss) / images),
+      baseline: '-',
+      ratio: '-',
+      target: '-',
+    },
+  );
+} finally {
+  grpc.close();
+  await daemon.stop().catch(() => undefined);
+  await stopHolders();
+  await client.close();
+  await registry.stop();
+  await run('rm', ['-rf', work, env.dir]);
+}
+emitResults('daemon-rss', rows, [
+  `${images} images, ~${entries} entries, default config (cache.memoryBytes 32 MiB)`,
+]);
