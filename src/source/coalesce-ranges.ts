@@ -10,6 +10,13 @@ import type { Digest } from '../image/digest.js';
  */
 const MAX_GAP_BYTES = 32 * 1024;
 /**
+ * While a read of the same blob is already on the wire, a new one waits this long for neighbours to share its
+ * request (parallel readers of one layer's small files arrive a little apart, not in one turn). With nothing of
+ * that blob in flight (one reader going file by file) it waits for nothing.
+ */
+const LINGER_MS = 2;
+const LINGER_MAX_BYTES = 256 * 1024;
+/**
  * One merged request stays within about one big chunk's span: every caller in it waits for its last byte, so
  * merging 1 MiB chunks of a sequential read would delay the first one and serialise what parallel requests
  * fetch side by side; small packs (128 KiB, less compressed) merge up to 8 at a time.
@@ -34,7 +41,10 @@ export interface CoalesceStats {
 
 export class RangeCoalescer {
   private pending = new Map<Digest, Wanted[]>();
-  private scheduled = false;
+  private scheduled: 'now' | 'later' | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** Range requests on the wire, per blob digest. */
+  private readonly onWire = new Map<Digest, number>();
   private readonly counters: CoalesceStats = { requests: 0, merged: 0 };
 
   /** `blob`, with its range reads (and its siblings') merged with others' of the same blob digest. */
@@ -59,17 +69,27 @@ export class RangeCoalescer {
       let list = this.pending.get(blob.digest);
       if (list === undefined) this.pending.set(blob.digest, (list = []));
       list.push({ start, end, blob, signal, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
+      // Only small reads linger: a big one (a 1 MiB chunk of a sequential read) has little to merge with.
+      const busy = (this.onWire.get(blob.digest) ?? 0) > 0 && end - start <= LINGER_MAX_BYTES;
+      if (this.scheduled === undefined && busy) {
+        this.scheduled = 'later';
+        this.timer = setTimeout(() => this.flush(), LINGER_MS);
+      } else if (this.scheduled !== 'now' && !busy) {
+        // Nothing to wait for on this blob: flush in this turn's wake, with whatever else is pending.
+        if (this.timer !== undefined) clearTimeout(this.timer);
+        this.scheduled = 'now';
         setImmediate(() => this.flush());
       }
     });
   }
 
   private flush(): void {
+    if (this.scheduled === undefined) return;
     const pending = this.pending;
     this.pending = new Map();
-    this.scheduled = false;
+    this.scheduled = undefined;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
     for (const list of pending.values()) {
       list.sort((a, b) => a.start - b.start);
       let group: Wanted[] = [];
@@ -96,16 +116,26 @@ export class RangeCoalescer {
 
   private send(group: Wanted[], end: number): void {
     this.counters.requests++;
-    const only = group.length === 1 ? group[0] : undefined;
-    if (only !== undefined) {
+    const first = group[0]!;
+    const digest = first.blob.digest;
+    this.onWire.set(digest, (this.onWire.get(digest) ?? 0) + 1);
+    const done = (): void => {
+      const n = (this.onWire.get(digest) ?? 1) - 1;
+      if (n > 0) this.onWire.set(digest, n);
+      else this.onWire.delete(digest);
+    };
+    if (group.length === 1) {
       // Alone: its own signal, and the reader's buffer as it came (it may be handed off to a decode worker).
-      only.blob.readRange(only.start, only.end, only.signal).then(only.resolve, only.reject);
+      const read = first.blob.readRange(first.start, first.end, first.signal);
+      read.then(done, done);
+      read.then(first.resolve, first.reject);
       return;
     }
     this.counters.merged += group.length - 1;
-    const start = group[0]!.start;
+    const start = first.start;
     // Shared by several callers: no one caller's abort cancels it; each caller stops waiting on its own abort.
-    const read = group[0]!.blob.readRange(start, end);
+    const read = first.blob.readRange(start, end);
+    read.then(done, done);
     for (const w of group) {
       const onAbort = (): void => w.reject(new AbortedError(`range of ${w.blob.digest}: aborted`));
       w.signal?.addEventListener('abort', onAbort, { once: true });

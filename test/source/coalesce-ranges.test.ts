@@ -28,6 +28,30 @@ describe('RangeCoalescer', () => {
     expect(inner.rangeCalls).toBe(4);
   });
 
+  it('while a read of the blob is on the wire, reads a little apart wait for each other', async () => {
+    const inner = new MemoryBlobReader(data);
+    const slow = {
+      digest: inner.digest,
+      size: () => inner.size(),
+      stream: () => inner.stream(),
+      readRange: async (s: number, e: number): Promise<Buffer> => {
+        await new Promise((r) => setTimeout(r, 50));
+        return inner.readRange(s, e);
+      },
+    };
+    const c = new RangeCoalescer();
+    const blob = c.wrap(slow);
+    const first = blob.readRange(500_000, 501_000); // alone: sent at once
+    await new Promise((r) => setImmediate(r));
+    const a = blob.readRange(0, 100);
+    await new Promise((r) => setImmediate(r)); // a later turn, within the linger
+    const b = blob.readRange(100, 200);
+    const got = await Promise.all([first, a, b]);
+    expect(got[1].equals(data.subarray(0, 100)) && got[2].equals(data.subarray(100, 200))).toBe(true);
+    expect(inner.rangeCalls).toBe(2);
+    expect(c.stats()).toEqual({ requests: 2, merged: 1 });
+  });
+
   it('an aborted caller stops waiting; the others still get their bytes', async () => {
     const inner = new MemoryBlobReader(data);
     const blob = new RangeCoalescer().wrap(inner);
