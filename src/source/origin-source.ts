@@ -1,11 +1,14 @@
 // OriginSource: adapts a chunk-fetch function (fetchChunkFromOrigin in origin.ts) and a per-layer BlobReader
 // to the ChunkSource interface, counting what the origin served. A chunk whose zran window is kept apart from
-// its index gets the window from a WindowSource, read alongside the chunk's span.
+// its index gets the window from a WindowSource, read alongside the chunk's span, or taken from the chunk
+// before it when that one is being fetched at the same time. Range reads of one blob asked for together are
+// merged (RangeCoalescer).
 import type { ChunkStore } from '../chunks/chunk-store.js';
 import { lazyWindowOf } from '../codec/chunk-job.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import type { BlobReader } from '../image/blob-reader.js';
 import { chunkOf, type ChunkRequest, type ChunkSource } from './chunk-source.js';
+import { RangeCoalescer, type CoalesceStats } from './coalesce-ranges.js';
 import { WindowSource, type WindowStats } from './window-source.js';
 
 export type OriginFetch = (
@@ -34,24 +37,36 @@ export class OriginSource implements ChunkSource {
   private readonly fetchChunk: OriginFetch;
   private readonly counter: TierCounter = { chunks: 0, bytes: 0 };
   private readonly windows: WindowSource;
+  private readonly coalescer = new RangeCoalescer();
+  /** Fetches under way, by index and chunk: a later chunk's window may come from one of them. */
+  private readonly inflight = new WeakMap<LayerIndex, Map<number, Promise<Buffer>>>();
 
   constructor(options: OriginSourceOptions) {
-    this.blobFor = (index) => options.blobFor(index);
+    this.blobFor = (index) => this.coalescer.wrap(options.blobFor(index));
     this.fetchChunk = options.fetch;
-    this.windows = new WindowSource(options.store);
+    this.windows = new WindowSource(options.store, (index, chunk) => this.inflight.get(index)?.get(chunk));
   }
 
   async fetch(req: ChunkRequest, signal?: AbortSignal): Promise<Buffer> {
     chunkOf(req); // range check before any I/O
     const blob = this.blobFor(req.index);
     const w = lazyWindowOf(req.index, req.chunk);
-    const window = w === undefined ? undefined : this.windows.get(req.index, w, blob, signal);
+    const window = w === undefined ? undefined : this.windows.get(req.index, w, blob, signal, req.chunk);
     // A window that fails while the span is still being read must not become an unhandled rejection.
     window?.catch(() => undefined);
-    const bytes = await this.fetchChunk(req.index, req.chunk, blob, signal, window);
-    this.counter.chunks++;
-    this.counter.bytes += bytes.length;
-    return bytes;
+    const p = this.fetchChunk(req.index, req.chunk, blob, signal, window);
+    let flights = this.inflight.get(req.index);
+    if (flights === undefined) this.inflight.set(req.index, (flights = new Map<number, Promise<Buffer>>()));
+    const mine = flights;
+    mine.set(req.chunk, p);
+    try {
+      const bytes = await p;
+      this.counter.chunks++;
+      this.counter.bytes += bytes.length;
+      return bytes;
+    } finally {
+      if (mine.get(req.chunk) === p) mine.delete(req.chunk);
+    }
   }
 
   stats(): TierCounter {
@@ -60,5 +75,9 @@ export class OriginSource implements ChunkSource {
 
   windowStats(): WindowStats {
     return this.windows.stats();
+  }
+
+  rangeStats(): CoalesceStats {
+    return this.coalescer.stats();
   }
 }

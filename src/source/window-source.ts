@@ -1,6 +1,7 @@
 // A chunk's zran window when its index keeps windows apart (LayerIndex.windowsBlob): from the chunk store
-// (windows are content-addressed like chunks), from the cached chunk that ends where the window ends (no fetch),
-// or a Range read of the windows blob. Every window is checked against its digest before it primes an inflate.
+// (windows are content-addressed like chunks), from the cached or in-flight chunk that ends where the window ends
+// (no fetch), or a Range read of the windows blob. Every window is checked against its digest before it primes
+// an inflate.
 import { inflateRawSync } from 'node:zlib';
 import type { ChunkStore } from '../chunks/chunk-store.js';
 import { FormatError, IntegrityError } from '../errors.js';
@@ -14,22 +15,38 @@ const MAX_WINDOW_BYTES = 32 * 1024;
 export interface WindowStats {
   fromStore: number;
   fromChunk: number;
+  /** Taken from a chunk that was still being fetched when the window was asked for (no request of its own). */
+  fromInflight: number;
   fetched: number;
   fetchedBytes: number;
 }
 
 export class WindowSource {
-  private readonly inflight = new Map<Digest, Promise<Uint8Array>>();
-  private readonly counters: WindowStats = { fromStore: 0, fromChunk: 0, fetched: 0, fetchedBytes: 0 };
+  private readonly loading = new Map<Digest, Promise<Uint8Array>>();
+  private readonly counters: WindowStats = {
+    fromStore: 0,
+    fromChunk: 0,
+    fromInflight: 0,
+    fetched: 0,
+    fetchedBytes: 0,
+  };
 
-  constructor(private readonly store: ChunkStore | undefined) {}
+  /** `inflight` names a chunk of `index` being fetched right now (its verified bytes to come), if it is. */
+  constructor(
+    private readonly store: ChunkStore | undefined,
+    private readonly inflight?: InflightChunks,
+  ) {}
 
-  /** Window `window` of `index`; `layerBlob` is the layer's reader, whose sibling is the windows blob. */
+  /**
+   * Window `window` of `index`, for chunk `forChunk`; `layerBlob` is the layer's reader, whose sibling is the
+   * windows blob.
+   */
   async get(
     index: LayerIndex,
     window: number,
     layerBlob: BlobReader,
     signal?: AbortSignal,
+    forChunk?: number,
   ): Promise<Uint8Array> {
     const blob = index.windowsBlob;
     const ref = blob?.refs[window];
@@ -43,12 +60,12 @@ export class WindowSource {
       this.counters.fromStore++;
       return stored;
     }
-    let p = this.inflight.get(ref.digest);
+    let p = this.loading.get(ref.digest);
     if (p === undefined) {
-      p = this.load(index, window, ref, layerBlob, blob.digest, blob.size).finally(() =>
-        this.inflight.delete(ref.digest),
+      p = this.load(index, window, ref, layerBlob, blob.digest, blob.size, forChunk, signal).finally(() =>
+        this.loading.delete(ref.digest),
       );
-      this.inflight.set(ref.digest, p);
+      this.loading.set(ref.digest, p);
     }
     return p;
   }
@@ -64,12 +81,19 @@ export class WindowSource {
     layerBlob: BlobReader,
     blobDigest: Digest,
     blobSize: number,
+    forChunk: number | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<Uint8Array> {
     const label = `layer ${index.layerDigest} window ${window}`;
     const fromChunk = await this.fromCachedChunk(index, window, ref);
     if (fromChunk !== undefined) {
       this.counters.fromChunk++;
       return fromChunk;
+    }
+    const fromInflight = await this.fromInflightChunk(index, window, ref, forChunk, signal);
+    if (fromInflight !== undefined) {
+      this.counters.fromInflight++;
+      return fromInflight;
     }
     if (layerBlob.sibling === undefined) throw new FormatError(`${label}: no way to read the windows blob`);
     const raw = await layerBlob.sibling(blobDigest, blobSize).readRange(ref.offset, ref.offset + ref.length);
@@ -95,15 +119,62 @@ export class WindowSource {
     window: number,
     ref: WindowRef,
   ): Promise<Uint8Array | undefined> {
-    const cp = index.checkpoints.find((c) => c.window === window);
-    if (cp === undefined || this.store === undefined) return undefined;
-    const start = cp.uncompressedOffset - ref.size;
-    const i = findChunk(index.chunks, start);
-    const c = index.chunks[i];
-    if (c === undefined || c.offset + c.size < cp.uncompressedOffset) return undefined;
-    const bytes = await this.store.get(c.digest);
-    if (bytes === undefined) return undefined;
-    const w = bytes.subarray(start - c.offset, cp.uncompressedOffset - c.offset);
-    return sha256(w) === ref.digest ? w : undefined;
+    const store = this.store;
+    const at = windowHolder(index, window, ref);
+    if (at === undefined || store === undefined) return undefined;
+    const bytes = await store.get(index.chunks[at.chunk]!.digest);
+    return bytes === undefined ? undefined : cut(bytes, at, ref);
   }
+
+  /**
+   * The chunk holding the window is being fetched (a cold read of adjacent chunks, a read-ahead): wait for it
+   * rather than send a request of our own, when that request would be dear next to the chunk it serves — a
+   * window costs a request and up to 32 KiB, which is a quarter of a 128 KiB pack but 3% of a 1 MiB chunk,
+   * whose own window is better fetched in parallel than after its predecessor's decode. Any failure of the
+   * chunk waited for falls back to fetching the window.
+   */
+  private async fromInflightChunk(
+    index: LayerIndex,
+    window: number,
+    ref: WindowRef,
+    forChunk: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Uint8Array | undefined> {
+    const at = windowHolder(index, window, ref);
+    const own = forChunk === undefined ? undefined : index.chunks[forChunk];
+    if (at === undefined || own === undefined || at.chunk === forChunk) return undefined;
+    if (ref.length * WAIT_WHEN_WINDOW_OVER < own.compressedEnd - own.compressedStart) return undefined;
+    const pending = this.inflight?.(index, at.chunk);
+    if (pending === undefined || signal?.aborted === true) return undefined;
+    const bytes = await pending.catch(() => undefined);
+    return bytes === undefined ? undefined : cut(bytes, at, ref);
+  }
+}
+
+/** A chunk's own window request is worth sending only when the window is under 1/8 of the chunk's span. */
+const WAIT_WHEN_WINDOW_OVER = 8;
+
+/** Verified bytes of chunk `chunk` of `index`, if it is being fetched now. */
+export type InflightChunks = (index: LayerIndex, chunk: number) => Promise<Buffer> | undefined;
+
+interface Holder {
+  chunk: number;
+  start: number;
+  end: number;
+}
+
+/** The chunk whose bytes include the whole window (the output right before its checkpoint), if one does. */
+function windowHolder(index: LayerIndex, window: number, ref: WindowRef): Holder | undefined {
+  const cp = index.checkpoints.find((c) => c.window === window);
+  if (cp === undefined) return undefined;
+  const start = cp.uncompressedOffset - ref.size;
+  const i = findChunk(index.chunks, start);
+  const c = index.chunks[i];
+  if (c === undefined || c.offset + c.size < cp.uncompressedOffset) return undefined;
+  return { chunk: i, start: start - c.offset, end: cp.uncompressedOffset - c.offset };
+}
+
+function cut(bytes: Uint8Array, at: Holder, ref: WindowRef): Uint8Array | undefined {
+  const w = bytes.subarray(at.start, at.end);
+  return sha256(w) === ref.digest ? w : undefined;
 }

@@ -244,7 +244,10 @@ describe('composeSource', () => {
     expect(st.origin.bytes).toBe([...distinct.values()].reduce((a, b) => a + b, 0));
     expect(st.memory.chunks).toBe(2);
     expect(c.dedupe.joined).toBe(index.chunks.length - distinct.size);
-    expect(reader.rangeCalls).toBe(distinct.size);
+    // Chunks fetched together share Range requests (RangeCoalescer): every distinct chunk is read once.
+    const ranges = c.origin.rangeStats();
+    expect(reader.rangeCalls).toBe(ranges.requests);
+    expect(ranges.requests + ranges.merged).toBe(distinct.size);
   });
 
   it('rejects corrupt origin bytes and stores nothing', async () => {
