@@ -5,6 +5,7 @@
 // heap snapshot into DIR; bench/lib/heap-summary.ts sums it by constructor).
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -178,7 +179,7 @@ try {
   await stopHolders();
   await client.close();
   await registry.stop();
-  await run('rm', ['-rf', work, env.dir]);
+  for (const dir of [work, env.dir]) await rm(dir, { recursive: true, force: true });
 }
 emitResults('daemon-rss', rows, [
   `${images} images, ~${entries} entries, default config (cache.memoryBytes 32 MiB)`,
