@@ -6,15 +6,13 @@ import { AbortedError, toFerryError, UnavailableError, type FerryError } from '.
 import type { Digest } from '../image/digest.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import type { BlobReader } from '../image/blob-reader.js';
-import { errorFrom } from '../codec/worker-protocol.js';
+import { errorFrom, ownedView } from '../codec/worker-protocol.js';
 import { workerEntry } from '../codec/worker-entry.js';
 import type { BuildWorkerData, FromBuildWorker, ToBuildWorker } from './build-worker-protocol.js';
 import { deserializeIndex } from './serialize.js';
 
 /** Blob bytes handed to the worker and not yet consumed: bounds the memory a slow build can pin. */
 const IN_FLIGHT_BYTES = 8 * 1024 * 1024;
-/** Blob bytes per message to the worker. */
-const MESSAGE_BYTES = 1024 * 1024;
 
 export interface BuildInWorkerOptions {
   layerDigest: Digest;
@@ -42,11 +40,7 @@ export async function buildIndexInWorker(o: BuildInWorkerOptions): Promise<Layer
     diffId: o.diffId,
     wantChunks: o.onChunk !== undefined,
   };
-  const worker = new Worker(entry.script, {
-    eval: entry.eval,
-    workerData: data,
-    resourceLimits: { maxYoungGenerationSizeMb: 48 },
-  });
+  const worker = new Worker(entry.script, { eval: entry.eval, workerData: data });
   const stream = await o.blob.stream(o.signal);
   let sent = 0;
   let consumed = 0;
@@ -87,30 +81,14 @@ export async function buildIndexInWorker(o: BuildInWorkerOptions): Promise<Layer
   try {
     const post = (m: ToBuildWorker, transfer: ArrayBuffer[] = []): void => worker.postMessage(m, transfer);
     try {
-      // Socket reads are 16-64 KiB: a message each costs more than the copy into batches of MESSAGE_BYTES.
-      let batch = Buffer.allocUnsafeSlow(MESSAGE_BYTES);
-      let filled = 0;
-      const flush = (): void => {
-        if (filled === 0) return;
-        const view = new Uint8Array(batch.buffer, 0, filled);
-        post({ t: 'data', bytes: view }, [batch.buffer]);
-        sent += filled;
-        batch = Buffer.allocUnsafeSlow(MESSAGE_BYTES);
-        filled = 0;
-      };
       for await (const chunk of stream) {
         if (failed !== undefined) break;
-        for (let at = 0; at < chunk.length;) {
-          const n = Math.min(chunk.length - at, MESSAGE_BYTES - filled);
-          chunk.copy(batch, filled, at, at + n);
-          filled += n;
-          at += n;
-          if (filled === MESSAGE_BYTES) flush();
-        }
+        const { view, buffer } = ownedView(chunk);
+        post({ t: 'data', bytes: view }, [buffer]);
+        sent += view.byteLength;
         while (failed === undefined && sent - consumed > IN_FLIGHT_BYTES)
           await new Promise<void>((r) => (drained = r));
       }
-      flush();
       if (failed === undefined) post({ t: 'end' });
     } catch (e) {
       // The blob's stream failed (the registry, the link): the build cannot finish.

@@ -13,8 +13,6 @@ import type { BuildWorkerData, FromBuildWorker, ToBuildWorker } from './build-wo
 const port = parentPort;
 if (port === null) throw new Error('build-worker.ts must run in a worker thread');
 const data = workerData as BuildWorkerData;
-const PROGRESS_STEP_BYTES = 1024 * 1024;
-let reported = 0;
 const send = (m: FromBuildWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
 
 /** The blob's bytes as the main thread sends them. */
@@ -54,12 +52,7 @@ try {
     chunkSizeBytes: data.chunkSizeBytes,
     spanBytes: data.spanBytes,
     diffId: data.diffId,
-    // Every MiB or so (the main thread's flow control needs no finer steps) and at the end.
-    onProgress: (bytes) => {
-      if (bytes - reported < PROGRESS_STEP_BYTES && bytes < data.size) return;
-      reported = bytes;
-      send({ t: 'progress', bytes });
-    },
+    onProgress: (bytes) => send({ t: 'progress', bytes }),
     ...(data.wantChunks
       ? {
           onChunk: (_i: number, bytes: Buffer, digest: Digest) => {
