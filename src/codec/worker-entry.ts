@@ -1,17 +1,18 @@
-// Locates a worker script (the decode pool's by default, or another relative to src/codec): the compiled .js
-// under dist/, or the .ts source through tsx when Ferry runs from sources (vitest, `npx tsx`).
+// Locates the decode pool's worker script: the compiled .js beside it under dist/, or the .ts source through
+// tsx when Ferry runs from sources (vitest, `npx tsx`).
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 
 /**
- * The worker script `script` (relative to this module): compiled .js under dist/. When this module runs from .ts
+ * The worker script beside this module: compiled .js under dist/. When this module itself runs from .ts
  * sources (vitest, tsx), the .ts sibling is loaded through tsx's tsImport (a devDependency, present whenever
  * sources run); `--import tsx` in a worker's execArgv does not register its hooks on Node 20.
  */
-export function workerEntry(script = './decode-worker.js'): { script: string | URL; eval: boolean } {
-  if (!import.meta.url.endsWith('.ts')) return { script: new URL(script, import.meta.url), eval: false };
+export function workerEntry(): { script: string | URL; eval: boolean } {
+  if (!import.meta.url.endsWith('.ts'))
+    return { script: new URL('./decode-worker.js', import.meta.url), eval: false };
   const api = tsxEsmApi();
-  const target = new URL(script.replace(/\.js$/, '.ts'), import.meta.url).href;
+  const target = new URL('./decode-worker.ts', import.meta.url).href;
   const code = `import(${JSON.stringify(api)}).then((m) => m.tsImport(${JSON.stringify(target)}, ${JSON.stringify(import.meta.url)}))`;
   return { script: code, eval: true };
 }

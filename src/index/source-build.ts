@@ -5,7 +5,6 @@ import type { Digest } from '../image/digest.js';
 import { layerCompression, type Descriptor } from '../image/manifest.js';
 import type { ImageReference } from '../image/reference.js';
 import type { RegistryClient } from '../registry/client.js';
-import { buildIndexInWorker } from './build-in-worker.js';
 import { buildIndexFromStream } from './build-stream.js';
 import type { IndexSource, LayerContext, TrustedIndex } from './index-source.js';
 
@@ -15,11 +14,6 @@ export interface BuildIndexSourceOptions {
   spanBytes: number;
   /** Receives each chunk's bytes while a layer streams past during a build, so a build also warms the cache. */
   onBuiltChunk?: ((digest: Digest, bytes: Buffer) => void) | undefined;
-  /**
-   * Build on a worker thread of its own (default): each layer's build gets a core, and FUSE callbacks on this
-   * thread never wait behind inflate and hashing.
-   */
-  inWorker?: boolean | undefined;
 }
 
 export class BuildIndexSource implements IndexSource {
@@ -46,21 +40,6 @@ export class BuildIndexSource implements IndexSource {
       );
     }
     const sink = this.o.onBuiltChunk;
-    if (this.o.inWorker !== false) {
-      const index = await buildIndexInWorker({
-        layerDigest: layer.digest,
-        mediaType: layer.mediaType,
-        blob: this.o.registry.blobReader(ref, layer.digest, layer.size),
-        size: layer.size,
-        chunkSizeBytes: this.o.chunkSizeBytes,
-        spanBytes: this.o.spanBytes,
-        diffId,
-        signal,
-        onProgress,
-        onChunk: sink,
-      });
-      return { index, root: { kind: 'built', diffId } };
-    }
     // zstd blobs are recognised by their magic inside buildIndexFromStream (zstd-stream.ts).
     const index = await buildIndexFromStream({
       layerDigest: layer.digest,
