@@ -2,7 +2,8 @@
 // zstd:chunked (made by `ctr-remote image convert`), started on cold nodes by Ferry, by stargz-snapshotter
 // (containerd + containerd-stargz-grpc, eStargz) and by a full `ctr image pull`, on loopback and on a
 // 200 Mbit/s + 20 ms link. Flags: --quick, --reps N, --loopback-only, --shaped-only, --no-cache,
-// --only pull,ferry-gzip,ferry-built,ferry-estargz,ferry-zstdchunked,stargz (the full pull always runs).
+// --only pull,ferry-gzip,ferry-built,ferry-ctd,ferry-estargz,ferry-zstdchunked,stargz (the full pull always runs).
+// ferry-ctd: the no-index image through `ferry daemon` as containerd's snapshotter (`ctr-remote image rpull`).
 // ferry-built: the same gzip image with no index anywhere (the node streams and builds); with FERRY_BEFORE_BIN
 // set to another build's bin/ferry.js, that build runs it too ("before"), side by side in the same run.
 import { execFile } from 'node:child_process';
@@ -13,6 +14,7 @@ import {
   buildStargz,
   compareColdStarts,
   ferryBuiltRunner,
+  ferryCtdRunner,
   ferryRunner,
   median,
   PULL,
@@ -72,6 +74,8 @@ async function main(): Promise<void> {
     ferryRunner('gzip'),
     ...(before !== undefined && before !== '' ? [ferryBuiltRunner(before, 'before')] : []),
     ferryBuiltRunner(),
+    ...(before !== undefined && before !== '' ? [ferryCtdRunner(before, 'before')] : []),
+    ferryCtdRunner(),
     ferryRunner('estargz'),
     ferryRunner('zstdchunked'),
     ...(stargzBin === undefined ? [] : [STARGZ]),
@@ -79,7 +83,15 @@ async function main(): Promise<void> {
     (r) =>
       only === undefined ||
       r.kind === 'pull' ||
-      only.includes(r.noIndex === true ? 'ferry-built' : r.kind === 'ferry' ? `ferry-${r.format}` : r.kind),
+      only.includes(
+        r.kind === 'ferry-ctd'
+          ? 'ferry-ctd'
+          : r.noIndex === true
+            ? 'ferry-built'
+            : r.kind === 'ferry'
+              ? `ferry-${r.format}`
+              : r.kind,
+      ),
   );
   const c = await compareColdStarts({
     layerPaths,

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parseReference } from '../../src/image/reference.js';
 import { startContainerd } from '../../test/helpers/containerd.js';
-import { ferry, ferryEnv, startMount } from '../../test/helpers/ferry-cli.js';
+import { FERRY_BIN, ferry, ferryEnv, startMount } from '../../test/helpers/ferry-cli.js';
 import { pushGzipImage, startBenchRegistry } from './bench-registry.js';
 import { demandOf, demandTotal, describeDemand, publishedIndexes } from './demand.js';
 import { byPath, startCountedRegistry, type CountedRegistry } from './counted-registry.js';
@@ -56,6 +56,15 @@ export const ferryBuiltRunner = (bin?: string, label = ''): Runner => ({
   name: `ferry, gzip, no index${label === '' ? '' : ` (${label})`}`,
   format: 'gzip',
   kind: 'ferry',
+  noIndex: true,
+  ...(bin !== undefined ? { bin } : {}),
+});
+
+/** Ferry as containerd's snapshotter (`ferry daemon`, `ctr-remote image rpull`), no index anywhere. */
+export const ferryCtdRunner = (bin?: string, label = ''): Runner => ({
+  name: `ferry daemon + containerd, gzip, no index${label === '' ? '' : ` (${label})`}`,
+  format: 'gzip',
+  kind: 'ferry-ctd',
   noIndex: true,
   ...(bin !== undefined ? { bin } : {}),
 });
@@ -191,7 +200,7 @@ async function oneStart(
       rmSync(env.dir, { recursive: true, force: true });
     }
   }
-  const node = await startCtrNode(runner.kind, stargzBin);
+  const node = await startCtrNode(runner.kind, stargzBin, { bin: runner.bin ?? FERRY_BIN, host: link.host });
   try {
     const target = join(node.dir, 'rootfs');
     link.registry.reset();
