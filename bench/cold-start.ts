@@ -2,7 +2,10 @@
 // zstd:chunked (made by `ctr-remote image convert`), started on cold nodes by Ferry, by stargz-snapshotter
 // (containerd + containerd-stargz-grpc, eStargz) and by a full `ctr image pull`, on loopback and on a
 // 200 Mbit/s + 20 ms link. Flags: --quick, --reps N, --loopback-only, --shaped-only, --no-cache,
-// --only pull,ferry-gzip,ferry-estargz,ferry-zstdchunked,stargz (the full pull always runs).
+// --only pull,ferry-gzip,ferry-built,ferry-ctd,ferry-estargz,ferry-zstdchunked,stargz (the full pull always runs).
+// ferry-ctd: the no-index image through `ferry daemon` as containerd's snapshotter (`ctr-remote image rpull`).
+// ferry-built: the same gzip image with no index anywhere (the node streams and builds); with FERRY_BEFORE_BIN
+// set to another build's bin/ferry.js, that build runs it too ("before"), side by side in the same run.
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,6 +13,8 @@ import { coldImage, coldLayers } from './lib/cold-image.js';
 import {
   buildStargz,
   compareColdStarts,
+  ferryBuiltRunner,
+  ferryCtdRunner,
   ferryRunner,
   median,
   PULL,
@@ -63,9 +68,14 @@ async function main(): Promise<void> {
   );
   const stargzBin = await buildStargz();
   const only = flag('--only')?.split(',');
+  const before = process.env['FERRY_BEFORE_BIN'];
   const runners: Runner[] = [
     PULL,
     ferryRunner('gzip'),
+    ...(before !== undefined && before !== '' ? [ferryBuiltRunner(before, 'before')] : []),
+    ferryBuiltRunner(),
+    ...(before !== undefined && before !== '' ? [ferryCtdRunner(before, 'before')] : []),
+    ferryCtdRunner(),
     ferryRunner('estargz'),
     ferryRunner('zstdchunked'),
     ...(stargzBin === undefined ? [] : [STARGZ]),
@@ -73,7 +83,15 @@ async function main(): Promise<void> {
     (r) =>
       only === undefined ||
       r.kind === 'pull' ||
-      only.includes(r.kind === 'ferry' ? `ferry-${r.format}` : r.kind),
+      only.includes(
+        r.kind === 'ferry-ctd'
+          ? 'ferry-ctd'
+          : r.noIndex === true
+            ? 'ferry-built'
+            : r.kind === 'ferry'
+              ? `ferry-${r.format}`
+              : r.kind,
+      ),
   );
   const c = await compareColdStarts({
     layerPaths,
@@ -89,6 +107,7 @@ async function main(): Promise<void> {
   for (const ln of c.links) {
     const get = (r: Runner): Sample[] | undefined => c.results.get(`${ln}|${r.name}`);
     const pullApp = median(get(PULL)!, (s) => s.appMs);
+    const pullReady = median(get(PULL)!, (s) => s.readyMs);
     const sgz = get(STARGZ);
     const sgzUntil = sgz === undefined ? undefined : median(sgz, (s) => s.bytesUntilApp);
     const sgzApp = sgz === undefined ? undefined : median(sgz, (s) => s.appMs);
@@ -98,9 +117,22 @@ async function main(): Promise<void> {
       const before = median(ss, (s) => s.bytesBeforeReady);
       const until = median(ss, (s) => s.bytesUntilApp);
       const app = median(ss, (s) => s.appMs);
-      const lazy = r.kind !== 'pull';
-      const gzipFerry = r.kind === 'ferry' && r.format === 'gzip';
-      const shapedFerry = ln !== 'loopback' && r.kind === 'ferry';
+      const built = r.noIndex === true;
+      const lazy = r.kind !== 'pull' && !built;
+      const gzipFerry = r.kind === 'ferry' && r.format === 'gzip' && !built;
+      const shapedFerry = ln !== 'loopback' && r.kind === 'ferry' && !built;
+      if (built) {
+        // Issue 15 item 5: with no index anywhere, the node streams and verifies every layer before it serves.
+        const ready = median(ss, (s) => s.readyMs);
+        rows.push({
+          metric: `[${ln}] ${r.name}: time to ready vs full pull (${fmtMB(before)} before ready)`,
+          ferry: fmtMs(ready),
+          baseline: `pull ${fmtMs(pullReady)}`,
+          ratio: fmtRatio(ready / pullReady),
+          target: '<= 0.6x',
+          met: ready / pullReady <= 0.6,
+        });
+      }
       rows.push(
         {
           metric: `[${ln}] ${r.name}: bytes before ready (image ${fmtMB(size)})`,

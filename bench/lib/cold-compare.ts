@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parseReference } from '../../src/image/reference.js';
 import { startContainerd } from '../../test/helpers/containerd.js';
-import { ferry, ferryEnv, startMount } from '../../test/helpers/ferry-cli.js';
+import { FERRY_BIN, ferry, ferryEnv, startMount } from '../../test/helpers/ferry-cli.js';
 import { pushGzipImage, startBenchRegistry } from './bench-registry.js';
 import { demandOf, demandTotal, describeDemand, publishedIndexes } from './demand.js';
 import { byPath, startCountedRegistry, type CountedRegistry } from './counted-registry.js';
@@ -32,6 +32,10 @@ export interface Runner {
   name: string;
   format: Format;
   kind: 'ferry' | CtrMode;
+  /** Ferry on the plain gzip image with nothing published (repo `cold/plain`): the node builds every index. */
+  noIndex?: boolean;
+  /** Another build's `bin/ferry.js` (e.g. main's, to compare before/after in one run). */
+  bin?: string;
 }
 
 export const PULL: Runner = { name: 'full pull (ctr, overlayfs)', format: 'gzip', kind: 'pull' };
@@ -42,6 +46,27 @@ export const ferryRunner = (format: Format): Runner => ({
   ],
   format,
   kind: 'ferry',
+});
+
+/**
+ * Ferry with no index anywhere (the first start ever: it streams every layer and builds); `bin` runs another
+ * build of Ferry (FERRY_BEFORE_BIN in cold-start.ts), named `label`.
+ */
+export const ferryBuiltRunner = (bin?: string, label = ''): Runner => ({
+  name: `ferry, gzip, no index${label === '' ? '' : ` (${label})`}`,
+  format: 'gzip',
+  kind: 'ferry',
+  noIndex: true,
+  ...(bin !== undefined ? { bin } : {}),
+});
+
+/** Ferry as containerd's snapshotter (`ferry daemon`, `ctr-remote image rpull`), no index anywhere. */
+export const ferryCtdRunner = (bin?: string, label = ''): Runner => ({
+  name: `ferry daemon + containerd, gzip, no index${label === '' ? '' : ` (${label})`}`,
+  format: 'gzip',
+  kind: 'ferry-ctd',
+  noIndex: true,
+  ...(bin !== undefined ? { bin } : {}),
 });
 
 export interface Sample {
@@ -61,6 +86,10 @@ export interface Sample {
   inProcessMs?: number;
   /** Ferry: its `mounted` event's `stagesMs` (start = node start + module loading; then each stage's ms). */
   stages?: string;
+  /** Ferry: each layer's index source and the ms it took to resolve (a build: stream + verify + store). */
+  layers?: string;
+  /** Ferry: CPU time (user + system) the mount process spent until its `mounted` event. */
+  cpuMs?: number;
 }
 
 export interface Comparison {
@@ -104,7 +133,8 @@ async function oneStart(
   ops: readonly ReadOp[],
   names: Map<string, string>,
 ): Promise<Sample> {
-  const ref = `${link.host}/cold/app:${TAGS[runner.format]}`;
+  const ref =
+    runner.noIndex === true ? `${link.host}/cold/plain:gzip` : `${link.host}/cold/app:${TAGS[runner.format]}`;
   const veth0 = link.veth?.();
   const finish = async (
     readyMs: number,
@@ -139,7 +169,7 @@ async function oneStart(
     const target = join(env.dir, 'rootfs');
     link.registry.reset();
     const t0 = performance.now();
-    const mount = await startMount(ref, target, env, 600_000);
+    const mount = await startMount(ref, target, env, 600_000, [], runner.bin);
     const readyMs = elapsed(t0);
     const vethBefore = link.veth?.();
     const before = await link.registry.settledBytes();
@@ -148,6 +178,16 @@ async function oneStart(
       const s = await finish(readyMs, before, vethBefore, r, t0);
       const inProcess = mount.mounted['mountMs'];
       if (typeof inProcess === 'number') s.inProcessMs = inProcess;
+      const layers = mount.mounted['layers'];
+      if (Array.isArray(layers))
+        s.layers = (layers as Array<Record<string, unknown>>)
+          .map((l) => {
+            const ms = l['indexMs'];
+            return `${String(l['indexSource'])} ${typeof ms === 'number' ? String(ms) : '?'} ms`;
+          })
+          .join(', ');
+      const cpu = mount.mounted['cpuMs'];
+      if (typeof cpu === 'number') s.cpuMs = cpu;
       const stages = mount.mounted['stagesMs'];
       if (typeof stages === 'object' && stages !== null)
         s.stages = Object.entries(stages)
@@ -160,7 +200,7 @@ async function oneStart(
       rmSync(env.dir, { recursive: true, force: true });
     }
   }
-  const node = await startCtrNode(runner.kind, stargzBin);
+  const node = await startCtrNode(runner.kind, stargzBin, { bin: runner.bin ?? FERRY_BIN, host: link.host });
   try {
     const target = join(node.dir, 'rootfs');
     link.registry.reset();
@@ -218,6 +258,9 @@ export async function compareColdStarts(o: {
   const linkNames: string[] = [];
   try {
     await pushGzipImage(bench, 'cold/app:gzip', o.layerPaths);
+    // The same image where nothing is ever published (referrers live per repository).
+    if (o.runners.some((r) => r.noIndex === true))
+      await pushGzipImage(bench, 'cold/plain:gzip', o.layerPaths);
     loop = await startCountedRegistry({
       addr: `127.0.0.1:${5100 + (process.pid % 800)}`,
       rootDir: bench.dataDir,
@@ -243,7 +286,7 @@ export async function compareColdStarts(o: {
         await ctd.stop();
       }
     }
-    if (o.runners.some((r) => r.kind === 'ferry' && r.format === 'gzip')) {
+    if (o.runners.some((r) => r.kind === 'ferry' && r.format === 'gzip' && r.noIndex !== true)) {
       const t = performance.now();
       const publisher = ferryEnv();
       await ferry(['index', plain, '--push'], publisher);
@@ -314,7 +357,12 @@ export async function compareColdStarts(o: {
               (s.inProcessMs === undefined ? '' : `; ferry's own mountMs ${fmtMs(s.inProcessMs)}`) +
               `; ${ln.registry.records().length} requests`,
           );
-          if (s.stages !== undefined) say(`    ferry's stages (ms): ${s.stages}`);
+          if (s.stages !== undefined)
+            say(
+              `    ferry's stages (ms): ${s.stages}` +
+                (s.cpuMs === undefined ? '' : `; CPU ${fmtMs(s.cpuMs)}`) +
+                (s.layers === undefined ? '' : `; layers: ${s.layers}`),
+            );
           say(`    by request (unnamed blobs: Ferry's index artifacts): ${s.breakdown}`);
         }
       }

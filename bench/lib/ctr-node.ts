@@ -1,6 +1,7 @@
 // A cold containerd node for the cold-start benchmark: a fresh containerd (and, for `stargz`, a fresh
 // containerd-stargz-grpc built by scripts/build-stargz-grpc.sh) that pulls an image with real `ctr` /
-// `ctr-remote` and mounts its top snapshot read-only at a target, as a container's rootfs would be.
+// `ctr-remote` and mounts its top snapshot read-only at a target, as a container's rootfs would be. `ferry-ctd`:
+// a fresh `ferry daemon` as containerd's snapshotter, the image pulled with `ctr-remote image rpull`.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -8,11 +9,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { startContainerd, type TestContainerd } from '../../test/helpers/containerd.js';
+import {
+  startContainerd,
+  startFerryDaemon,
+  stopHolder,
+  type RunningFerryDaemon,
+  type TestContainerd,
+} from '../../test/helpers/containerd.js';
+import { ferryEnv } from '../../test/helpers/ferry-cli.js';
 
 const run = promisify(execFile);
 
-export type CtrMode = 'pull' | 'stargz';
+export type CtrMode = 'pull' | 'stargz' | 'ferry-ctd';
+
+/** For `ferry-ctd`: which build of Ferry runs the daemon, and the registry host it may reach over plain HTTP. */
+export interface FerryDaemonSpec {
+  bin: string;
+  host: string;
+}
 
 export interface CtrNode {
   readonly dir: string;
@@ -38,12 +52,19 @@ async function umountUnder(dir: string): Promise<void> {
   ]).catch(() => undefined);
 }
 
-export async function startCtrNode(mode: CtrMode, stargzBin?: string): Promise<CtrNode> {
+export async function startCtrNode(
+  mode: CtrMode,
+  stargzBin?: string,
+  ferrySpec?: FerryDaemonSpec,
+): Promise<CtrNode> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-ctr-'));
-  const socket = join(dir, 'stargz.sock');
+  let socket = join(dir, 'stargz.sock');
   let stargz: ChildProcess | undefined;
+  let daemon: RunningFerryDaemon | undefined;
   let containerd: TestContainerd | undefined;
-  const snapshotter = mode === 'stargz' ? 'stargz' : 'overlayfs';
+  const snapshotter = mode === 'stargz' ? 'stargz' : mode === 'ferry-ctd' ? 'ferry' : 'overlayfs';
+  const ferryDir =
+    mode === 'ferry-ctd' ? ferryEnv('', `insecureHosts = ["${ferrySpec?.host ?? ''}"]`) : undefined;
   const mounted: string[] = [];
   let log = '';
   try {
@@ -61,10 +82,23 @@ export async function startCtrNode(mode: CtrMode, stargzBin?: string): Promise<C
         await sleep(50);
       }
     }
-    containerd = await startContainerd({ snapshotterSocket: socket, snapshotterName: 'stargz' });
+    if (ferryDir !== undefined) {
+      if (ferrySpec === undefined) throw new Error('ferry-ctd mode needs a ferry build');
+      socket = join(ferryDir.dir, 'run', 'snapshotter.sock');
+      const root = join(ferryDir.dir, 'state', 'snapshots');
+      daemon = await startFerryDaemon(ferrySpec.bin, ferryDir.configPath, { socketPath: socket, root });
+    }
+    containerd = await startContainerd({
+      snapshotterSocket: socket,
+      snapshotterName: mode === 'ferry-ctd' ? 'ferry' : 'stargz',
+    });
     if (mode === 'stargz') await containerd.waitForSnapshotter('stargz');
+    if (mode === 'ferry-ctd') await containerd.waitForSnapshotter('ferry');
   } catch (e) {
     stargz?.kill('SIGKILL');
+    await daemon?.stop().catch(() => undefined);
+    await stopHolder(daemon?.holderPid).catch(() => undefined);
+    if (ferryDir !== undefined) rmSync(ferryDir.dir, { recursive: true, force: true });
     await containerd?.stop();
     rmSync(dir, { recursive: true, force: true });
     throw e;
@@ -80,6 +114,14 @@ export async function startCtrNode(mode: CtrMode, stargzBin?: string): Promise<C
           })
           .catch((e: unknown) => {
             throw new Error(`${String(e)}\ncontainerd-stargz-grpc log:\n${log}`);
+          });
+      else if (mode === 'ferry-ctd')
+        await ctd
+          .ctrRemote(['image', 'rpull', '--plain-http', '--snapshotter', 'ferry', ref], {
+            timeoutMs: 600_000,
+          })
+          .catch((e: unknown) => {
+            throw new Error(`${String(e)}\nferry daemon log:\n${daemon?.stderr().slice(-8000) ?? ''}`);
           });
       else await ctd.ctr(['image', 'pull', '--plain-http', ref], { timeoutMs: 600_000 });
     },
@@ -121,8 +163,16 @@ export async function startCtrNode(mode: CtrMode, stargzBin?: string): Promise<C
         await Promise.race([gone, sleep(5000)]);
         if (stargz.exitCode === null) stargz.kill('SIGKILL');
       }
+      if (daemon !== undefined) {
+        await daemon.stop().catch(() => undefined);
+        await stopHolder(daemon.holderPid).catch(() => undefined);
+      }
       await umountUnder(dir);
       rmSync(dir, { recursive: true, force: true });
+      if (ferryDir !== undefined) {
+        await umountUnder(ferryDir.dir);
+        rmSync(ferryDir.dir, { recursive: true, force: true });
+      }
     },
   };
 }

@@ -141,6 +141,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       createdAt: new Date().toISOString(),
     });
     const mountMs = Math.round(performance.now() - t0);
+    const cpu = process.cpuUsage(); // since the process started: module loading included
     stage('record');
     const layers = provided.map((p, i) => ({
       digest: p.index.layerDigest,
@@ -150,6 +151,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       trust: describeRoot(p.root),
       files: p.index.entries.filter((e) => e.type === 'file').length,
       compressedSize: p.index.compressedSize,
+      indexMs: p.durationMs,
       mountpoint: mounted.layers[i]?.mountpoint,
     }));
     out({
@@ -159,6 +161,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       manifestDigest: image.manifestDigest,
       mountMs,
       stagesMs: stages,
+      cpuMs: Math.round((cpu.user + cpu.system) / 1000),
       layers,
     });
     out(`mounted ${ref.toString()} at ${target} in ${mountMs} ms (${layers.length} layers)`);

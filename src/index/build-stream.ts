@@ -44,7 +44,7 @@ export interface BuildFromStreamOptions {
   spanBytes?: number;
   signal?: AbortSignal;
   onProgress?: (compressedBytes: number) => void;
-  onChunk?: (chunkIndex: number, bytes: Buffer) => void;
+  onChunk?: (chunkIndex: number, bytes: Buffer, digest: Digest) => void;
   /** The image config's diffID for this layer: the uncompressed stream must hash to it. */
   diffId?: Digest;
 }

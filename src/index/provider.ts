@@ -23,8 +23,12 @@ import { storeKey, type TrustRoot } from './trust.js';
 
 export type { IndexOrigin } from './index-source.js';
 
-/** Layers of one image resolved at once (a build streams its layer whole: this bounds the streams too). */
-const LAYER_CONCURRENCY = 4;
+/**
+ * Layers of one image resolved at once. A build streams its layer whole, so this bounds the streams too; with
+ * no index anywhere the time to ready is the slowest layer's stream only when every layer streams from the
+ * start (a build's memory is bounded by INDEX_LIMITS, not by this).
+ */
+const LAYER_CONCURRENCY = 16;
 export { TOC_DIGEST_ANNOTATION } from './toc-digest.js';
 
 export interface ProvidedIndex {
@@ -114,16 +118,25 @@ export class IndexProvider {
     let p = this.building.get(key);
     if (p === undefined) {
       // Not the first caller's signal: a build others wait on must not end because one of them gave up.
-      // The build leaves the map only once it is in the store: a peer asking in between would miss both and
-      // stream the layer a second time.
-      p = this.builder()
-        .then((b) => b.build(ctx.ref, ctx.layer, ctx.diffId, undefined, ctx.onProgress))
-        .then(async (built) => {
-          await this.options.store.put(built.index, storeKey(built.root));
-          return built;
-        })
+      const built = this.builder().then((b) =>
+        b.build(ctx.ref, ctx.layer, ctx.diffId, undefined, ctx.onProgress),
+      );
+      p = built;
+      this.building.set(key, built);
+      // Callers get the verified index as soon as it is built: serialising it into the store is off the path to
+      // ready. The build leaves the map only once it is in the store: a peer asking in between would miss both
+      // and stream the layer a second time.
+      void built
+        .then(
+          (b) =>
+            this.options.store
+              .put(b.index, storeKey(b.root))
+              .catch((e: unknown) =>
+                this.log.warn({ err: String(e), layer: ctx.layer.digest }, 'index not stored'),
+              ),
+          () => undefined, // the callers of `p` get the build's failure
+        )
         .finally(() => this.building.delete(key));
-      this.building.set(key, p);
     }
     return ctx.signal === undefined ? p : raceSignal(p, ctx.signal);
   }
@@ -217,7 +230,9 @@ export class IndexProvider {
           onProgress: opts.onProgress !== undefined ? (n) => opts.onProgress?.(layer, n) : undefined,
         };
         try {
-          out[k] = await this.resolveLayer(ctx, opts.rebuild === true);
+          out[k] = await (opts.rebuild === true
+            ? this.resolveLayer(ctx, true)
+            : this.resolveShared(image, ctx));
         } catch (e) {
           failed = true;
           throw e;
@@ -227,6 +242,32 @@ export class IndexProvider {
     const workers = Math.min(LAYER_CONCURRENCY, picked.length);
     await Promise.all(Array.from({ length: workers }, worker));
     return out;
+  }
+
+  /**
+   * Starts resolving `only` of `image` in the background (containerd prepares an image's layers one at a time,
+   * each after the one below: the first Prepare starts them all, so with no index anywhere every layer streams
+   * from the start). The Prepare of each joins its layer's resolution in flight.
+   */
+  warm(image: ResolvedImage, layers: ImageLayers, only: readonly Digest[]): void {
+    if (only.length === 0) return;
+    this.forImage(image, { layers, only }).catch((e: unknown) =>
+      this.log.debug({ image: image.ref.toString(), err: String(e) }, 'layer warm-up failed'),
+    );
+  }
+
+  /** Resolutions in flight per image (as the client reached it: that decides what is trusted) and layer. */
+  private readonly resolving = new Map<string, Promise<ProvidedIndex>>();
+
+  private resolveShared(image: ResolvedImage, ctx: LayerContext): Promise<ProvidedIndex> {
+    const key = `${image.ref.toString()} ${image.manifestDigest} ${ctx.layer.digest}`;
+    let p = this.resolving.get(key);
+    if (p === undefined) {
+      // Not the first caller's signal, as in buildOnce: others may be waiting on the same layer.
+      p = this.resolveLayer({ ...ctx, signal: undefined }, false).finally(() => this.resolving.delete(key));
+      this.resolving.set(key, p);
+    }
+    return ctx.signal === undefined ? p : raceSignal(p, ctx.signal);
   }
 
   private async resolveLayer(ctx: LayerContext, rebuild: boolean): Promise<ProvidedIndex> {

@@ -1,7 +1,7 @@
 // The index of last resort, and the one that needs no trust in anyone: stream the whole blob once, check its
 // digest and its uncompressed digest (the config's diffID), and index what went past.
 import { FerryError } from '../errors.js';
-import { sha256, type Digest } from '../image/digest.js';
+import type { Digest } from '../image/digest.js';
 import { layerCompression, type Descriptor } from '../image/manifest.js';
 import type { ImageReference } from '../image/reference.js';
 import type { RegistryClient } from '../registry/client.js';
@@ -50,7 +50,9 @@ export class BuildIndexSource implements IndexSource {
       diffId,
       ...(signal !== undefined ? { signal } : {}),
       ...(onProgress !== undefined ? { onProgress } : {}),
-      ...(sink !== undefined ? { onChunk: (_i: number, bytes: Buffer) => sink(sha256(bytes), bytes) } : {}),
+      ...(sink !== undefined
+        ? { onChunk: (_i: number, bytes: Buffer, digest: Digest) => sink(digest, bytes) }
+        : {}),
     });
     return { index, root: { kind: 'built', diffId } };
   }

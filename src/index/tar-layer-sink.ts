@@ -13,7 +13,8 @@ export interface TarLayerSinkOptions {
   chunkSizeBytes: number;
   /** Largest pack of small files (ChunkBuilderOptions.packSizeBytes). */
   packSizeBytes?: number | undefined;
-  onChunk?: ((chunkIndex: number, bytes: Buffer) => void) | undefined;
+  /** Each chunk's bytes as the stream passes it, with the digest the index gives it (hashed once, here). */
+  onChunk?: ((chunkIndex: number, bytes: Buffer, digest: Digest) => void) | undefined;
   /** Each chunk start as soon as it is planned (ascending), e.g. to place a zran checkpoint before it. */
   onPlanned?: ((start: number) => void) | undefined;
   /** The image config's diffID: the uncompressed stream must hash to it (else IntegrityError at the end). */
@@ -34,11 +35,14 @@ export class TarLayerSink {
     this.diffId = o.diffId;
     this.uncompressed = o.diffId !== undefined ? new DigestHasher(digestAlgorithm(o.diffId)) : undefined;
     this.label = o.label;
+    const onChunk = o.onChunk;
     this.table = new EntryTable(o.label);
     this.chunker = new ChunkBuilder({
       chunkSizeBytes: o.chunkSizeBytes,
       packSizeBytes: o.packSizeBytes,
-      ...(o.onChunk !== undefined ? { onChunk: o.onChunk } : {}),
+      ...(onChunk !== undefined
+        ? { onChunk: (i: number, bytes: Buffer) => onChunk(i, bytes, this.chunker.chunks[i]!.digest) }
+        : {}),
       ...(o.onPlanned !== undefined ? { onPlanned: o.onPlanned } : {}),
     });
     this.tar = new TarParser({

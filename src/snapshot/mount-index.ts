@@ -60,7 +60,15 @@ export class MountIndexes {
           `config's diffIDs make its chain ID ${layers.chainIds[i]}`,
       );
     }
-    // Only this layer: the others are asked for by their own Prepare calls (and may never be needed).
+    // containerd prepares the layers above this one next, one at a time, each after this one is mounted (it
+    // asks for no layer it already has, and those above a missing one are missing too): start resolving them
+    // now, so that with no index anywhere every layer streams from the first Prepare on. Their Prepare calls
+    // join what is in flight.
+    this.o.provider.warm(
+      image,
+      layers,
+      image.manifest.layers.slice(i + 1).map((l) => l.digest),
+    );
     const [provided] = await this.o.provider.forImage(image, {
       only: [layer.layerDigest],
       layers,

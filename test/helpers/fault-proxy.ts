@@ -1,5 +1,6 @@
 // An HTTP proxy in front of a registry that counts bytes and injects faults per request kind (manifest, whole
 // blob, blob range): delay, drop, reset mid-body, 5xx/429 (+Retry-After), truncate, ignore Range, flip bits, stall.
+// Records when each request started and when its response ended (`requestLog`).
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -25,6 +26,11 @@ export type FaultRule =
   | { type: 'ignoreRange' }
   /** Flip one bit in the middle of the first body chunk. */
   | { type: 'flip' }
+  /**
+   * Flip one bit `fromEnd` bytes before the end of the body (needs a Content-Length) of blob `digest`: a blob
+   * whose bytes are right until late in the stream. Other blobs pass untouched.
+   */
+  | { type: 'flipTail'; fromEnd: number; digest: string }
   /** Never answer. */
   | { type: 'stall' };
 
@@ -42,6 +48,15 @@ export interface ProxyStats {
   bytes: number;
   /** Requests a rule applied to. */
   faulted: number;
+}
+
+/** One request through the proxy: when it arrived and when its response ended (ms, performance.now()). */
+export interface LoggedRequest {
+  method: string;
+  url: string;
+  kind: RequestKind;
+  startMs: number;
+  endMs: number | undefined;
 }
 
 export function requestKind(req: {
@@ -62,6 +77,7 @@ export class FaultProxy {
   private readonly rules = new Map<RequestKind, ActiveRule>();
   fault: Fault = 'none';
   readonly stats: ProxyStats = { requests: 0, rangeRequests: 0, blobBytes: 0, bytes: 0, faulted: 0 };
+  readonly requestLog: LoggedRequest[] = [];
 
   constructor(private readonly upstream: string) {}
 
@@ -100,6 +116,7 @@ export class FaultProxy {
 
   resetStats(): void {
     Object.assign(this.stats, { requests: 0, rangeRequests: 0, blobBytes: 0, bytes: 0, faulted: 0 });
+    this.requestLog.length = 0;
   }
 
   /** Drops every open connection (a registry dying mid-read). */
@@ -126,6 +143,15 @@ export class FaultProxy {
     this.stats.requests++;
     if (req.headers.range !== undefined) this.stats.rangeRequests++;
     const kind = requestKind(req);
+    const logged: LoggedRequest = {
+      method: req.method ?? '',
+      url: req.url ?? '',
+      kind,
+      startMs: performance.now(),
+      endMs: undefined,
+    };
+    this.requestLog.push(logged);
+    res.on('close', () => (logged.endMs = performance.now()));
     const rule = this.ruleFor(kind);
     if (rule !== undefined) this.stats.faulted++;
     switch (rule?.type) {
@@ -173,6 +199,11 @@ export class FaultProxy {
         res.writeHead(upRes.statusCode ?? 502, outHeaders);
         let sent = 0;
         let first = true;
+        const length = Number(upRes.headers['content-length'] ?? NaN);
+        const flipAt =
+          rule?.type === 'flipTail' && isBlob && (req.url ?? '').includes(rule.digest)
+            ? length - rule.fromEnd
+            : -1;
         upRes.on('data', (chunk: Buffer) => {
           if (sent >= cut) return;
           this.stats.bytes += chunk.length;
@@ -183,6 +214,11 @@ export class FaultProxy {
             chunk = copy;
           }
           first = false;
+          if (flipAt >= sent && flipAt < sent + chunk.length) {
+            const copy = Buffer.from(chunk);
+            copy[flipAt - sent] = copy[flipAt - sent]! ^ 0x01;
+            chunk = copy;
+          }
           if (sent + chunk.length >= cut) {
             res.write(chunk.subarray(0, cut - sent));
             sent = cut;

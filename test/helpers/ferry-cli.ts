@@ -73,18 +73,19 @@ export interface RunningMount {
   exited: Promise<{ code: number | null; unmounted: MountEvent | undefined; stderr: string }>;
 }
 
-/** Starts `ferry mount --json` and waits for its `mounted` event. */
+/** Starts `ferry mount --json` (of `bin`, default this checkout's) and waits for its `mounted` event. */
 export async function startMount(
   ref: string,
   target: string,
   env: FerryEnv,
   timeoutMs = 120_000,
   extraArgs: readonly string[] = [],
+  bin = FERRY_BIN,
 ): Promise<RunningMount> {
   requireBuild();
   const proc = spawn(
     process.execPath,
-    [FERRY_BIN, 'mount', ref, target, '--json', '--config', env.configPath, ...extraArgs],
+    [bin, 'mount', ref, target, '--json', '--config', env.configPath, ...extraArgs],
     {
       stdio: ['pipe', 'pipe', 'pipe'],
     },
