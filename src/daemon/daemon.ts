@@ -17,7 +17,7 @@ import type { LayerMounter } from '../snapshot/layer-mounter.js';
 import type { ChunkService } from '../source/chunk-service.js';
 import { MetadataStore } from '../snapshot/metadata-store.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
-import { LazyLayerFs, type LayerReadObserver } from '../snapshot/lazy-layer-fs.js';
+import { LazyLayerFs } from '../snapshot/lazy-layer-fs.js';
 import { claimSocketPath, SnapshotsServer } from '../api/snapshots-server.js';
 import { activatedSocket } from '../api/inherited-socket.js';
 import type { DaemonPrefetch } from './prefetch.js';
@@ -33,10 +33,6 @@ export interface DaemonParts {
   chunkService: ChunkService;
   /** Where lazy layers are listed while mounted (given when `[snapshotter] lazy`). */
   mounted?: MountedLayers | undefined;
-  /** Observes demand reads of lazy layers, restored ones included. */
-  readObserver?: LayerReadObserver | undefined;
-  /** One call per finished snapshots API call. */
-  onGrpcCall?: ((method: string, code: string, seconds: number) => void) | undefined;
   /** Traces and hints; started after restore, stopped first. Its `images` trace the lazy mounts. */
   prefetch: DaemonPrefetch;
   /** Overrides `[fuse] spawnHolder` (`ferry daemon --no-spawn-holder`). */
@@ -146,7 +142,6 @@ export class Daemon {
           provider: parts.provider,
           chunks: parts.chunkService,
           tracer: parts.prefetch.images,
-          observer: parts.readObserver,
           mounted: parts.mounted,
           log,
           mounter: layerMounter(
@@ -185,7 +180,6 @@ export class Daemon {
       ...(inherited !== undefined ? { inherited } : {}),
       snapshotter,
       log,
-      ...(parts.onGrpcCall !== undefined ? { onCall: parts.onGrpcCall } : {}),
     });
     try {
       const restored = await snapshotter.restore();

@@ -52,7 +52,7 @@ export interface ImageStatus {
   layers: string[];
 }
 
-/** One prefetch job as a component reports it (registerPrefetch). */
+/** One prefetch job as the daemon reports it (MetricSources.prefetch). */
 export interface PrefetchSample {
   image: string;
   phase: string;
