@@ -1,19 +1,17 @@
 // The daemon's operator surface: the metrics registry built over the node's parts, the /metrics endpoint and the
 // status socket, and the DaemonStatus they serve.
 import type { ChunkStore } from '../chunks/chunk-store.js';
-import type { FerryConfig } from '../config/load.js';
+import type { ResolvedConfig } from '../config/load.js';
 import type { MountedLayerInfo, MountedLayers } from '../layer/mounted-layers.js';
 import type { Logger } from '../log.js';
 import type { P2PNode } from '../p2p/p2p-node.js';
 import type { HintQueue } from '../prefetch/hint-queue.js';
 import type { ChunkService } from '../source/chunk-service.js';
 import type { Daemon } from './daemon.js';
-import { holderSocketPath } from './paths.js';
 import { FerryMetrics, type LayerFetchSample } from '../metrics/ferry-metrics.js';
 import { startMetricsServer, startStatusServer, type RunningEndpoint } from '../metrics/http-endpoints.js';
 import {
   STATUS_VERSION,
-  statusSocketPath,
   type CacheSample,
   type DaemonStatus,
   type LayerStatus,
@@ -22,7 +20,7 @@ import {
 } from '../metrics/status-types.js';
 
 export interface DaemonOpsOptions {
-  config: Readonly<FerryConfig>;
+  config: ResolvedConfig;
   log: Logger;
   /** The node's chunk store, for the cache tiers. */
   chunks: ChunkStore;
@@ -49,7 +47,7 @@ export interface DaemonOps {
 export function createDaemonOps(o: DaemonOpsOptions): DaemonOps {
   const { config, log } = o;
   const startedAt = new Date();
-  const socketPath = config.daemon.statusSocketPath ?? statusSocketPath(config.daemon.runDir);
+  const socketPath = config.paths.statusSocket;
   let daemon: Daemon | undefined;
   const endpoints: RunningEndpoint[] = [];
 
@@ -101,7 +99,7 @@ export function createDaemonOps(o: DaemonOpsOptions): DaemonOps {
     }));
 
   const metrics = new FerryMetrics({
-    hungReadMs: config.metrics.hungReadSeconds * 1000,
+    hungReadMs: config.metrics.hungReadMs,
     maxLayerSeries: config.metrics.maxLayerSeries,
     sources: {
       tiers,
@@ -161,14 +159,14 @@ export function createDaemonOps(o: DaemonOpsOptions): DaemonOps {
       cache: cache(),
       reads: {
         inFlight: metrics.reads.inFlight(),
-        hung: metrics.reads.hung(config.metrics.hungReadSeconds * 1000),
-        hungReadSeconds: config.metrics.hungReadSeconds,
+        hung: metrics.reads.hung(config.metrics.hungReadMs),
+        hungReadSeconds: config.metrics.hungReadMs / 1000,
         oldestMs: Math.round(metrics.reads.oldestMs()),
       },
       prefetch: await metrics.prefetchJobs(),
       ...(peerList !== undefined ? { peers: peerList } : {}),
       ...(daemon?.lazyLayers?.keepsMounts === true
-        ? { holder: { pid: daemon.lazyLayers.holderPid, socketPath: holderSocketPath(config) } }
+        ? { holder: { pid: daemon.lazyLayers.holderPid, socketPath: config.paths.holderSocket } }
         : {}),
       rssBytes: process.memoryUsage.rss(),
     };
