@@ -21,6 +21,7 @@ import { MAX_READ_BYTES } from '../../src/fuse/raw/protocol.js';
 import type { LayerReader } from '../../src/layer/layer-reader.js';
 import type { LayerTree } from '../../src/layer/layer-tree.js';
 import { silentLogger } from '../../src/log.js';
+import { validateConfig } from '../../src/config/load.js';
 
 export type EngineName = 'fuse-native' | 'raw' | 'holder';
 
@@ -39,13 +40,8 @@ export interface EngineMountOptions {
   holder?: HolderClient;
 }
 
-/** The daemon's caching settings, given to all three so only the FUSE path differs. */
-const TIMEOUT_SEC = 3600;
-const timeouts = {
-  attrTimeoutSec: TIMEOUT_SEC,
-  entryTimeoutSec: TIMEOUT_SEC,
-  negativeTimeoutSec: TIMEOUT_SEC,
-};
+/** The daemon's FUSE timings (the config's defaults), given to all three so only the FUSE path differs. */
+const timings = validateConfig({}).fuseTimings;
 
 async function mountNative(o: EngineMountOptions): Promise<EngineMount> {
   const m = await mountLayer({
@@ -53,13 +49,13 @@ async function mountNative(o: EngineMountOptions): Promise<EngineMount> {
     tree: o.tree,
     reader: o.reader,
     log: silentLogger(),
-    ...timeouts,
+    timings,
   });
   return { mountpoint: o.mountpoint, failures: () => m.ops.errors.failures, stop: () => m.unmount() };
 }
 
 async function mountRaw(o: EngineMountOptions): Promise<EngineMount> {
-  const server = createRawLayerServer({ tree: o.tree, reader: o.reader, log: silentLogger(), ...timeouts });
+  const server = createRawLayerServer({ tree: o.tree, reader: o.reader, log: silentLogger(), timings });
   const fd = await mountFuseDevice({
     mountpoint: o.mountpoint,
     fsname: 'ferry',
@@ -93,7 +89,7 @@ async function mountHeld(o: EngineMountOptions): Promise<EngineMount> {
     reader: o.reader,
     log: silentLogger(),
     imageRef: 'bench',
-    ...timeouts,
+    timings,
   });
   return {
     mountpoint: o.mountpoint,

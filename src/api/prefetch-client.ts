@@ -9,8 +9,6 @@ import {
   type ClientReadableStream,
   type ServiceError,
 } from '@grpc/grpc-js';
-import { join } from 'node:path';
-import type { FerryConfig } from '../config/load.js';
 import { FerryError, type ErrorCode } from '../errors.js';
 import {
   isFinalPhase,
@@ -20,11 +18,6 @@ import {
   type ListResponseMsg,
   type ProgressMsg,
 } from './prefetch-messages.js';
-
-/** Where the daemon serves the hint API on this node. */
-export function hintSocketPath(config: Readonly<FerryConfig>): string {
-  return config.prefetch.hintSocketPath ?? join(config.daemon.runDir, 'prefetch.sock');
-}
 
 export interface PrefetchClientOptions {
   /** unix socket path… */

@@ -23,8 +23,6 @@ export interface SnapshotsServerOptions {
   socketMode?: number;
   /** systemd's listening socket, accepted on instead of binding socketPath (socket activation). */
   inherited?: InheritedSocket;
-  /** metrics hook: one call per finished RPC (method, gRPC status name, seconds). */
-  onCall?: (method: string, code: string, seconds: number) => void;
 }
 
 async function socketIsLive(path: string): Promise<boolean> {
@@ -74,7 +72,6 @@ export class SnapshotsServer {
         snapshotter: this.o.snapshotter,
         log: this.o.log,
         signal: this.abort.signal,
-        ...(this.o.onCall !== undefined ? { onCall: this.o.onCall } : {}), // metrics hook
       }),
     );
     if (inherited !== undefined) {

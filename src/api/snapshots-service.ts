@@ -9,6 +9,7 @@ import {
 } from '@grpc/grpc-js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { grpcCall } from '../metrics/channels.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import {
   infoMsg,
@@ -32,8 +33,6 @@ export interface SnapshotsServiceOptions {
   log: Logger;
   /** Aborted at shutdown: in-flight work (lazy mounts, usage walks) stops. */
   signal?: AbortSignal;
-  /** metrics hook: one call per finished RPC with its method, gRPC status name and duration. Must not throw. */
-  onCall?: (method: string, code: string, seconds: number) => void;
 }
 
 function namespaceOf(call: { metadata: { get(k: string): unknown[] } }): string {
@@ -45,6 +44,9 @@ export function snapshotsService(o: SnapshotsServiceOptions): UntypedServiceImpl
   const log = o.log.child({ component: 'api' });
   const sn = o.snapshotter;
   const signal = o.signal;
+  /** Each finished RPC, published for the metrics (channels.ts). */
+  const done = (method: string, code: string, t0: number) =>
+    grpcCall.publish({ method, code, seconds: (performance.now() - t0) / 1000 });
 
   function unary<Req, Res>(method: string, run: (req: Req) => Promise<Res> | Res) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
@@ -55,7 +57,7 @@ export function snapshotsService(o: SnapshotsServiceOptions): UntypedServiceImpl
         .then(
           (res) => {
             log.debug({ method, ns, ms: Math.round(performance.now() - t0) }, 'rpc ok');
-            o.onCall?.(method, 'OK', (performance.now() - t0) / 1000); // metrics hook
+            done(method, 'OK', t0);
             callback(null, res);
           },
           (e: unknown) => {
@@ -68,7 +70,7 @@ export function snapshotsService(o: SnapshotsServiceOptions): UntypedServiceImpl
             };
             if (EXPECTED.has(code) || code === status.INVALID_ARGUMENT) log.debug(fields, 'rpc failed');
             else log.warn(fields, 'rpc failed');
-            o.onCall?.(method, status[code], (performance.now() - t0) / 1000); // metrics hook
+            done(method, status[code], t0);
             callback(toServiceError(e), null);
           },
         );
@@ -107,15 +109,15 @@ export function snapshotsService(o: SnapshotsServiceOptions): UntypedServiceImpl
       return {};
     }),
     List: (call: ServerWritableStream<ListRequestMsg, { info: InfoMsg[] }>): void => {
-      const t0 = performance.now(); // metrics hook
+      const t0 = performance.now();
       try {
         const infos = sn.list(call.request.filters).map(infoMsg);
         for (let i = 0; i < infos.length; i += LIST_BATCH)
           call.write({ info: infos.slice(i, i + LIST_BATCH) });
         call.end();
-        o.onCall?.('List', 'OK', (performance.now() - t0) / 1000); // metrics hook
+        done('List', 'OK', t0);
       } catch (e) {
-        o.onCall?.('List', status[grpcCode(e)], (performance.now() - t0) / 1000); // metrics hook
+        done('List', status[grpcCode(e)], t0);
         log.debug({ method: 'List', ns: namespaceOf(call), err: String(e) }, 'rpc failed');
         call.emit('error', toServiceError(e));
       }

@@ -3,11 +3,9 @@
 import { constants } from 'node:fs';
 import { access, lstat, readFile, statfs } from 'node:fs/promises';
 import { release } from 'node:os';
-import { chunkCacheDir, loadConfig, type FerryConfig } from '../config/load.js';
+import { loadConfig, type ResolvedConfig } from '../config/load.js';
 import { checkContainerdConfig } from '../config/containerd-config.js';
-import { snapshotterPaths } from '../daemon/paths.js';
 import { fetchStatus } from '../metrics/status-client.js';
-import { statusSocketPath } from '../metrics/status-types.js';
 import { formatBytes } from './format.js';
 import { runChecked } from '../os/run.js';
 
@@ -151,8 +149,8 @@ async function socketCheck(path: string, what: string, maxMode: number): Promise
   return finding('sockets', 'ok', `${what} ${path} (mode ${mode.toString(8)})`);
 }
 
-async function diskCheck(config: FerryConfig): Promise<Finding> {
-  const dir = chunkCacheDir(config);
+async function diskCheck(config: ResolvedConfig): Promise<Finding> {
+  const dir = config.paths.cacheDir;
   let probe = dir;
   for (;;) {
     const s = await statfs(probe).catch(() => undefined);
@@ -183,8 +181,8 @@ async function diskCheck(config: FerryConfig): Promise<Finding> {
 
 export async function runChecks(o: DoctorOptions): Promise<Finding[]> {
   const config = await loadConfig(o.config);
-  const socketPath = snapshotterPaths(config).socketPath;
-  const status = config.daemon.statusSocketPath ?? statusSocketPath(config.daemon.runDir);
+  const socketPath = config.paths.snapshotterSocket;
+  const status = config.paths.statusSocket;
   const findings = [
     ...(await fuseChecks(o)),
     ...(await kernelChecks(o)),

@@ -6,7 +6,7 @@ import { dirWithMode } from '../private-fs.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { containerdSnippet } from '../config/containerd-config.js';
-import { defaultConfigToml } from '../config/load.js';
+import { defaultConfigToml, validateConfig } from '../config/load.js';
 
 export interface InstallOptions {
   /** Root to install under (default `/`); e.g. a package build root or a test dir. */
@@ -19,8 +19,10 @@ export interface InstallOptions {
 
 export const UNIT_DIR = 'etc/systemd/system';
 export const CONFIG_PATH = '/etc/ferry/config.toml';
-const SOCKET_PATH = '/run/ferry/snapshotter.sock';
-const HOLDER_SOCKET_PATH = '/run/ferry/fuse-holder.sock'; // the default fuse.holderSocket under runDir /run/ferry
+/** The default config's paths: what the shipped units and the containerd snippet name. */
+const DEFAULT_PATHS = validateConfig({}).paths;
+const SOCKET_PATH = DEFAULT_PATHS.snapshotterSocket;
+const HOLDER_SOCKET_PATH = DEFAULT_PATHS.holderSocket;
 const CACHE_DIR = '/var/cache/ferry/chunks'; // the unit's CacheDirectory=
 
 /** The shipped units: <package>/systemd, two levels above this file in both src/ and dist/. */

@@ -40,9 +40,9 @@ async function reap(record: MountRecord, states: MountStateDir, log: Logger): Pr
   log.info({ target: record.target }, 'cleaned up after a dead ferry mount');
 }
 
-async function reapDead(runDir: string, states: MountStateDir, log: Logger): Promise<void> {
+async function reapDead(scratchDir: string, states: MountStateDir, log: Logger): Promise<void> {
   for (const r of await states.all()) if (!processAlive(r.pid)) await reap(r, states, log);
-  await cleanStaleMounts({ dir: join(runDir, 'mnt'), log });
+  await cleanStaleMounts({ dir: scratchDir, log });
 }
 
 export async function runMount(refText: string, dirArg: string, opts: MountCommandOptions): Promise<void> {
@@ -58,7 +58,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
   };
   const ctx = await createContext({ configPath: opts.config, logLevel: cliLogLevel() });
   const { config, log } = ctx;
-  const states = new MountStateDir(join(config.daemon.runDir, 'mounts'));
+  const states = new MountStateDir(config.paths.mountStateDir);
   const out = (line: object | string) =>
     process.stdout.write(
       typeof line === 'string'
@@ -70,7 +70,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
           : '',
     );
   try {
-    await reapDead(config.daemon.runDir, states, log);
+    await reapDead(config.paths.mountScratchDir, states, log);
     const existing = await states.read(target);
     if (existing !== undefined)
       throw new FerryError('ALREADY_EXISTS', `${target} is already mounted by pid ${existing.pid}`);
@@ -95,7 +95,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       source: chunks.source,
       cached: ctx.chunks,
       traces: new TraceStore({
-        dir: join(config.daemon.stateDir, 'traces'),
+        dir: config.paths.tracesDir,
         merge: { maxEntries: config.prefetch.maxTraceChunks },
         log,
       }),
@@ -104,7 +104,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
       log,
     });
     const prefetching = prefetch.start(); // starts while the layers mount
-    const scratch = join(config.daemon.runDir, 'mnt');
+    const scratch = config.paths.mountScratchDir;
     await mkdir(scratch, { recursive: true, mode: 0o700 });
     await chmod(scratch, 0o700); // layer mount points below: no other user walks into an image's tree
     const workDir = join(scratch, recordName(target).replace(/\.json$/, ''));
@@ -116,10 +116,7 @@ export async function runMount(refText: string, dirArg: string, opts: MountComma
         indexes,
         source: chunks.source,
         log,
-        readDeadlineMs: config.fuse.readDeadlineMs,
-        attrTimeoutSec: config.fuse.attrTimeoutS,
-        entryTimeoutSec: config.fuse.entryTimeoutS,
-        negativeTimeoutSec: config.fuse.negativeTimeoutS,
+        timings: config.fuseTimings,
         engine: config.fuse.engine,
         onChunkRead: prefetch.onChunkRead,
         readAhead: config.readAhead,
@@ -230,7 +227,7 @@ export async function runUmount(dirArg: string, opts: { config?: string } = {}):
   const target = resolve(dirArg);
   const config = await loadConfig(opts.config);
   const log = createLogger({ level: cliLogLevel() });
-  const states = new MountStateDir(join(config.daemon.runDir, 'mounts'));
+  const states = new MountStateDir(config.paths.mountStateDir);
   const record = await states.read(target);
   if (record === undefined) {
     if (await isMountPoint(target)) {

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { loadConfig } from '../config/load.js';
 import { FerryError, InvalidArgumentError, isFerryError, type ErrorCode } from '../errors.js';
-import { hintSocketPath, prefetchClient } from '../api/prefetch-client.js';
+import { prefetchClient } from '../api/prefetch-client.js';
 import type { ProgressMsg } from '../api/prefetch-messages.js';
 import { formatBytes, Progress } from './format.js';
 
@@ -41,7 +41,9 @@ export async function runPrefetchHint(refText: string, opts: PrefetchHintOptions
   if (opts.address === undefined && token !== undefined)
     throw new InvalidArgumentError('--token-file goes with --address (the unix socket needs no token)');
   const socketPath =
-    opts.address !== undefined ? undefined : (opts.socket ?? hintSocketPath(await loadConfig(opts.config)));
+    opts.address !== undefined
+      ? undefined
+      : (opts.socket ?? (await loadConfig(opts.config)).paths.hintSocket);
   const client = await prefetchClient({ socketPath, address: opts.address, token });
   const out = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
   try {

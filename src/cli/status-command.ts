@@ -2,7 +2,7 @@
 // and layers (format, % fetched, how reads were served), chunk tiers, cache use, reads in flight, prefetch, peers.
 import { loadConfig } from '../config/load.js';
 import { fetchStatus } from '../metrics/status-client.js';
-import { statusSocketPath, TIERS, type DaemonStatus } from '../metrics/status-types.js';
+import { TIERS, type DaemonStatus } from '../metrics/status-types.js';
 import { formatBytes, shortDigest, table } from './format.js';
 
 export interface StatusCommandOptions {
@@ -118,8 +118,7 @@ export function renderStatus(s: DaemonStatus): string {
 export async function runStatus(opts: StatusCommandOptions): Promise<void> {
   let socket = opts.socket;
   if (socket === undefined) {
-    const config = await loadConfig(opts.config);
-    socket = config.daemon.statusSocketPath ?? statusSocketPath(config.daemon.runDir);
+    socket = (await loadConfig(opts.config)).paths.statusSocket;
   }
   const status = await fetchStatus(socket);
   process.stdout.write(opts.json === true ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status));

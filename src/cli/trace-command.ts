@@ -1,6 +1,5 @@
 // `ferry trace show|push|pull <ref>`: inspect the startup trace of an image (files, bytes, timeline), and
 // share it through the registry as an OCI artifact referring to the image.
-import { join } from 'node:path';
 import { NotFoundError } from '../errors.js';
 import { parseReference } from '../image/reference.js';
 import { findTrace } from '../prefetch/image-prefetch.js';
@@ -28,7 +27,7 @@ async function withTraces<T>(
   const ctx = await createContext({ configPath: opts.config, logLevel: cliLogLevel() });
   try {
     const traces = new TraceStore({
-      dir: join(ctx.config.daemon.stateDir, 'traces'),
+      dir: ctx.config.paths.tracesDir,
       merge: { maxEntries: ctx.config.prefetch.maxTraceChunks },
       log: ctx.log,
     });

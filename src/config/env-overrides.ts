@@ -4,6 +4,7 @@ import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 
 import { InvalidArgumentError } from '../errors.js';
+import { DEPRECATED_KEYS } from './deprecated-keys.js';
 import { configSchema } from './schema.js';
 
 type Leaf = 'string' | 'number' | 'boolean' | 'toml';
@@ -29,6 +30,8 @@ interface Option {
   section: string;
   key: string;
   leaf: Leaf;
+  /** A deprecated key's variable: it replaces the file's value under the new key (renamed later). */
+  replaces?: string;
 }
 
 function leafOf(t: z.ZodType): Leaf {
@@ -52,6 +55,8 @@ function options(): { options: Map<string, Option>; prefixes: string[] } {
     for (const [key, field] of Object.entries(fields))
       map.set(envName(section, key), { section, key, leaf: leafOf(field) });
   }
+  for (const d of DEPRECATED_KEYS)
+    map.set(envName(d.section, d.old), { section: d.section, key: d.old, leaf: 'number', replaces: d.key });
   table = { options: map, prefixes };
   return table;
 }
@@ -102,8 +107,17 @@ export function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown
       continue;
     }
     const section = out[option.section];
+    // A deprecated key's variable replaces the file's value under the new key (unless that has a variable too).
+    const replaced =
+      option.replaces !== undefined && !names.includes(envName(option.section, option.replaces))
+        ? option.replaces
+        : undefined;
     const copy: Record<string, unknown> =
-      section !== null && typeof section === 'object' ? { ...(section as Record<string, unknown>) } : {};
+      section !== null && typeof section === 'object'
+        ? Object.fromEntries(
+            Object.entries(section as Record<string, unknown>).filter(([k]) => k !== replaced),
+          )
+        : {};
     copy[option.key] = parseValue(name, env[name] ?? '', option.leaf);
     out[option.section] = copy;
   }

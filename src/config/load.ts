@@ -1,30 +1,31 @@
-// Loads the TOML config file, validates it against the schema and returns a frozen result.
+// Loads the TOML config file, validates it against the schema and returns it resolved (resolve.ts) and frozen.
 import { readFile } from 'node:fs/promises';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { renameDeprecatedKeys } from './deprecated-keys.js';
 import { applyEnvOverrides } from './env-overrides.js';
+import { resolveConfig, type ResolvedConfig } from './resolve.js';
 import { configSchema, type FerryConfig } from './schema.js';
 import { describeTomlError } from './toml-error.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/ferry/config.toml';
 
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
-}
-
-/** Validates a parsed object; each bad field is listed with its path. */
-export function validateConfig(raw: unknown, where = 'config'): Readonly<FerryConfig> {
-  const result = configSchema.safeParse(raw);
+/** Validates a parsed object (deprecated keys renamed); each bad field is listed with its path. */
+export function validateConfig(raw: unknown, where = 'config'): ResolvedConfig {
+  const renamed = (() => {
+    try {
+      return renameDeprecatedKeys(raw);
+    } catch (e) {
+      throw new InvalidArgumentError(`${where} is invalid: ${(e as Error).message}`);
+    }
+  })();
+  const result = configSchema.safeParse(renamed.raw);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new InvalidArgumentError(`${where} is invalid:\n${lines.join('\n')}`, { cause: result.error });
   }
-  return deepFreeze(result.data);
+  return resolveConfig(result.data, renamed.deprecations);
 }
 
 /**
@@ -34,7 +35,7 @@ export function validateConfig(raw: unknown, where = 'config'): Readonly<FerryCo
 export async function loadConfig(
   path?: string,
   env: NodeJS.ProcessEnv = process.env,
-): Promise<Readonly<FerryConfig>> {
+): Promise<ResolvedConfig> {
   const file = path ?? DEFAULT_CONFIG_PATH;
   let text: string;
   try {
@@ -63,8 +64,4 @@ export function configToml(config: object): string {
   return stringifyToml(JSON.parse(JSON.stringify(config)) as Record<string, unknown>);
 }
 
-export function chunkCacheDir(config: FerryConfig): string {
-  return config.cache.dir ?? `${config.daemon.stateDir}/chunks`;
-}
-
-export type { FerryConfig };
+export type { FerryConfig, ResolvedConfig };

@@ -137,11 +137,14 @@ export const configSchema = z.strictObject({
     .prefault({}),
   fuse: z
     .strictObject({
+      // The FUSE timings (resolve.ts hands them on as one FuseTimings object); renamed …S keys: deprecated-keys.ts.
+      /** A FUSE read not answered within this long fails with EIO (the fetch continues for the cache). */
       readDeadlineMs: z.number().int().positive().default(60_000),
-      attrTimeoutS: z.number().positive().default(3600),
-      entryTimeoutS: z.number().positive().default(3600),
+      /** How long the kernel may cache a file's attributes, and a name's lookup (layers are immutable). */
+      attrTimeoutMs: z.number().int().positive().default(3_600_000),
+      entryTimeoutMs: z.number().int().positive().default(3_600_000),
       /** Cached "no such name" answers (overlay looks up many names lower layers lack). */
-      negativeTimeoutS: z.number().positive().default(3600),
+      negativeTimeoutMs: z.number().int().positive().default(3_600_000),
       /**
        * The FUSE server of lazy layers. `raw`: Ferry's own (src/fuse/raw/: 1 MiB reads, READDIRPLUS); `ferry
        * daemon` serves it through a long-lived `ferry fuse-holder` that keeps every /dev/fuse descriptor and
@@ -300,7 +303,7 @@ export const configSchema = z.strictObject({
       /** host:port serving /metrics, /healthz and /readyz (no auth: keep it on loopback or a private net). */
       address: z.string().min(1).default('127.0.0.1:9650'),
       /** An on-demand read in flight longer than this counts as hung (ferry_reads_hung). */
-      hungReadSeconds: z.number().positive().default(10),
+      hungReadMs: z.number().int().positive().default(10_000),
       /** Layers given their own ferry_layer_fetched_ratio series at most. */
       maxLayerSeries: z.number().int().nonnegative().max(1000).default(50),
     })

@@ -43,8 +43,8 @@ export async function startDaemon(
     chunkService,
     mounted,
   });
-  // 4. The operator surface: metrics, the read observer and gRPC hook, /metrics and the status socket (/readyz
-  //    answers 503 until the daemon is ready).
+  // 4. The operator surface: metrics (sampling the parts above, observing the events modules publish), /metrics
+  //    and the status socket (/readyz answers 503 until the daemon is ready).
   const ops = createDaemonOps({
     config,
     log,
@@ -66,8 +66,6 @@ export async function startDaemon(
       provider: node.provider,
       chunkService,
       mounted,
-      readObserver: ops.readObserver,
-      onGrpcCall: ops.onGrpcCall,
       prefetch,
       ...(opts.spawnHolder !== undefined ? { spawnHolder: opts.spawnHolder } : {}),
     });

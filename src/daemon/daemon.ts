@@ -3,7 +3,7 @@
 import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FerryConfig } from '../config/load.js';
+import type { ResolvedConfig } from '../config/load.js';
 import type { IndexProvider } from '../index/provider.js';
 import type { IndexStore } from '../index/index-store.js';
 import type { MountedLayers } from '../layer/mounted-layers.js';
@@ -17,14 +17,14 @@ import type { LayerMounter } from '../snapshot/layer-mounter.js';
 import type { ChunkService } from '../source/chunk-service.js';
 import { MetadataStore } from '../snapshot/metadata-store.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
-import { LazyLayerFs, type LayerReadObserver } from '../snapshot/lazy-layer-fs.js';
+import { LazyLayerFs } from '../snapshot/lazy-layer-fs.js';
 import { claimSocketPath, SnapshotsServer } from '../api/snapshots-server.js';
 import { activatedSocket } from '../api/inherited-socket.js';
 import type { DaemonPrefetch } from './prefetch.js';
-import { daemonSocketPath, holderSocketPath, snapshotterPaths, type SnapshotterPaths } from './paths.js';
+import { daemonSocketPath, type SnapshotterPaths } from './paths.js';
 
 export interface DaemonParts {
-  config: Readonly<FerryConfig>;
+  config: ResolvedConfig;
   log: Logger;
   registry: RegistryClient;
   indexStore: IndexStore;
@@ -33,10 +33,6 @@ export interface DaemonParts {
   chunkService: ChunkService;
   /** Where lazy layers are listed while mounted (given when `[snapshotter] lazy`). */
   mounted?: MountedLayers | undefined;
-  /** Observes demand reads of lazy layers, restored ones included. */
-  readObserver?: LayerReadObserver | undefined;
-  /** One call per finished snapshots API call. */
-  onGrpcCall?: ((method: string, code: string, seconds: number) => void) | undefined;
   /** Traces and hints; started after restore, stopped first. Its `images` trace the lazy mounts. */
   prefetch: DaemonPrefetch;
   /** Overrides `[fuse] spawnHolder` (`ferry daemon --no-spawn-holder`). */
@@ -50,8 +46,8 @@ const FERRY_BIN = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
  * How the holder mounter reaches the holder: connect, or start one (detached, so it outlives this process). A holder
  * this daemon starts also keeps the snapshots socket (`snapshotsSocket`), unless systemd already does.
  */
-function holderLink(config: Readonly<FerryConfig>, log: Logger, spawn: boolean, snapshotsSocket?: string) {
-  const socketPath = holderSocketPath(config);
+function holderLink(config: ResolvedConfig, log: Logger, spawn: boolean, snapshotsSocket?: string) {
+  const socketPath = config.paths.holderSocket;
   const relay =
     snapshotsSocket === undefined
       ? []
@@ -81,17 +77,12 @@ function holderLink(config: Readonly<FerryConfig>, log: Logger, spawn: boolean, 
 
 /** The engine `[fuse] engine` names: the holder (`raw`: mounts outlive the daemon) or fuse-native in-process. */
 function layerMounter(
-  config: Readonly<FerryConfig>,
+  config: ResolvedConfig,
   log: Logger,
   spawn: boolean,
   snapshotsSocket?: string,
 ): LayerMounter {
-  const timings = {
-    readDeadlineMs: config.fuse.readDeadlineMs,
-    attrTimeoutSec: config.fuse.attrTimeoutS,
-    entryTimeoutSec: config.fuse.entryTimeoutS,
-    negativeTimeoutSec: config.fuse.negativeTimeoutS,
-  };
+  const timings = config.fuseTimings;
   const mlog = log.child({ component: 'lazy-fs' });
   return config.fuse.engine === 'raw'
     ? new HolderMounter({ connect: holderLink(config, log, spawn, snapshotsSocket), log: mlog, timings })
@@ -128,7 +119,10 @@ export class Daemon {
   /** Start order: claim the socket, detach dead mounts, open metadata, re-mount remote snapshots, then serve. */
   static async start(parts: DaemonParts): Promise<Daemon> {
     const { config, log } = parts;
-    const paths = snapshotterPaths(config);
+    const paths: SnapshotterPaths = {
+      socketPath: config.paths.snapshotterSocket,
+      root: config.paths.snapshotRoot,
+    };
     // Where containerd's socket lives across restarts: systemd's ferry.socket (accepting, each handshake answered,
     // since bin/ferry.js opened it), else the holder, else this process.
     const inherited = await activatedSocket();
@@ -146,7 +140,6 @@ export class Daemon {
           provider: parts.provider,
           chunks: parts.chunkService,
           tracer: parts.prefetch.images,
-          observer: parts.readObserver,
           mounted: parts.mounted,
           log,
           mounter: layerMounter(
@@ -185,7 +178,6 @@ export class Daemon {
       ...(inherited !== undefined ? { inherited } : {}),
       snapshotter,
       log,
-      ...(parts.onGrpcCall !== undefined ? { onCall: parts.onGrpcCall } : {}),
     });
     try {
       const restored = await snapshotter.restore();

@@ -1,29 +1,26 @@
-// The daemon's operator surface: the metrics registry and its providers, the read observer and gRPC hook handed to
-// the Daemon, the /metrics endpoint and the status socket, and the DaemonStatus they serve.
+// The daemon's operator surface: the metrics registry built over the node's parts, the /metrics endpoint and the
+// status socket, and the DaemonStatus they serve.
 import type { ChunkStore } from '../chunks/chunk-store.js';
-import type { FerryConfig } from '../config/load.js';
+import type { ResolvedConfig } from '../config/load.js';
 import type { MountedLayerInfo, MountedLayers } from '../layer/mounted-layers.js';
 import type { Logger } from '../log.js';
 import type { P2PNode } from '../p2p/p2p-node.js';
 import type { HintQueue } from '../prefetch/hint-queue.js';
 import type { ChunkService } from '../source/chunk-service.js';
 import type { Daemon } from './daemon.js';
-import { holderSocketPath } from './paths.js';
 import { FerryMetrics, type LayerFetchSample } from '../metrics/ferry-metrics.js';
 import { startMetricsServer, startStatusServer, type RunningEndpoint } from '../metrics/http-endpoints.js';
 import {
   STATUS_VERSION,
-  statusSocketPath,
   type CacheSample,
   type DaemonStatus,
   type LayerStatus,
   type PeerSample,
   type TierSamples,
 } from '../metrics/status-types.js';
-import type { LayerReadObserver } from '../snapshot/lazy-layer-fs.js';
 
 export interface DaemonOpsOptions {
-  config: Readonly<FerryConfig>;
+  config: ResolvedConfig;
   log: Logger;
   /** The node's chunk store, for the cache tiers. */
   chunks: ChunkStore;
@@ -38,8 +35,6 @@ export interface DaemonOpsOptions {
 
 export interface DaemonOps {
   readonly metrics: FerryMetrics;
-  readonly readObserver: LayerReadObserver;
-  readonly onGrpcCall: (method: string, code: string, seconds: number) => void;
   readonly statusSocketPath: string;
   /** Starts the metrics endpoint (/readyz 503) and the status socket; call before Daemon.start. */
   start(): Promise<void>;
@@ -51,12 +46,8 @@ export interface DaemonOps {
 
 export function createDaemonOps(o: DaemonOpsOptions): DaemonOps {
   const { config, log } = o;
-  const metrics = new FerryMetrics({
-    hungReadSeconds: config.metrics.hungReadSeconds,
-    maxLayerSeries: config.metrics.maxLayerSeries,
-  });
   const startedAt = new Date();
-  const socketPath = config.daemon.statusSocketPath ?? statusSocketPath(config.daemon.runDir);
+  const socketPath = config.paths.statusSocket;
   let daemon: Daemon | undefined;
   const endpoints: RunningEndpoint[] = [];
 
@@ -107,21 +98,26 @@ export function createDaemonOps(o: DaemonOpsOptions): DaemonOps {
       state: p.penalised ? 'penalised' : p.up ? 'up' : 'down',
     }));
 
-  metrics.setTierProvider(tiers);
-  metrics.setCacheProvider(cache);
-  metrics.setLayerProvider(layerSamples);
-  metrics.setPeerProvider(() => peers() ?? []);
-  metrics.registerPrefetch(() =>
-    o.jobs.list().map((j) => ({
-      image: j.imageRef,
-      phase: j.phase.toLowerCase(),
-      chunksDone: j.chunksDone,
-      chunksTotal: j.chunksTotal,
-      bytesDone: j.bytesDone,
-      bytesTotal: j.bytesTotal,
-      queueDepth: Math.max(0, j.chunksTotal - j.chunksDone - j.chunksCached - j.chunksFailed),
-    })),
-  );
+  const metrics = new FerryMetrics({
+    hungReadMs: config.metrics.hungReadMs,
+    maxLayerSeries: config.metrics.maxLayerSeries,
+    sources: {
+      tiers,
+      cache,
+      layers: layerSamples,
+      peers: () => peers() ?? [],
+      prefetch: () =>
+        o.jobs.list().map((j) => ({
+          image: j.imageRef,
+          phase: j.phase.toLowerCase(),
+          chunksDone: j.chunksDone,
+          chunksTotal: j.chunksTotal,
+          bytesDone: j.bytesDone,
+          bytesTotal: j.bytesTotal,
+          queueDepth: Math.max(0, j.chunksTotal - j.chunksDone - j.chunksCached - j.chunksFailed),
+        })),
+    },
+  });
 
   const status = async (): Promise<DaemonStatus> => {
     const samples = await layerSamples();
@@ -163,28 +159,21 @@ export function createDaemonOps(o: DaemonOpsOptions): DaemonOps {
       cache: cache(),
       reads: {
         inFlight: metrics.reads.inFlight(),
-        hung: metrics.reads.hung(config.metrics.hungReadSeconds * 1000),
-        hungReadSeconds: config.metrics.hungReadSeconds,
+        hung: metrics.reads.hung(config.metrics.hungReadMs),
+        hungReadSeconds: config.metrics.hungReadMs / 1000,
         oldestMs: Math.round(metrics.reads.oldestMs()),
       },
       prefetch: await metrics.prefetchJobs(),
       ...(peerList !== undefined ? { peers: peerList } : {}),
       ...(daemon?.lazyLayers?.keepsMounts === true
-        ? { holder: { pid: daemon.lazyLayers.holderPid, socketPath: holderSocketPath(config) } }
+        ? { holder: { pid: daemon.lazyLayers.holderPid, socketPath: config.paths.holderSocket } }
         : {}),
       rssBytes: process.memoryUsage.rss(),
     };
   };
 
-  const readObserver: LayerReadObserver = {
-    onRead: (layer, lengthBytes) => metrics.reads.start(layer, lengthBytes),
-    onDemandChunk: (layer, local) => metrics.reads.chunk(layer, local),
-  };
-
   return {
     metrics,
-    readObserver,
-    onGrpcCall: (method, code, seconds) => metrics.observeGrpc(method, code, seconds),
     statusSocketPath: socketPath,
     async start() {
       endpoints.push(await startStatusServer({ socketPath, status, log }));
@@ -209,6 +198,7 @@ export function createDaemonOps(o: DaemonOpsOptions): DaemonOps {
     status,
     async close() {
       for (const e of endpoints.splice(0)) await e.close();
+      metrics.close();
     },
   };
 }

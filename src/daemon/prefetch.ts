@@ -1,8 +1,7 @@
 // The daemon's prefetch parts in one place: traces recorded from its lazily mounted images (the tracer handed to
 // the lazy layers), the hint job queue over the node's chunk service, and the hint API servers. Built with the
 // daemon; start() (after restore) opens the hint API; stop() comes first at shutdown.
-import { join } from 'node:path';
-import type { FerryConfig } from '../config/load.js';
+import type { ResolvedConfig } from '../config/load.js';
 import type { IndexProvider } from '../index/provider.js';
 import type { MountedLayers } from '../layer/mounted-layers.js';
 import type { Logger } from '../log.js';
@@ -12,11 +11,10 @@ import { MountedImages } from '../prefetch/mounted-images.js';
 import { TraceStore } from '../prefetch/trace-store.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ChunkService } from '../source/chunk-service.js';
-import { hintSocketPath } from '../api/prefetch-client.js';
 import { PrefetchServer, readTokenFile } from '../api/prefetch-server.js';
 
 export interface DaemonPrefetchOptions {
-  config: Readonly<FerryConfig>;
+  config: ResolvedConfig;
   log: Logger;
   registry: RegistryClient;
   provider: IndexProvider;
@@ -37,7 +35,7 @@ export class DaemonPrefetch {
     const { config, log } = o;
     const settings = config.prefetch;
     const traces = new TraceStore({
-      dir: join(config.daemon.stateDir, 'traces'),
+      dir: config.paths.tracesDir,
       merge: { maxEntries: settings.maxTraceChunks },
       log,
     });
@@ -71,7 +69,7 @@ export class DaemonPrefetch {
       hintRegistries: settings.hintRegistries,
       log,
     });
-    this.socketPath = settings.hintApi ? hintSocketPath(config) : undefined;
+    this.socketPath = settings.hintApi ? config.paths.hintSocket : undefined;
   }
 
   /** Opens the hint API (`[prefetch] hintApi`). */

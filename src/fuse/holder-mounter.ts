@@ -1,5 +1,6 @@
 // Layers served through the FUSE holder (src/fuse/holder/), which keeps the mounts across daemon restarts: connects
 // (starting a holder if none runs), adopts what a predecessor left, and re-connects when the holder dies.
+import type { FuseTimings } from '../config/resolve.js';
 import { UnavailableError } from '../errors.js';
 import type { LayerReader } from '../layer/layer-reader.js';
 import type { LayerTree } from '../layer/layer-tree.js';
@@ -14,14 +15,6 @@ import {
   type HeldLayerOptions,
 } from './raw/held-layer.js';
 import { isStale } from './stale.js';
-
-export interface FuseTimings {
-  /** A FUSE read not answered within this long fails with EIO (the fetch continues for the cache). */
-  readDeadlineMs: number;
-  attrTimeoutSec: number;
-  entryTimeoutSec: number;
-  negativeTimeoutSec: number;
-}
 
 export interface HolderMounterOptions {
   /** Returns a client, starting a holder if none runs. */
@@ -68,7 +61,7 @@ export class HolderMounter {
     signal?: AbortSignal,
   ): Promise<HeldLayer> {
     const client = await this.connect(signal);
-    const o: HeldLayerOptions = { client, log: this.o.log, ...l, ...this.o.timings };
+    const o: HeldLayerOptions = { client, log: this.o.log, ...l, timings: this.o.timings };
     const held = this.kept.get(l.mountpoint);
     this.kept.delete(l.mountpoint);
     if (held !== undefined) {

@@ -2,6 +2,7 @@
 // timeouts) and returns a handle whose unmount() is lazy and idempotent.
 import Fuse from 'fuse-native';
 import { mkdir } from 'node:fs/promises';
+import type { FuseTimings } from '../config/resolve.js';
 import { UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { LayerReader } from '../layer/layer-reader.js';
@@ -14,12 +15,8 @@ export interface MountLayerOptions {
   tree: LayerTree;
   reader: LayerReader;
   log: Logger;
-  /** A FUSE read not answered within this long fails with EIO (the fetch continues for the cache). */
-  readDeadlineMs?: number;
-  attrTimeoutSec?: number;
-  entryTimeoutSec?: number;
-  /** Caches ENOENT: overlay looks up many names that lower layers do not have. */
-  negativeTimeoutSec?: number;
+  /** The read deadline (EIO past it; the fetch continues for the cache) and the kernel's cache timeouts. */
+  timings: FuseTimings;
   maxReadaheadBytes?: number;
   /** Required for overlay and container processes (default true). */
   allowOther?: boolean;
@@ -44,9 +41,7 @@ export interface MountedLayer {
 }
 
 interface ExtraOptions {
-  attrTimeoutSec: number;
-  entryTimeoutSec: number;
-  negativeTimeoutSec: number;
+  timings: FuseTimings;
   maxReadaheadBytes: number;
   suidDev: boolean;
 }
@@ -69,9 +64,9 @@ class FerryFuse extends Fuse {
       'use_ino',
       ...(this.extra.suidDev ? ['suid', 'dev'] : ['nosuid', 'nodev']),
       // Set here rather than via attrTimeout/entryTimeout because fuse-native drops falsy values such as 0.
-      `attr_timeout=${this.extra.attrTimeoutSec}`,
-      `entry_timeout=${this.extra.entryTimeoutSec}`,
-      `negative_timeout=${this.extra.negativeTimeoutSec}`,
+      `attr_timeout=${this.extra.timings.attrTimeoutMs / 1000}`,
+      `entry_timeout=${this.extra.timings.entryTimeoutMs / 1000}`,
+      `negative_timeout=${this.extra.timings.negativeTimeoutMs / 1000}`,
       `max_readahead=${this.extra.maxReadaheadBytes}`,
     ].join(',');
     return base === '' ? `-o${extras}` : `${base},${extras}`;
@@ -88,7 +83,7 @@ export async function mountLayer(options: MountLayerOptions): Promise<MountedLay
     tree,
     reader: options.reader,
     log,
-    ...(options.readDeadlineMs !== undefined ? { readDeadlineMs: options.readDeadlineMs } : {}),
+    readDeadlineMs: options.timings.readDeadlineMs,
   });
   await mkdir(mountpoint, { recursive: true });
   const fuse = new FerryFuse(
@@ -104,9 +99,7 @@ export async function mountLayer(options: MountLayerOptions): Promise<MountedLay
       debug: options.debug ?? false,
     },
     {
-      attrTimeoutSec: options.attrTimeoutSec ?? 60,
-      entryTimeoutSec: options.entryTimeoutSec ?? 60,
-      negativeTimeoutSec: options.negativeTimeoutSec ?? 60,
+      timings: options.timings,
       maxReadaheadBytes: options.maxReadaheadBytes ?? 1024 * 1024,
       suidDev: options.suidDev ?? true,
     },

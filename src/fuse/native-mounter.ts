@@ -3,7 +3,7 @@
 import type { LayerReader } from '../layer/layer-reader.js';
 import type { LayerTree } from '../layer/layer-tree.js';
 import type { Logger } from '../log.js';
-import type { FuseTimings } from './holder-mounter.js';
+import type { FuseTimings } from '../config/resolve.js';
 import type { MountedLayer } from './mount.js';
 
 export class NativeMounter {
@@ -28,7 +28,7 @@ export class NativeMounter {
       tree: l.tree,
       reader: l.reader,
       log: this.o.log,
-      ...this.o.timings,
+      timings: this.o.timings,
     });
   }
 

@@ -14,7 +14,8 @@ export interface IndexStoreOptions {
   dir: string;
 }
 
-const KEY = /^(built|toc|blob)-[a-f0-9]{64,128}$/;
+/** `built-<diffID hex>-<build tag>` (build-params.ts), `toc-<hex>`, `blob-<hex>` (trust.ts storeKey). */
+const KEY = /^(built-[a-f0-9]{64,128}-[a-f0-9]{16}|(toc|blob)-[a-f0-9]{64,128})$/;
 
 export interface MountBinding {
   readonly key: string;

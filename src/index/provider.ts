@@ -20,6 +20,7 @@ import { findTrustedIndexes, type TrustedBlob } from './trusted-artifacts.js';
 import { PeerIndexSource, type PeerIndexes, type PeerIndexRequest } from './source-peer.js';
 import { parseReference } from '../image/reference.js';
 import { storeKey, type TrustRoot } from './trust.js';
+import { buildTag, type BuildParams } from './build-params.js';
 
 export type { IndexOrigin } from './index-source.js';
 
@@ -78,16 +79,21 @@ export class IndexProvider {
   private readonly rebuildSources: readonly IndexSource[];
   /** Builds once per layer and diffID and stores the result itself (see buildOnce). */
   private readonly shared: IndexSource;
+  /** What the builder builds with: built indexes are stored under its tag. */
+  private readonly params: BuildParams;
+  private readonly buildTag: string;
 
   constructor(private readonly options: IndexProviderOptions) {
     this.log = options.log.child({ component: 'index' });
+    this.params = { chunkSizeBytes: options.chunkSizeBytes, spanBytes: options.spanBytes };
+    this.buildTag = buildTag(this.params);
     const toc = new TocIndexSource(options.registry);
     const build: IndexSource = { origin: 'built', find: async (ctx) => (await this.builder()).find(ctx) };
     // One build per layer and diffID at a time, whether this node needs it or a peer asked for it.
     const shared: IndexSource = { origin: 'built', find: (ctx) => this.buildOnce(ctx) };
     this.shared = shared;
     this.sources = [
-      new LocalIndexSource(options.store),
+      new LocalIndexSource(options.store, this.buildTag),
       new ArtifactIndexSource(options.registry, this.log),
       toc,
       new PeerIndexSource(options.peers ?? (() => undefined), this.log),
@@ -104,8 +110,7 @@ export class IndexProvider {
       ({ BuildIndexSource }) =>
         new BuildIndexSource({
           registry: this.options.registry,
-          chunkSizeBytes: this.options.chunkSizeBytes,
-          spanBytes: this.options.spanBytes,
+          ...this.params,
           onBuiltChunk: this.options.onBuiltChunk,
         }),
     ));
@@ -130,7 +135,7 @@ export class IndexProvider {
         .then(
           (b) =>
             this.options.store
-              .put(b.index, storeKey(b.root))
+              .put(b.index, this.storeKey(b.root))
               .catch((e: unknown) =>
                 this.log.warn({ err: String(e), layer: ctx.layer.digest }, 'index not stored'),
               ),
@@ -146,7 +151,7 @@ export class IndexProvider {
    * (digest and diffID verified), serialized. Stored under its `built` root like any build.
    */
   async indexForPeer(req: PeerIndexRequest, signal?: AbortSignal): Promise<LayerIndex> {
-    const key = storeKey({ kind: 'built', diffId: req.diffId });
+    const key = this.storeKey({ kind: 'built', diffId: req.diffId });
     const local = await this.options.store.get(req.layer.digest, key, signal);
     if (local !== undefined) return local;
     const ctx: LayerContext = {
@@ -178,9 +183,13 @@ export class IndexProvider {
     const ctx: LayerContext = { ref: image.ref, layer, diffId: diffIds[i]!, trustedBlobs: noTrusted, signal };
     const started = Date.now();
     const { index, root } = await (await this.builder()).find(ctx);
-    const key = storeKey(root);
+    const key = this.storeKey(root);
     await this.options.store.put(index, key, signal);
     return { index, root, key, origin: 'built', durationMs: Date.now() - started };
+  }
+
+  private storeKey(root: TrustRoot): string {
+    return storeKey(root, this.buildTag);
   }
 
   /** The image config's diffIDs and chain IDs, checked against the manifest's layer count. */
@@ -277,7 +286,7 @@ export class IndexProvider {
       if (found === undefined) continue;
       // A single-frame zstd index from elsewhere would decode from byte 0 for every chunk: build instead.
       if (source.origin === 'registry' && onlyStreamable(found.index)) continue;
-      const key = storeKey(found.root);
+      const key = this.storeKey(found.root);
       if (source.origin !== 'local' && source !== this.shared) {
         await this.options.store.put(found.index, key, ctx.signal);
       }

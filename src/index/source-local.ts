@@ -8,20 +8,24 @@ import { storeKey, type TrustRoot } from './trust.js';
 export class LocalIndexSource implements IndexSource {
   readonly origin = 'local' as const;
 
-  constructor(private readonly store: IndexStore) {}
+  /** `buildTag`: the parameters this node builds with; an index built with others is not found. */
+  constructor(
+    private readonly store: IndexStore,
+    private readonly buildTag: string,
+  ) {}
 
   async find(ctx: LayerContext): Promise<TrustedIndex | undefined> {
     const roots: TrustRoot[] = [{ kind: 'built', diffId: ctx.diffId }];
     const toc = annotatedTocDigest(ctx.layer, `layer ${ctx.layer.digest}`);
     if (toc !== undefined) roots.push({ kind: 'toc', tocDigest: toc });
     for (const root of roots) {
-      const index = await this.store.get(ctx.layer.digest, storeKey(root), ctx.signal);
+      const index = await this.store.get(ctx.layer.digest, storeKey(root, this.buildTag), ctx.signal);
       if (index !== undefined) return { index, root };
     }
     // Published blobs cost a registry round trip to trust; only then is the local copy of one usable.
     const trusted = (await ctx.trustedBlobs()).get(ctx.layer.digest);
     if (trusted === undefined) return undefined;
-    const index = await this.store.get(ctx.layer.digest, storeKey(trusted.root), ctx.signal);
+    const index = await this.store.get(ctx.layer.digest, storeKey(trusted.root, this.buildTag), ctx.signal);
     return index !== undefined ? { index, root: trusted.root } : undefined;
   }
 }

@@ -15,14 +15,15 @@ export type TrustRoot =
   | { readonly kind: 'peer'; readonly peer: string; readonly diffId: Digest };
 
 /**
- * The part of a root that names the stored bytes. Built and peer indexes are functions of the blob alone, so any
- * image with that layer (and diffID) may use them; TOC and artifact indexes only where the image names them.
+ * The part of a root that names the stored bytes. Built and peer indexes are functions of the blob and the build
+ * parameters (`buildTag`, build-params.ts: peers of a cluster share them), so any image with that layer (and
+ * diffID) may use them; TOC and artifact indexes, taken as published, only where the image names them.
  */
-export function storeKey(root: TrustRoot): string {
+export function storeKey(root: TrustRoot, buildTag: string): string {
   switch (root.kind) {
     case 'built':
     case 'peer':
-      return `built-${digestHex(root.diffId)}`;
+      return `built-${digestHex(root.diffId)}-${buildTag}`;
     case 'toc':
       return `toc-${digestHex(root.tocDigest)}`;
     case 'bound':

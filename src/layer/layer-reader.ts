@@ -3,6 +3,7 @@
 import { performance } from 'node:perf_hooks';
 import { chunksCovering, type LayerIndex } from '../image/layer-index.js';
 import { FormatError, InvalidArgumentError } from '../errors.js';
+import { readEnd, readStart, type LayerReadMessage } from '../metrics/channels.js';
 import type { ChunkSource } from '../source/chunk-source.js';
 import type { LayerNode } from './layer-tree.js';
 // read-ahead hook (src/layer/read-ahead*.ts)
@@ -12,14 +13,12 @@ import { ReadAhead, type ReadAheadSettings } from './read-ahead.js';
 /** Called once per chunk a read touches; `tMs` is milliseconds since the reader was created (≈ mount time). */
 export type ChunkReadHook = (index: LayerIndex, chunk: number, tMs: number) => void;
 
-/** metrics hook: called as a read starts; the returned function once it ends (error undefined on success). */
-export type ReadHook = (index: LayerIndex, lengthBytes: number) => (error: unknown, bytes?: number) => void;
-
 export interface LayerReaderOptions {
   index: LayerIndex;
   source: ChunkSource;
   onChunkRead?: ChunkReadHook;
-  onRead?: ReadHook; // metrics hook
+  /** Publish each read on the readStart/readEnd channels (the served layers' demand reads; not audits). */
+  publishReads?: boolean;
   /** read-ahead hook: sequential readers get the following chunks fetched ahead (see read-ahead.ts). */
   readAhead?: { settings: Readonly<ReadAheadSettings>; budget: ReadAheadBudget };
 }
@@ -30,7 +29,7 @@ export class LayerReader {
   readonly index: LayerIndex;
   private readonly source: ChunkSource;
   private readonly onChunkRead: ChunkReadHook | undefined;
-  private readonly onRead: ReadHook | undefined; // metrics hook
+  private readonly publishReads: boolean;
   private readonly startedAt = performance.now();
   /** read-ahead hook: the FUSE ops feed it open/read/release per file handle. */
   readonly readAhead: ReadAhead | undefined;
@@ -39,7 +38,7 @@ export class LayerReader {
     this.index = options.index;
     this.source = options.source;
     this.onChunkRead = options.onChunkRead;
-    this.onRead = options.onRead; // metrics hook
+    this.publishReads = options.publishReads ?? false;
     const ra = options.readAhead;
     this.readAhead =
       ra === undefined
@@ -66,17 +65,22 @@ export class LayerReader {
     length: number,
     signal?: AbortSignal,
   ): Promise<readonly Buffer[]> {
-    const done = this.onRead?.(this.index, length); // metrics hook
     const work = this.readRange(node, offset, length, signal);
-    if (done !== undefined)
+    if (this.publishReads && (readStart.active || readEnd.active)) {
+      const m: LayerReadMessage = { layer: this.index.layerDigest, lengthBytes: length };
+      readStart.publish(m);
       work.then(
-        (parts) =>
-          done(
-            undefined,
-            parts.reduce((n, b) => n + b.length, 0),
-          ),
-        (e: unknown) => done(e),
+        (parts) => {
+          m.bytes = parts.reduce((n, b) => n + b.length, 0);
+          readEnd.publish(m);
+        },
+        (e: unknown) => {
+          m.error = e ?? new Error('read failed');
+          m.bytes = 0;
+          readEnd.publish(m);
+        },
       );
+    }
     return work;
   }
 

@@ -1,130 +1,61 @@
-// FerryMetrics: the prom-client registry of every ferry_* metric. Event metrics (reads, gRPC) are observed as they
-// happen; state (tiers, cache, layers, prefetch, peers) is sampled at scrape time (state-metrics.ts).
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+// FerryMetrics: the prom-client registry of every ferry_* metric, built once from the node's sources. Each metric
+// family is one file in families/: event metrics observe the channels modules publish on (channels.ts), state
+// metrics sample the sources at scrape time.
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { METRICS } from './families/index.js';
+import type { MetricContext, MetricSources, Provider, ScrapedSources } from './metric.js';
 import { ReadTracker } from './read-tracker.js';
-import {
-  prefetchJobs,
-  registerStateMetrics,
-  type LayerFetchSample,
-  type Provider,
-  type StateProviders,
-} from './state-metrics.js';
-import type { CacheSample, PeerSample, PrefetchSample, TierSamples } from './status-types.js';
+import type { PrefetchSample } from './status-types.js';
 
-export type { LayerFetchSample };
+export type { LayerFetchSample, MetricSources } from './metric.js';
 
 export interface FerryMetricsOptions {
   /** A read in flight longer than this counts as hung. */
-  hungReadSeconds: number;
+  hungReadMs: number;
   /** Layers given their own ferry_layer_fetched_ratio series at most (the rest only in the aggregate). */
   maxLayerSeries?: number;
   /** Node process metrics (RSS, event-loop lag, heap) under ferry_; default true. */
   processMetrics?: boolean;
+  /** The node's state, sampled at scrape time. */
+  sources?: MetricSources;
 }
-
-const READ_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-const RPC_BUCKETS_S = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 60];
 
 export class FerryMetrics {
   readonly registry = new Registry();
-  readonly reads: ReadTracker;
-  private readonly providers: StateProviders = { prefetch: new Set() };
-  private readonly grpcRequests: Counter<'method' | 'code'>;
-  private readonly grpcSeconds: Histogram<'method'>;
-  /** Counts scrapes: providers feeding several metrics are asked once per scrape. */
+  /** Reads in flight and per-layer read counts (status reads these too). */
+  readonly reads = new ReadTracker();
+  private readonly sources: MetricSources;
+  private readonly sampled: ScrapedSources;
+  private readonly stops: Array<() => void> = [];
+  /** Counts scrapes: a source feeding several metrics is asked once per scrape. */
   private generation = 0;
 
   constructor(o: FerryMetricsOptions) {
-    const registers = [this.registry];
-    const readSeconds = new Histogram({
-      name: 'ferry_read_duration_seconds',
-      help: 'Latency of on-demand file reads served by the lazy layers (FUSE reads), by outcome',
-      labelNames: ['outcome'] as const,
-      buckets: READ_BUCKETS_S,
-      registers,
-    });
-    const readBytes = new Counter({
-      name: 'ferry_read_bytes_total',
-      help: 'Bytes returned to on-demand file reads',
-      registers,
-    });
-    const hungTotal = new Counter({
-      name: 'ferry_reads_hung_total',
-      help: 'On-demand reads that stayed in flight longer than metrics.hungReadSeconds (counted once each)',
-      registers,
-    });
-    const reads = new ReadTracker({
-      onDone: (s, ok, bytes) => {
-        readSeconds.observe({ outcome: ok ? 'ok' : 'error' }, s);
-        if (bytes > 0) readBytes.inc(bytes);
-      },
-      onHung: () => hungTotal.inc(),
-    });
-    this.reads = reads;
-    new Gauge({
-      name: 'ferry_reads_in_flight',
-      help: 'On-demand reads in flight now',
-      registers,
-      collect() {
-        this.set(reads.inFlight());
-      },
-    });
-    new Gauge({
-      name: 'ferry_reads_hung',
-      help: 'On-demand reads in flight longer than metrics.hungReadSeconds now',
-      registers,
-      collect() {
-        this.set(reads.hung(o.hungReadSeconds * 1000));
-      },
-    });
-    registerStateMetrics(this.registry, this.providers, () => this.generation, o.maxLayerSeries ?? 50);
-    this.grpcRequests = new Counter({
-      name: 'ferry_grpc_requests_total',
-      help: 'Snapshots API calls by method and gRPC status code',
-      labelNames: ['method', 'code'] as const,
-      registers,
-    });
-    this.grpcSeconds = new Histogram({
-      name: 'ferry_grpc_request_duration_seconds',
-      help: 'Snapshots API call latency by method',
-      labelNames: ['method'] as const,
-      buckets: RPC_BUCKETS_S,
-      registers,
-    });
+    const s = (this.sources = o.sources ?? {});
+    const list = <T>(p: Provider<T[]> | undefined) => this.perScrape(async () => (await p?.()) ?? []);
+    this.sampled = {
+      tiers: this.perScrape(async () => s.tiers?.()),
+      cache: list(s.cache),
+      layers: list(s.layers),
+      peers: list(s.peers),
+      prefetch: list(s.prefetch),
+    };
+    this.stops.push(this.reads.observe());
+    const ctx: MetricContext = {
+      registry: this.registry,
+      sources: this.sampled,
+      reads: this.reads,
+      hungReadMs: o.hungReadMs,
+      maxLayerSeries: o.maxLayerSeries ?? 50,
+      subscribe: (topic, listener) => this.stops.push(topic.subscribe(listener)),
+    };
+    for (const define of METRICS) define(ctx);
     if (o.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' });
   }
 
-  /** Where per-tier served counts come from (the composed source's stats, plus p2p's peer tier). */
-  setTierProvider(p: Provider<TierSamples>): void {
-    this.providers.tiers = p;
-  }
-
-  setCacheProvider(p: Provider<CacheSample[]>): void {
-    this.providers.cache = p;
-  }
-
-  setLayerProvider(p: Provider<LayerFetchSample[]>): void {
-    this.providers.layers = p;
-  }
-
-  setPeerProvider(p: Provider<PeerSample[]>): void {
-    this.providers.peers = p;
-  }
-
-  /** A prefetching component reports its jobs here at each scrape; call the returned function to stop. */
-  registerPrefetch(p: Provider<PrefetchSample[]>): () => void {
-    this.providers.prefetch.add(p);
-    return () => this.providers.prefetch.delete(p);
-  }
-
-  prefetchJobs(): Promise<PrefetchSample[]> {
-    return prefetchJobs(this.providers);
-  }
-
-  /** One finished snapshots API call (the api/ layer calls this; method names are a fixed set). */
-  observeGrpc(method: string, code: string, seconds: number): void {
-    this.grpcRequests.inc({ method, code });
-    this.grpcSeconds.observe({ method }, seconds);
+  /** The prefetch jobs as the source reports them now (for status, outside any scrape). */
+  async prefetchJobs(): Promise<PrefetchSample[]> {
+    return (await this.sources.prefetch?.()) ?? [];
   }
 
   /** The text exposition format for /metrics. */
@@ -135,5 +66,23 @@ export class FerryMetrics {
 
   get contentType(): string {
     return this.registry.contentType;
+  }
+
+  /** Stops observing the event channels. */
+  close(): void {
+    for (const stop of this.stops.splice(0)) stop();
+  }
+
+  /**
+   * prom-client runs every collect() of a scrape concurrently: metrics fed by one source share the call made for
+   * the current scrape generation.
+   */
+  private perScrape<T>(get: () => Promise<T>): () => Promise<T> {
+    let memo: { generation: number; value: Promise<T> } | undefined;
+    return () => {
+      const g = this.generation;
+      if (memo?.generation !== g) memo = { generation: g, value: get() };
+      return memo.value;
+    };
   }
 }

@@ -1,6 +1,7 @@
 // ReadTracker: on-demand reads in flight (for the hung-read gauge), their latency, and per-layer read counts
 // (reads, bytes, chunks found local vs fetched) for metrics and `ferry status`. Knows nothing of FUSE or sources.
 import { performance } from 'node:perf_hooks';
+import { demandChunk, readEnd, readStart, type LayerReadMessage } from './channels.js';
 
 export interface LayerReadStats {
   reads: number;
@@ -17,10 +18,6 @@ export interface LayerReadStats {
 export interface ReadTrackerOptions {
   /** Layers tracked at most; reads of layers past it count only in the totals (bounded memory). */
   maxLayers?: number;
-  /** Called once per finished read (feeds the latency histogram). */
-  onDone?: (seconds: number, ok: boolean, bytes: number) => void;
-  /** Called once per read the first time it is seen in flight past the hung threshold. */
-  onHung?: () => void;
 }
 
 interface InFlight {
@@ -38,9 +35,23 @@ export class ReadTracker {
   private readonly perLayer = new Map<string, LayerReadStats>();
   private readonly maxLayers: number;
   private nextId = 1;
+  private hungSeen = 0;
 
-  constructor(private readonly o: ReadTrackerOptions = {}) {
+  constructor(o: ReadTrackerOptions = {}) {
     this.maxLayers = o.maxLayers ?? 1000;
+  }
+
+  /** Tracks the reads published on the layer channels (channels.ts) until the returned function is called. */
+  observe(): () => void {
+    const ends = new WeakMap<LayerReadMessage, (error: unknown, bytes?: number) => void>();
+    const stops = [
+      readStart.subscribe((m) => ends.set(m, this.start(m.layer, m.lengthBytes))),
+      readEnd.subscribe((m) => ends.get(m)?.(m.error, m.bytes)),
+      demandChunk.subscribe((m) => this.chunk(m.layer, m.local)),
+    ];
+    return () => {
+      for (const stop of stops) stop();
+    };
   }
 
   /**
@@ -64,7 +75,6 @@ export class ReadTracker {
         if (error === undefined) s.readBytes += bytes;
         else s.readErrors++;
       }
-      this.o.onDone?.(ms / 1000, error === undefined, error === undefined ? bytes : 0);
     };
   }
 
@@ -80,7 +90,7 @@ export class ReadTracker {
     return this.inflight.size;
   }
 
-  /** Reads in flight for longer than `thresholdMs`; each is reported to onHung the first time it is seen. */
+  /** Reads in flight for longer than `thresholdMs`; each counts in hungTotal() the first time it is seen. */
   hung(thresholdMs: number, nowMs = performance.now()): number {
     let n = 0;
     for (const r of this.inflight.values()) {
@@ -88,10 +98,15 @@ export class ReadTracker {
       n++;
       if (!r.hungSeen) {
         r.hungSeen = true;
-        this.o.onHung?.();
+        this.hungSeen++;
       }
     }
     return n;
+  }
+
+  /** Reads ever seen hung by hung() (each once). */
+  hungTotal(): number {
+    return this.hungSeen;
   }
 
   /** Age of the oldest read in flight, in ms (0 when none). */

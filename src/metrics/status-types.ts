@@ -1,6 +1,5 @@
 // The JSON the daemon's status endpoint serves and `ferry status` prints: one shape shared by both sides, plus the
 // sample shapes components hand to the metrics registry. Holds no credentials by construction (refs and digests).
-import { join } from 'node:path';
 
 export const STATUS_VERSION = 1;
 
@@ -52,7 +51,7 @@ export interface ImageStatus {
   layers: string[];
 }
 
-/** One prefetch job as a component reports it (registerPrefetch). */
+/** One prefetch job as the daemon reports it (MetricSources.prefetch). */
 export interface PrefetchSample {
   image: string;
   phase: string;
@@ -88,9 +87,4 @@ export interface DaemonStatus {
   /** The FUSE holder keeping the lazy layers mounted across restarts; absent with `fuse.engine = "fuse-native"`. */
   holder?: { pid: number | undefined; socketPath: string };
   rssBytes: number;
-}
-
-/** The daemon's status socket (HTTP JSON, mode 0600) under its run dir. */
-export function statusSocketPath(runDir: string): string {
-  return join(runDir, 'ferry.sock');
 }

@@ -1,4 +1,5 @@
 // Mounts a whole image: one read-only FUSE mount per layer, stacked by a read-only overlay at the target.
+import type { FuseTimings } from '../config/resolve.js';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LayerIndex } from '../image/layer-index.js';
@@ -32,10 +33,7 @@ export interface ImageMountOptions {
   indexes: readonly LayerIndex[];
   source: ChunkSource;
   log: Logger;
-  readDeadlineMs: number;
-  attrTimeoutSec: number;
-  entryTimeoutSec: number;
-  negativeTimeoutSec?: number;
+  timings: FuseTimings;
   /** The FUSE server (config `fuse.engine`): Ferry's raw server in this process (default) or fuse-native. */
   engine?: 'raw' | 'fuse-native';
   onChunkRead?: ChunkReadHook;
@@ -87,10 +85,7 @@ export async function mountImage(o: ImageMountOptions): Promise<MountedImage> {
           tree: LayerTree.fromIndex(index),
           reader,
           log: o.log,
-          readDeadlineMs: o.readDeadlineMs,
-          attrTimeoutSec: o.attrTimeoutSec,
-          entryTimeoutSec: o.entryTimeoutSec,
-          negativeTimeoutSec: o.negativeTimeoutSec ?? 60,
+          timings: o.timings,
           suidDev: o.suidDev ?? false,
         };
         // fuse-native (a native binding) is loaded only when chosen.

@@ -1,7 +1,7 @@
 // The node's shared parts, built once from the config for any command: logger, registry client, chunk and index
 // stores, index provider, the P2P node and the node's one chunk service (peers included when `[p2p] enabled`).
-import { join } from 'node:path';
-import { chunkCacheDir, loadConfig, validateConfig, type FerryConfig } from '../config/load.js';
+import { loadConfig, validateConfig, type FerryConfig, type ResolvedConfig } from '../config/load.js';
+import { configFields } from '../config/resolve.js';
 import { createLogger, type Logger } from '../log.js';
 import { parsePlatform } from '../image/platform.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -28,7 +28,7 @@ import { DecodePool } from '../codec/worker-pool.js';
 import { ChunkService } from '../source/chunk-service.js';
 
 export interface NodeContext {
-  readonly config: Readonly<FerryConfig>;
+  readonly config: ResolvedConfig;
   readonly log: Logger;
   readonly registry: RegistryClient;
   readonly indexStore: IndexStore;
@@ -71,7 +71,10 @@ export async function createContext(opts: {
     opts.indexChunkSizeBytes === undefined
       ? loaded
       : validateConfig(
-          { ...loaded, index: { ...loaded.index, chunkSizeBytes: opts.indexChunkSizeBytes } },
+          {
+            ...configFields(loaded),
+            index: { ...loaded.index, chunkSizeBytes: opts.indexChunkSizeBytes },
+          },
           '--chunk-size',
         );
   const log = createLogger({
@@ -95,15 +98,17 @@ export async function createContext(opts: {
     platform,
   });
   // Ferry's own dirs: private (images may be), an existing one tightened (the cache dir by the store's open).
-  await privateDir(config.daemon.stateDir);
-  const disk = new DiskChunkStore({ dir: chunkCacheDir(config), maxBytes: config.cache.maxBytes, log });
+  for (const d of config.deprecations)
+    log.warn({ key: d.old, use: d.use }, `config: ${d.old} is deprecated, use ${d.use}`);
+  await privateDir(config.paths.stateDir);
+  const disk = new DiskChunkStore({ dir: config.paths.cacheDir, maxBytes: config.cache.maxBytes, log });
   await disk.open();
   // memoryBytes = 0 turns the memory tier off (the page cache still serves re-reads).
   const chunks: ChunkStore =
     config.cache.memoryBytes > 0
       ? new TieredChunkStore({ memory: new MemoryChunkStore({ maxBytes: config.cache.memoryBytes }), disk })
       : disk;
-  const indexStore = new IndexStore({ dir: join(config.daemon.stateDir, 'indexes') });
+  const indexStore = new IndexStore({ dir: config.paths.indexDir });
   // The P2P node starts later (ctx.p2p()); the provider asks the cluster only once it runs.
   let p2pNode: P2PNode | undefined;
   const provider = new IndexProvider({

@@ -12,6 +12,7 @@ import type { RegistryClient } from '../registry/client.js';
 import type { ChunkSource } from '../source/chunk-source.js';
 import type { ChunkService } from '../source/chunk-service.js';
 import { UnavailableError } from '../errors.js';
+import { demandChunk } from '../metrics/channels.js';
 import { parseReference } from '../image/reference.js';
 import { ReadAheadBudget } from '../layer/read-ahead-budget.js';
 import type { MountedLayers } from '../layer/mounted-layers.js';
@@ -39,8 +40,6 @@ export interface LazyLayerFsOptions {
   auditDelayMs?: number | undefined;
   /** Records the reads of layers mounted after restore() (the daemon's prefetch of mounted images). */
   tracer?: LayerTracer | undefined;
-  /** Told of every demand read and the chunks it needed (the daemon's metrics). */
-  observer?: LayerReadObserver | undefined;
   /** Where the layers served now are listed, for status, metrics and prefetch. */
   mounted?: MountedLayers | undefined;
 }
@@ -58,14 +57,6 @@ export interface LayerTracer {
   }): ChunkReadHook;
   /** The layer at `mountpoint` was unmounted (or its mount failed). */
   layerUnmounted(mountpoint: string): Promise<void>;
-}
-
-/** Read latency and how each layer's reads were served (src/metrics/read-tracker.ts backs the daemon's). */
-export interface LayerReadObserver {
-  /** A demand read starts; the returned function is called once when it ends. Must not throw. */
-  onRead(layer: Digest, lengthBytes: number): (error: unknown, bytes?: number) => void;
-  /** A demand read needs a chunk; `local` when the cache held it before the fetch. */
-  onDemandChunk(layer: Digest, local: boolean): void;
 }
 
 export class LazyLayerFs implements RemoteFileSystem {
@@ -96,24 +87,19 @@ export class LazyLayerFs implements RemoteFileSystem {
         : undefined;
   }
 
-  /** The shared source, with each demand chunk reported as local or fetched first. */
+  /** The shared source, with each demand chunk published (demandChunk) as local or fetched first. */
   private observedSource(): ChunkSource {
-    const observer = this.o.observer;
     const inner = this.o.chunks.source;
-    if (observer === undefined) return inner;
     const store = this.o.chunks.store;
     return {
       fetch: async (req, signal) => {
         const c = req.index.chunks[req.chunk];
-        if (req.priority === 'demand' && c !== undefined)
-          observer.onDemandChunk(req.index.layerDigest, await store.has(c.digest));
+        if (req.priority === 'demand' && c !== undefined && demandChunk.active)
+          demandChunk.publish({ layer: req.index.layerDigest, local: await store.has(c.digest) });
         return inner.fetch(req, signal);
       },
       promote: (req) => inner.promote?.(req),
     };
-  }
-  private readHook(observer: LayerReadObserver) {
-    return (index: LayerIndex, lengthBytes: number) => observer.onRead(index.layerDigest, lengthBytes);
   }
 
   async mount(mountpoint: string, layer: RemoteLayerRef, signal?: AbortSignal): Promise<SnapshotUsage> {
@@ -133,7 +119,7 @@ export class LazyLayerFs implements RemoteFileSystem {
         index,
         source: this.observedSource(),
         ...(onChunkRead !== undefined ? { onChunkRead } : {}),
-        ...(this.o.observer !== undefined ? { onRead: this.readHook(this.o.observer) } : {}),
+        publishReads: true,
         ...(this.readAhead !== undefined ? { readAhead: this.readAhead } : {}),
       });
       const tree = LayerTree.fromIndex(index);

@@ -135,6 +135,21 @@ describe('architecture', () => {
     expect(bad).toEqual([]);
   });
 
+  it('derives config paths in config/resolve.ts only (everyone else reads config.paths)', () => {
+    const derive =
+      /\.daemon\.(stateDir|runDir)\b|\b(socketPath|holderSocket|hintSocketPath|statusSocketPath|root|dir) \?\? join\(/;
+    const bad = files
+      .filter((f) => top(f) !== 'config' && derive.test(readFileSync(f, 'utf8')))
+      .map((f) => relative(SRC, f));
+    expect(bad).toEqual([]);
+  });
+
+  it('metrics are built from constructor-passed sources and channels: no provider setters', () => {
+    const setter = /\bset[A-Z]\w*Provider\(/;
+    const bad = files.filter((f) => setter.test(readFileSync(f, 'utf8'))).map((f) => relative(SRC, f));
+    expect(bad).toEqual([]);
+  });
+
   it('has no files without a header comment', () => {
     const bare = files.filter((f) => !readFileSync(f, 'utf8').startsWith('//'));
     expect(bare.map((f) => relative(SRC, f))).toEqual([]);

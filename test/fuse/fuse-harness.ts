@@ -13,6 +13,7 @@ import { mountLayer, type MountedLayer, type MountLayerOptions } from '../../src
 import type { BlobReader } from '../../src/image/blob-reader.js';
 import { composeSource, type ComposedSource } from '../../src/source/compose.js';
 import { identityFetch } from '../helpers/identity-layer.js';
+import { fuseTimings } from '../helpers/fuse-timings.js';
 
 export interface RunResult {
   code: number;
@@ -68,7 +69,7 @@ export async function mountTestLayer(
   });
   const tree = LayerTree.fromIndex(index);
   const reader = new LayerReader({ index, source: composed.source });
-  const mount = await mountLayer({ mountpoint, tree, reader, log, ...extra });
+  const mount = await mountLayer({ mountpoint, tree, reader, log, timings: fuseTimings(), ...extra });
   return { mount, composed, tree };
 }
 

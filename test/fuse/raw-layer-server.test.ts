@@ -20,6 +20,7 @@ import type { ChunkSource } from '../../src/source/chunk-source.js';
 import { makeCorpus, type CorpusLayer } from '../helpers/corpus.js';
 import { MemoryBlobReader } from '../helpers/memory-blob.js';
 import { RawClient, decodeDirents, decodeEntry, type Dirent } from './raw-requests.js';
+import { fuseTimings } from '../helpers/fuse-timings.js';
 
 const MiB = 1024 * 1024;
 let work: string;
@@ -51,10 +52,12 @@ function serverFor(
     tree: LayerTree.fromIndex(index),
     reader,
     log: silentLogger(),
-    attrTimeoutSec: 3,
-    entryTimeoutSec: 4,
-    negativeTimeoutSec: 5,
-    ...(extra.readDeadlineMs !== undefined ? { readDeadlineMs: extra.readDeadlineMs } : {}),
+    timings: fuseTimings({
+      attrTimeoutMs: 3000,
+      entryTimeoutMs: 4000,
+      negativeTimeoutMs: 5000,
+      ...(extra.readDeadlineMs !== undefined ? { readDeadlineMs: extra.readDeadlineMs } : {}),
+    }),
   });
   return { server, client: new RawClient(server), reader };
 }

@@ -38,6 +38,7 @@ import {
   encodeStatfsOut,
 } from '../../src/fuse/raw/protocol-replies.js';
 import { buildIdentityLayer, identityReader } from '../helpers/identity-layer.js';
+import { fuseTimings } from '../helpers/fuse-timings.js';
 
 const stat: NodeStat = {
   ino: 0x0102030405,
@@ -299,9 +300,7 @@ describe('raw server robustness', () => {
     tree,
     reader,
     log: silentLogger(),
-    attrTimeoutSec: 1,
-    entryTimeoutSec: 1,
-    negativeTimeoutSec: 1,
+    timings: fuseTimings({ attrTimeoutMs: 1000, entryTimeoutMs: 1000, negativeTimeoutMs: 1000 }),
   });
   const handleFlat = async (req: Buffer): Promise<Buffer | undefined> => {
     const r = await server.handle(req);

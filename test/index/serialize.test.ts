@@ -75,7 +75,7 @@ describe('windows apart (file version 2)', () => {
 });
 
 describe('IndexStore', () => {
-  const built = `built-${'ab'.repeat(32)}`;
+  const built = `built-${'ab'.repeat(32)}-${'12'.repeat(8)}`;
   const toc = `toc-${'cd'.repeat(32)}`;
   it('puts, gets, misses, and drops a corrupt file; an index is found only under the root it was stored with', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'ferry-idx-')), 'indexes');
@@ -111,6 +111,10 @@ describe('IndexStore', () => {
     );
     expect(await store.get(index.layerDigest, built)).toBeUndefined();
     await expect(store.get(index.layerDigest, '../x')).rejects.toMatchObject({ code: 'FORMAT' });
+    // A built key without its build tag (stored before the tag existed) is no key.
+    await expect(store.get(index.layerDigest, `built-${'ab'.repeat(32)}`)).rejects.toMatchObject({
+      code: 'FORMAT',
+    });
     rmSync(join(dir, '..'), { recursive: true, force: true });
   });
 

@@ -17,6 +17,7 @@ import {
 } from '../fuse/fuse-harness.js';
 import type { BlobReader } from '../../src/image/blob-reader.js';
 import type { Digest } from '../../src/image/digest.js';
+import { fuseTimings } from '../helpers/fuse-timings.js';
 
 requireRootAndFuse();
 
@@ -269,9 +270,7 @@ describe('FUSE reads: sharing and failures', () => {
       layer.index,
       new HangingBlob(new MemoryBlobReader(layer.blob), slowEntry.dataOffset! - 1),
       mnt,
-      {
-        readDeadlineMs: 800,
-      },
+      { timings: fuseTimings({ readDeadlineMs: 800 }) },
     );
     mounts.push([m, mnt]);
     const r = await run('cat', [join(mnt, 'slow')], 30_000);

@@ -131,7 +131,7 @@ beforeAll(async () => {
     [
       '[prefetch]\nenabled = false',
       '[readAhead]\nenabled = false',
-      `[metrics]\naddress = "${metricsAddress}"\nhungReadSeconds = 5`,
+      `[metrics]\naddress = "${metricsAddress}"\nhungReadMs = 5000`,
       `[[registry.credentials]]\nhost = "${proxy.host}"\nusername = "${USER}"\npassword = "${PASS}"`,
     ].join('\n\n'),
   );

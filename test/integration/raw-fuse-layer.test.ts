@@ -27,6 +27,7 @@ import { treeManifest } from '../helpers/ferry-cli.js';
 import { MemoryBlobReader } from '../helpers/memory-blob.js';
 import { ociMerge } from '../helpers/oci-merge.js';
 import { mountTestLayer, must, requireRootAndFuse, run, safeUnmount, tempDir } from '../fuse/fuse-harness.js';
+import { fuseTimings } from '../helpers/fuse-timings.js';
 
 requireRootAndFuse();
 
@@ -58,9 +59,7 @@ function serverFor(index: LayerIndex, tar: Buffer): RawLayerServer {
     tree: LayerTree.fromIndex(index),
     reader: new LayerReader({ index, source }),
     log: silentLogger(),
-    attrTimeoutSec: 1,
-    entryTimeoutSec: 1,
-    negativeTimeoutSec: 1,
+    timings: fuseTimings({ attrTimeoutMs: 1000, entryTimeoutMs: 1000, negativeTimeoutMs: 1000 }),
   });
 }
 

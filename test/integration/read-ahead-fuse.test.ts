@@ -16,6 +16,7 @@ import { composeSource } from '../../src/source/compose.js';
 import { requireRootAndFuse, run, tempDir } from '../fuse/fuse-harness.js';
 import { buildIdentityLayer, identityFetch } from '../helpers/identity-layer.js';
 import { MemoryBlobReader } from '../helpers/memory-blob.js';
+import { fuseTimings } from '../helpers/fuse-timings.js';
 
 requireRootAndFuse();
 
@@ -61,6 +62,7 @@ async function mountFar(dir: string, readAhead: boolean) {
   });
   // No kernel page cache across opens: the second reader must come through FUSE too.
   const mount = await mountLayer({
+    timings: fuseTimings(),
     mountpoint: dir,
     tree: LayerTree.fromIndex(layer.index),
     reader,

@@ -1,11 +1,13 @@
-// FerryMetrics + endpoints: providers sampled at scrape, read latency and hung reads, /readyz gating, and the
-// status socket (mode 0600) read back through fetchStatus.
+// FerryMetrics + endpoints: sources sampled at scrape, reads and gRPC calls observed on their channels (hung reads
+// counted once), /readyz gating, and the status socket (mode 0600) read back through fetchStatus.
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
+import { grpcCall, readEnd, readStart, type LayerReadMessage } from '../../src/metrics/channels.js';
 import { FerryMetrics } from '../../src/metrics/ferry-metrics.js';
+import type { PrefetchSample } from '../../src/metrics/status-types.js';
 import {
   parseListenAddress,
   startMetricsServer,
@@ -17,9 +19,28 @@ import { fetchStatus } from '../../src/metrics/status-client.js';
 import { STATUS_VERSION, type DaemonStatus } from '../../src/metrics/status-types.js';
 
 const open: RunningEndpoint[] = [];
+const made: FerryMetrics[] = [];
 afterEach(async () => {
   for (const e of open.splice(0)) await e.close();
+  for (const m of made.splice(0)) m.close();
 });
+
+function metrics(o: ConstructorParameters<typeof FerryMetrics>[0]): FerryMetrics {
+  const m = new FerryMetrics(o);
+  made.push(m);
+  return m;
+}
+
+/** A demand read as a lazy layer publishes it; call the result to end it. */
+function read(layer: string, lengthBytes: number): (error?: unknown, bytes?: number) => void {
+  const m: LayerReadMessage = { layer, lengthBytes };
+  readStart.publish(m);
+  return (error, bytes = error === undefined ? lengthBytes : 0) => {
+    if (error !== undefined) m.error = error;
+    m.bytes = bytes;
+    readEnd.publish(m);
+  };
+}
 
 function value(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
@@ -27,20 +48,9 @@ function value(text: string, series: string): number | undefined {
 }
 
 describe('FerryMetrics', () => {
-  it('samples tiers, cache, layers and prefetch from providers at each scrape', async () => {
-    const m = new FerryMetrics({ hungReadSeconds: 10, processMetrics: false });
+  it('samples tiers, cache, layers and prefetch from its sources at each scrape', async () => {
     let registryBytes = 100;
-    m.setTierProvider(() => ({
-      memory: { chunks: 1, bytes: 10 },
-      disk: { chunks: 2, bytes: 20 },
-      peer: { chunks: 0, bytes: 0 },
-      registry: { chunks: 3, bytes: registryBytes },
-    }));
-    m.setCacheProvider(() => [
-      { tier: 'disk', bytes: 5, maxBytes: 50, entries: 1, evictions: 4, hits: 0, misses: 0 },
-    ]);
-    m.setLayerProvider(() => [{ digest: 'sha256:aa', chunks: 4, chunksLocal: 1 }]);
-    const stop = m.registerPrefetch(() => [
+    let jobs: PrefetchSample[] = [
       {
         image: 'x',
         phase: 'running',
@@ -50,7 +60,22 @@ describe('FerryMetrics', () => {
         bytesTotal: 9,
         queueDepth: 4,
       },
-    ]);
+    ];
+    const m = metrics({
+      hungReadMs: 10_000,
+      processMetrics: false,
+      sources: {
+        tiers: () => ({
+          memory: { chunks: 1, bytes: 10 },
+          disk: { chunks: 2, bytes: 20 },
+          peer: { chunks: 0, bytes: 0 },
+          registry: { chunks: 3, bytes: registryBytes },
+        }),
+        cache: () => [{ tier: 'disk', bytes: 5, maxBytes: 50, entries: 1, evictions: 4, hits: 0, misses: 0 }],
+        layers: () => [{ digest: 'sha256:aa', chunks: 4, chunksLocal: 1 }],
+        prefetch: () => jobs,
+      },
+    });
     let text = await m.scrape();
     expect(value(text, 'ferry_chunk_bytes_served_total{tier="registry"}')).toBe(100);
     expect(value(text, 'ferry_chunks_served_total{tier="disk"}')).toBe(2);
@@ -61,28 +86,33 @@ describe('FerryMetrics', () => {
     expect(value(text, 'ferry_layers_mounted')).toBe(1);
     expect(value(text, 'ferry_prefetch_queue_depth_chunks')).toBe(4);
     expect(value(text, 'ferry_prefetch_jobs{phase="running"}')).toBe(1);
+    expect(await m.prefetchJobs()).toHaveLength(1);
     registryBytes = 250;
-    stop();
+    jobs = [];
     text = await m.scrape();
     expect(value(text, 'ferry_chunk_bytes_served_total{tier="registry"}')).toBe(250);
     expect(value(text, 'ferry_prefetch_queue_depth_chunks')).toBe(0);
   });
 
   it('caps per-layer series', async () => {
-    const m = new FerryMetrics({ hungReadSeconds: 10, maxLayerSeries: 2, processMetrics: false });
-    m.setLayerProvider(() => [1, 2, 3].map((i) => ({ digest: `sha256:${i}`, chunks: 2, chunksLocal: 2 })));
+    const m = metrics({
+      hungReadMs: 10_000,
+      maxLayerSeries: 2,
+      processMetrics: false,
+      sources: { layers: () => [1, 2, 3].map((i) => ({ digest: `sha256:${i}`, chunks: 2, chunksLocal: 2 })) },
+    });
     const text = await m.scrape();
     expect(text.match(/^ferry_layer_fetched_ratio\{/gm)).toHaveLength(2);
     expect(value(text, 'ferry_layer_chunks{state="total"}')).toBe(6);
   });
 
-  it('observes reads and gRPC calls; counts hung reads once each', async () => {
-    const m = new FerryMetrics({ hungReadSeconds: 0.02, processMetrics: true });
-    const done = m.reads.start('sha256:aa', 100);
+  it('observes reads and gRPC calls on their channels; counts hung reads once each', async () => {
+    const m = metrics({ hungReadMs: 20, processMetrics: true });
+    const done = read('sha256:aa', 100);
     done(undefined, 100);
-    m.reads.start('sha256:aa', 10)(new Error('boom'));
-    m.reads.start('sha256:bb', 10); // never ends: hangs
-    m.observeGrpc('Prepare', 'OK', 0.01);
+    read('sha256:aa', 10)(new Error('boom'));
+    read('sha256:bb', 10); // never ends: hangs
+    grpcCall.publish({ method: 'Prepare', code: 'OK', seconds: 0.01 });
     await new Promise((r) => setTimeout(r, 40));
     let text = await m.scrape();
     expect(value(text, 'ferry_read_duration_seconds_count{outcome="ok"}')).toBe(1);
@@ -96,6 +126,10 @@ describe('FerryMetrics', () => {
     text = await m.scrape();
     expect(value(text, 'ferry_reads_hung_total')).toBe(1);
     expect(m.reads.layerStats('sha256:aa')).toMatchObject({ reads: 2, readBytes: 100, readErrors: 1 });
+    m.close();
+    grpcCall.publish({ method: 'Prepare', code: 'OK', seconds: 0.01 });
+    text = await m.scrape();
+    expect(value(text, 'ferry_grpc_requests_total{method="Prepare",code="OK"}')).toBe(1);
   });
 });
 
@@ -119,7 +153,7 @@ describe('endpoints', () => {
   });
 
   it('serves /metrics, /healthz, and /readyz only once ready', async () => {
-    const m = new FerryMetrics({ hungReadSeconds: 10, processMetrics: false });
+    const m = metrics({ hungReadMs: 10_000, processMetrics: false });
     let ready = false;
     const e = await startMetricsServer({
       address: '127.0.0.1:0',

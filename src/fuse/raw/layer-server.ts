@@ -28,16 +28,15 @@ import {
 } from './protocol.js';
 import { encodeOpenOut } from './protocol-replies.js';
 import { answerFromTree, nodeOf } from './tree-answers.js';
+import type { FuseTimings } from '../../config/resolve.js';
 
 export interface RawLayerServerOptions {
   tree: LayerTree;
   reader: LayerReader;
   log: Logger;
-  /** A read not answered within this long fails with EIO; the fetch behind it goes on to fill the cache. */
-  readDeadlineMs?: number;
-  attrTimeoutSec: number;
-  entryTimeoutSec: number;
-  negativeTimeoutSec: number;
+  /** The read deadline (a read not answered within it fails with EIO; the fetch goes on to fill the cache) and
+   *  the kernel's cache timeouts. */
+  timings: FuseTimings;
   /** Read-ahead cap the kernel is told in INIT (bytes). */
   maxReadaheadBytes?: number;
 }
@@ -81,7 +80,8 @@ function capParts(parts: readonly Buffer[], len: number): readonly Buffer[] {
 }
 
 export function createRawLayerServer(o: RawLayerServerOptions): RawLayerServer {
-  const { tree, reader, log, readDeadlineMs } = o;
+  const { tree, reader, log } = o;
+  const { readDeadlineMs, attrTimeoutMs, entryTimeoutMs, negativeTimeoutMs } = o.timings;
   const layer = tree.index.layerDigest;
   const errors = new ErrnoMapper({ log });
   const closing = new AbortController();
@@ -93,8 +93,8 @@ export function createRawLayerServer(o: RawLayerServerOptions): RawLayerServer {
   let kernel: InitIn | undefined;
   const treeOpts = {
     tree,
-    timeouts: { entryValidSec: o.entryTimeoutSec, attrValidSec: o.attrTimeoutSec },
-    negativeTimeoutSec: o.negativeTimeoutSec,
+    timeouts: { entryValidSec: entryTimeoutMs / 1000, attrValidSec: attrTimeoutMs / 1000 },
+    negativeTimeoutSec: negativeTimeoutMs / 1000,
   };
 
   const pathOf = (node: LayerNode): string => `/${node.path}`;
