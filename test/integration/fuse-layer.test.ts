@@ -224,8 +224,9 @@ class HangingBlob implements BlobReader {
   size(): Promise<number> {
     return this.inner.size();
   }
+  /** A registry that stalls once its body reaches `hangFrom`: any read covering that byte never ends. */
   readRange(start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
-    if (start < this.hangFrom) return this.inner.readRange(start, end);
+    if (end <= this.hangFrom) return this.inner.readRange(start, end);
     return new Promise((_, reject) => signal?.addEventListener('abort', () => reject(new Error('aborted'))));
   }
   stream(): Promise<AsyncIterable<Buffer>> {
@@ -252,7 +253,9 @@ describe('FUSE reads: sharing and failures', () => {
     for (const s of sums) expect(s.split(' ')[0]).toBe(sha(content));
     const covering = Math.ceil((content.length + 512) / (256 * 1024));
     expect(m.composed.stats().origin.chunks).toBe(covering);
-    expect(blob.rangeCalls).toBe(covering);
+    // Adjacent chunks asked for together may share one Range request; no byte is fetched twice.
+    expect(blob.rangeCalls).toBeLessThanOrEqual(covering);
+    expect(blob.bytesRead).toBeLessThanOrEqual(layer.blob.length);
   });
 
   it('fails a read that misses its deadline with EIO and stays usable', async () => {
