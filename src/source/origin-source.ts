@@ -5,7 +5,7 @@ import type { ChunkStore } from '../chunks/chunk-store.js';
 import { lazyWindowOf } from '../codec/chunk-job.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import type { BlobReader } from '../image/blob-reader.js';
-import { chunkOf, type ChunkRequest, type ChunkSource } from './chunk-source.js';
+import { chunkOf, type ChunkPriority, type ChunkRequest, type ChunkSource } from './chunk-source.js';
 import { WindowSource, type WindowStats } from './window-source.js';
 
 export type OriginFetch = (
@@ -15,6 +15,8 @@ export type OriginFetch = (
   signal?: AbortSignal,
   /** The chunk's zran window when the index does not hold it inline. */
   window?: Promise<Uint8Array>,
+  /** A prefetch's decode waits while a reader's is queued. */
+  priority?: ChunkPriority,
 ) => Promise<Buffer>;
 
 export interface OriginSourceOptions {
@@ -22,6 +24,8 @@ export interface OriginSourceOptions {
   fetch: OriginFetch;
   /** Where fetched windows are kept (the node's chunk store); without it every window is fetched again. */
   store?: ChunkStore | undefined;
+  /** A reader now waits for a chunk fetched as prefetch (the decode pool moves its job ahead). */
+  promote?: ((req: ChunkRequest) => void) | undefined;
 }
 
 export interface TierCounter {
@@ -34,10 +38,12 @@ export class OriginSource implements ChunkSource {
   private readonly fetchChunk: OriginFetch;
   private readonly counter: TierCounter = { chunks: 0, bytes: 0 };
   private readonly windows: WindowSource;
+  private readonly onPromote: ((req: ChunkRequest) => void) | undefined;
 
   constructor(options: OriginSourceOptions) {
     this.blobFor = (index) => options.blobFor(index);
     this.fetchChunk = options.fetch;
+    this.onPromote = options.promote;
     this.windows = new WindowSource(options.store);
   }
 
@@ -48,10 +54,14 @@ export class OriginSource implements ChunkSource {
     const window = w === undefined ? undefined : this.windows.get(req.index, w, blob, signal);
     // A window that fails while the span is still being read must not become an unhandled rejection.
     window?.catch(() => undefined);
-    const bytes = await this.fetchChunk(req.index, req.chunk, blob, signal, window);
+    const bytes = await this.fetchChunk(req.index, req.chunk, blob, signal, window, req.priority);
     this.counter.chunks++;
     this.counter.bytes += bytes.length;
     return bytes;
+  }
+
+  promote(req: ChunkRequest): void {
+    this.onPromote?.(req);
   }
 
   stats(): TierCounter {
