@@ -1,6 +1,6 @@
 // LimitSource: at most `concurrency` fetches in `next` at once; waiting demand requests always start before
 // waiting prefetch requests (FIFO within a class), prefetch holds at most `prefetchSlots` of them (the rest stay
-// free for readers), and a PrefetchPressure (CPU, decode backlog) can hold prefetch back further.
+// free for readers), and a PrefetchPressure (CPU, decode backlog) holds background prefetch back further.
 import { AbortedError, InvalidArgumentError } from '../errors.js';
 import {
   chunkOf,
@@ -76,7 +76,9 @@ export class LimitSource implements ChunkSource {
 
   async fetch(req: ChunkRequest, signal?: AbortSignal): Promise<Buffer> {
     if (signal?.aborted) throw new AbortedError(`${describeChunk(req)}: aborted while queued`);
-    const counted = this.canStart(req.priority) ? this.take(req.priority) : await this.enqueue(req, signal);
+    const counted = this.canStart(req, req.priority)
+      ? this.take(req.priority)
+      : await this.enqueue(req, signal);
     try {
       return await this.next.fetch(req, signal);
     } finally {
@@ -100,11 +102,12 @@ export class LimitSource implements ChunkSource {
     this.next.promote?.(req);
   }
 
-  private canStart(priority: ChunkPriority): boolean {
+  private canStart(req: ChunkRequest, priority: ChunkPriority): boolean {
     if (this.running >= this.concurrency) return false;
     if (priority === 'demand') return true;
     // A reader waiting here goes first; prefetch never takes the slots kept for readers.
     if (this.demand.length > 0 || this.runningPrefetch >= this.prefetchSlots) return false;
+    if (req.background !== true) return true;
     const allowed = this.pressure?.allowed(this.prefetchSlots) ?? this.prefetchSlots;
     return this.runningPrefetch < allowed;
   }
@@ -145,12 +148,13 @@ export class LimitSource implements ChunkSource {
   /** Hands free slots to waiters: readers first, then prefetch while it may run. */
   private pump(): void {
     for (;;) {
-      const w =
-        this.demand.length > 0 && this.canStart('demand')
-          ? this.demand.shift()
-          : this.prefetch.length > 0 && this.canStart('prefetch')
-            ? this.prefetch.shift()
-            : undefined;
+      let w: Waiter | undefined;
+      if (this.demand.length > 0) w = this.running < this.concurrency ? this.demand.shift() : undefined;
+      else {
+        // FIFO, except that a reader's read-ahead passes background work held back by pressure.
+        const i = this.prefetch.findIndex((x) => this.canStart(x.req, 'prefetch'));
+        w = i >= 0 ? this.prefetch.splice(i, 1)[0] : undefined;
+      }
       if (w === undefined) break;
       w.start(this.take(w.priority));
     }

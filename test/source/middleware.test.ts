@@ -197,7 +197,7 @@ describe('LimitSource', () => {
     expect(s.active).toBe(0);
   });
 
-  it('holds prefetch while its pressure says none may run, and resumes when it lifts', async () => {
+  it('holds background prefetch while its pressure says none may run, and resumes when it lifts', async () => {
     const inner = new ManualSource();
     let allowed = 0;
     const s = new LimitSource({
@@ -206,17 +206,21 @@ describe('LimitSource', () => {
       pressure: { allowed: (max) => Math.min(max, allowed) },
       recheckMs: 5,
     });
-    const pf = s.fetch(req(0, 'prefetch'));
+    const pf = s.fetch({ ...req(0, 'prefetch'), background: true });
     const d = s.fetch(req(1, 'demand'));
     await new Promise((r) => setTimeout(r, 30));
     expect(inner.calls.map((c) => c.req.chunk)).toEqual([1]);
     expect(s.queued).toEqual({ demand: 0, prefetch: 1 });
     expect(s.counts.prefetchHeld).toBe(1);
-    allowed = 1;
+    // A reader's read-ahead (prefetch, not background) is not held by pressure.
+    const ra = s.fetch(req(2, 'prefetch'));
+    await tick();
+    expect(inner.calls.map((c) => c.req.chunk)).toEqual([1, 2]);
+    allowed = 2;
     await new Promise((r) => setTimeout(r, 30));
-    expect(inner.calls.map((c) => c.req.chunk)).toEqual([1, 0]);
+    expect(inner.calls.map((c) => c.req.chunk)).toEqual([1, 2, 0]);
     for (const c of inner.calls) c.resolve(bytesOf(c.req.chunk));
-    await Promise.all([pf, d]);
+    await Promise.all([pf, d, ra]);
   });
 
   it('promote moves a queued prefetch into the demand queue', async () => {
