@@ -85,10 +85,13 @@ async function stopNode(n: Node): Promise<void> {
 interface Start {
   pullMs: number;
   runMs: number;
+  /** Wall clock (ms since the epoch) when the pull began, to place the daemon's log lines. */
+  at: number;
 }
 
 /** `ctr-remote image rpull` then `ctr run` of the working-set reader; times each. */
 async function start(n: Node, ref: string): Promise<Start> {
+  const at = Date.now();
   const t0 = performance.now();
   await n.ctd.ctrRemote(['image', 'rpull', '--plain-http', '--snapshotter', 'ferry', ref], {
     timeoutMs: 300_000,
@@ -100,7 +103,7 @@ async function start(n: Node, ref: string): Promise<Start> {
     { timeoutMs: 300_000 },
   );
   if (stdout.trim() !== 'read') throw new Error(`the start failed: ${stdout}`);
-  return { pullMs: t1 - t0, runMs: performance.now() - t1 };
+  return { pullMs: t1 - t0, runMs: performance.now() - t1, at };
 }
 
 /** Waits until node `n`'s daemon saved a trace of `ref` (its recorder closes after quietMs without reads). */
@@ -111,6 +114,39 @@ async function waitForTrace(n: Node, ref: string): Promise<{ chunks: number; byt
     if (shown !== undefined) return JSON.parse(shown) as { chunks: number; bytes: number };
     if (Date.now() > deadline) throw new Error(`no trace saved: ${n.daemon.stderr().slice(-4000)}`);
     await sleep(500);
+  }
+}
+
+/** The daemon's own account of a start's prefetch: when it was planned and what the start then used of it. */
+async function prefetchSummary(n: Node, s: Start): Promise<string> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const records = n.daemon
+      .stderr()
+      .split('\n')
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      })
+      .filter((r) => typeof r['time'] === 'number' && r['time'] >= s.at);
+    const planned = records.find((r) => r['msg'] === 'prefetch planned');
+    const done = records.find((r) => r['msg'] === 'prefetch finished');
+    if (done !== undefined || Date.now() > deadline) {
+      const at =
+        planned === undefined ? '?' : `${(planned['time'] as number) - s.at} ms after the pull began`;
+      const st = (k: string): string => {
+        const v = done?.[k];
+        return typeof v === 'number' ? String(v) : '?';
+      };
+      return (
+        `planned ${at} (pull took ${s.pullMs.toFixed(0)} ms); fetched ${st('fetched')}, hits ${st('hits')}, ` +
+        `joined ${st('joined')}, demanded first ${st('demandedFirst')}, of ${st('demandChunks')} chunks read`
+      );
+    }
+    await sleep(250);
   }
 }
 
@@ -133,8 +169,10 @@ async function linkRound(name: string, ref: string): Promise<string[]> {
   const b = await startNode();
   let rb: Start;
   let rd: Start;
+  let bPrefetch: string;
   try {
     rb = await start(b, ref);
+    bPrefetch = await prefetchSummary(b, rb);
     rd = await start(b, ref); // the image is pulled and its chunks are local now
   } finally {
     await stopNode(b);
@@ -156,6 +194,7 @@ async function linkRound(name: string, ref: string): Promise<string[]> {
   out.push(`${name}: trace ${shown.chunks} chunks / ${(shown.bytes / 1e6).toFixed(1)} MB`);
   out.push(`  (a) cold, no trace               ${fmt(ra)}`);
   out.push(`  (b) cold, trace from registry    ${fmt(rb)}`);
+  out.push(`      prefetch of (b): ${bPrefetch}`);
   out.push(`  (c) cold after a completed hint  ${fmt(rc)}  (hint ${hintMs.toFixed(0)} ms before)`);
   out.push(`  (d) image already pulled         ${fmt(rd)}`);
   const rbA = total(rb) / total(ra);
