@@ -4,8 +4,6 @@
 // --wait`) before the start, (d) the same node as (b) warm. Prints times and ratios from one run.
 // Run: npx tsx bench/prefetch.ts [--rtt-ms 20] [--mbit 200] (needs root, FUSE, docker-registry, `npm run build`)
 import { mkdtempSync } from 'node:fs';
-import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -20,6 +18,7 @@ import { startRegistry } from '../test/helpers/registry.js';
 import { startFerryDaemon } from '../test/helpers/containerd.js';
 import { FERRY_BIN } from '../test/helpers/ferry-cli.js';
 import { ferryWith, readWorkingSet, spawnMount, type Event } from '../test/prefetch/mount-process.js';
+import { shapedProxy } from './lib/shaped-proxy.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,48 +30,6 @@ const { values: args } = parseArgs({
 const RTT_MS = Number(args['rtt-ms']);
 const BYTES_PER_MS = (Number(args.mbit) * 1e6) / 8 / 1000;
 const SMALL_FILES = Number(args['small-files']);
-
-/** A proxy whose responses start one RTT late and share one link of BYTES_PER_MS, in arrival order. */
-async function shapedLink(upstream: string): Promise<{ host: string; bytes: () => number; close(): void }> {
-  let linkFreeAt = 0;
-  let total = 0;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    setTimeout(() => {
-      const up = request(
-        `http://${upstream}${req.url ?? '/'}`,
-        { method: req.method, headers: { ...req.headers, host: upstream } },
-        (upRes) => {
-          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-          res.on('error', () => undefined);
-          // One chain per response keeps its writes in order and the end after the last write.
-          let chain = Promise.resolve();
-          const at = (t: number): Promise<void> =>
-            new Promise((r) => setTimeout(r, Math.max(0, t - performance.now())));
-          upRes.on('data', (chunk: Buffer) => {
-            total += chunk.length;
-            linkFreeAt = Math.max(performance.now(), linkFreeAt) + chunk.length / BYTES_PER_MS;
-            const t = linkFreeAt;
-            chain = chain.then(() => at(t)).then(() => void res.write(chunk));
-          });
-          upRes.on('end', () => void chain.then(() => res.end()));
-          upRes.on('error', () => res.destroy());
-        },
-      );
-      up.on('error', () => res.destroy());
-      req.pipe(up);
-    }, RTT_MS);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    host: `127.0.0.1:${port}`,
-    bytes: () => total,
-    close: () => {
-      server.closeAllConnections();
-      server.close();
-    },
-  };
-}
 
 const CONFIG = `
 [index]
@@ -143,7 +100,7 @@ async function hintNode(ref: string, env: FerryEnv): Promise<{ ms: number; final
 
 async function main(): Promise<void> {
   const registry = await startRegistry();
-  const link = await shapedLink(registry.host);
+  const link = await shapedProxy(registry.host, { rttMs: RTT_MS, bytesPerMs: BYTES_PER_MS });
   const client = new RegistryClient({
     log: silentLogger(),
     requestTimeoutMs: 60_000,

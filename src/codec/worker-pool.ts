@@ -36,12 +36,16 @@ export interface DecodeOptions {
   signal?: AbortSignal;
   /** The caller gives up `compressed`: if it owns its whole ArrayBuffer, that is transferred, not copied. */
   handOver?: boolean;
+  /** Queued 'prefetch' jobs start only when no 'demand' job waits (default 'demand'). */
+  priority?: 'demand' | 'prefetch';
 }
 
 export interface DecodePoolStats {
   workers: number;
   busy: number;
   queued: number;
+  /** Of `queued`, the jobs a reader waits for (demand priority). */
+  queuedDemand: number;
   completed: number;
   failed: number;
   /** Workers that exited or threw outside a job, and were replaced. */
@@ -53,6 +57,7 @@ interface Job {
   readonly job: ChunkJob;
   readonly compressed: Uint8Array;
   readonly handOver: boolean;
+  priority: 'demand' | 'prefetch';
   readonly resolve: (bytes: Buffer) => void;
   readonly reject: (e: FerryError) => void;
   settled: boolean;
@@ -71,7 +76,9 @@ export class DecodePool {
   private readonly inlineBelowBytes: number;
   private readonly resourceLimits: ResourceLimits;
   private readonly slots: Slot[] = [];
-  private readonly queue: Job[] = [];
+  /** Waiting jobs: a reader's first, then prefetch (FIFO within each), so prefetch never delays a reader. */
+  private readonly demand: Job[] = [];
+  private readonly prefetch: Job[] = [];
   private nextId = 1;
   private closed = false;
   private counts = { completed: 0, failed: 0, crashed: 0 };
@@ -95,8 +102,9 @@ export class DecodePool {
     }
     return new Promise<Buffer>((resolve, reject) => {
       const onAbort = (): void => {
-        const i = this.queue.indexOf(entry);
-        if (i >= 0) this.queue.splice(i, 1);
+        const queue = entry.priority === 'demand' ? this.demand : this.prefetch;
+        const i = queue.indexOf(entry);
+        if (i >= 0) queue.splice(i, 1);
         settle(entry, () => reject(aborted(job, signal)));
       };
       const entry: Job = {
@@ -104,6 +112,7 @@ export class DecodePool {
         job,
         compressed,
         handOver: options.handOver === true,
+        priority: options.priority ?? 'demand',
         resolve: (bytes) => {
           signal?.removeEventListener('abort', onAbort);
           resolve(bytes);
@@ -115,16 +124,28 @@ export class DecodePool {
         settled: false,
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.queue.push(entry);
+      (entry.priority === 'demand' ? this.demand : this.prefetch).push(entry);
       this.dispatch();
     });
+  }
+
+  /** A reader now waits for the chunk `digest` queued as prefetch: it moves to the readers' queue. */
+  promote(digest: string): void {
+    for (let i = this.prefetch.length - 1; i >= 0; i--) {
+      const j = this.prefetch[i]!;
+      if (j.job.digest !== digest) continue;
+      this.prefetch.splice(i, 1);
+      j.priority = 'demand';
+      this.demand.push(j);
+    }
   }
 
   stats(): DecodePoolStats {
     return {
       workers: this.slots.length,
       busy: this.slots.filter((s) => s.job !== undefined).length,
-      queued: this.queue.length,
+      queued: this.demand.length + this.prefetch.length,
+      queuedDemand: this.demand.length,
       ...this.counts,
     };
   }
@@ -132,7 +153,7 @@ export class DecodePool {
   /** Fails queued and running jobs and terminates the workers. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const j of this.queue.splice(0)) {
+    for (const j of [...this.demand.splice(0), ...this.prefetch.splice(0)]) {
       settle(j, () => j.reject(new UnavailableError(`${j.job.label}: decode pool closed`)));
     }
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
@@ -144,14 +165,14 @@ export class DecodePool {
   }
 
   private dispatch(): void {
-    while (this.queue.length > 0 && !this.closed) {
+    while (this.demand.length + this.prefetch.length > 0 && !this.closed) {
       let slot = this.slots.find((s) => s.job === undefined && !s.dead);
       if (slot === undefined) {
         if (this.slots.length >= this.size) return;
         try {
           slot = this.spawn();
         } catch (e) {
-          const j = this.queue.shift()!;
+          const j = this.next()!;
           const why = e instanceof Error ? e.message : String(e);
           this.counts.failed++;
           settle(j, () =>
@@ -160,8 +181,12 @@ export class DecodePool {
           continue;
         }
       }
-      this.run(slot, this.queue.shift()!);
+      this.run(slot, this.next()!);
     }
+  }
+
+  private next(): Job | undefined {
+    return this.demand.shift() ?? this.prefetch.shift();
   }
 
   private run(slot: Slot, job: Job): void {

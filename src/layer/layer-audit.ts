@@ -41,7 +41,7 @@ export async function auditLayer(o: LayerAuditOptions): Promise<void> {
     throw new IntegrityError(`${label}: /${extra.value} is in the index but not in the layer`);
   // Only priority changes: the reads share the node's cache, so what the audit fetches completes the layer.
   const background: ChunkSource = {
-    fetch: (req, signal) => o.source.fetch({ ...req, priority: 'prefetch' }, signal),
+    fetch: (req, signal) => o.source.fetch({ ...req, priority: 'prefetch', background: true }, signal),
   };
   const reader = new LayerReader({ index: o.served, source: background });
   const digests = new Map(o.truth.entries.map((e) => [e.path, e.digest]));

@@ -42,6 +42,16 @@ export interface ImagePrefetchOptions {
   settings: PrefetchSettings;
   workloadKey?: string;
   log: Logger;
+  /**
+   * The trace lookup, already started by a caller that knew the image before its layers (the snapshotter's
+   * layers mount one Prepare at a time): used instead of looking again. Its failure means "no trace".
+   */
+  trace?: Promise<FoundTrace | undefined>;
+}
+
+export interface FoundTrace {
+  trace: MergedTrace;
+  origin: 'local' | 'registry';
 }
 
 export interface ImagePrefetchStatus extends PrefetchStatus {
@@ -68,7 +78,7 @@ export async function findTrace(o: {
   workloadKey?: string | undefined;
   log: Logger;
   signal?: AbortSignal;
-}): Promise<{ trace: MergedTrace; origin: 'local' | 'registry' } | undefined> {
+}): Promise<FoundTrace | undefined> {
   const local = await o.traces.get(o.image.manifestDigest, o.workloadKey, o.signal);
   if (local !== undefined) return { trace: local, origin: 'local' };
   if (o.registry === undefined) return undefined;
@@ -142,14 +152,15 @@ export class ImagePrefetch {
     let origin: TraceOrigin = 'none';
     try {
       if (s.enabled) {
-        const found = await findTrace({
-          image: this.o.image,
-          traces: this.o.traces,
-          registry: s.pullFromRegistry ? this.o.registry : undefined,
-          workloadKey: this.o.workloadKey,
-          log: this.log,
-          signal: this.prefetcher.signal,
-        });
+        const found = await (this.o.trace ??
+          findTrace({
+            image: this.o.image,
+            traces: this.o.traces,
+            registry: s.pullFromRegistry ? this.o.registry : undefined,
+            workloadKey: this.o.workloadKey,
+            log: this.log,
+            signal: this.prefetcher.signal,
+          }));
         trace = found?.trace;
         origin = found?.origin ?? 'none';
         this.startups = trace?.startups ?? 0;

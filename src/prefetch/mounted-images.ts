@@ -9,7 +9,7 @@ import type { ChunkReadHook } from '../layer/layer-reader.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ChunkSource } from '../source/chunk-source.js';
-import { ImagePrefetch, type PrefetchSettings } from './image-prefetch.js';
+import { findTrace, ImagePrefetch, type PrefetchSettings } from './image-prefetch.js';
 import type { CachedCheck } from './prefetcher.js';
 import type { TraceStore } from './trace-store.js';
 
@@ -153,6 +153,17 @@ export class MountedImages {
     const image = await this.o.registry.resolve(md !== undefined ? withDigest(ref, md) : ref, signal);
     const digests = image.manifest.layers.map((l) => l.digest);
     this.o.registerBlobs?.(image.ref, digests);
+    // The trace does not depend on the layers: look it up (maybe in the registry) while they mount.
+    const trace = this.o.settings.enabled
+      ? findTrace({
+          image,
+          traces: this.o.traces,
+          registry: this.o.settings.pullFromRegistry ? this.o.registry : undefined,
+          log: this.log,
+          signal,
+        })
+      : undefined;
+    trace?.catch(() => undefined); // observed by the ImagePrefetch, or dropped with the session
     // Layers arrive one Prepare at a time: plan once all are known (or the wait is over).
     const until = performance.now() + (this.o.layerWaitMs ?? 30_000);
     const indexes: LayerIndex[] = [];
@@ -175,6 +186,7 @@ export class MountedImages {
       registry: this.o.registry,
       settings: this.o.settings,
       log: this.log,
+      ...(trace !== undefined ? { trace } : {}),
     });
     this.log.info(
       { image: image.ref.toString(), manifest: image.manifestDigest, layers: indexes.length },

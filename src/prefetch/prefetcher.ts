@@ -142,7 +142,9 @@ export class Prefetcher {
     if (this.running !== undefined) throw new InvalidArgumentError('prefetcher already ran');
     this.plan(item);
     const signal = this.controller.signal;
-    return (await this.one(item, signal)) ?? (await this.o.source.fetch(item.req, signal));
+    return (
+      (await this.one(item, signal)) ?? (await this.o.source.fetch({ ...item.req, background: true }, signal))
+    );
   }
 
   private plan(it: PlanItem): void {
@@ -213,7 +215,7 @@ export class Prefetcher {
     }
     this.states.set(d, 'inflight');
     try {
-      const bytes = await this.o.source.fetch(item.req, signal);
+      const bytes = await this.o.source.fetch({ ...item.req, background: true }, signal);
       this.s.fetched++;
       this.s.fetchedBytes += item.size;
       if (this.states.get(d) === 'inflight') this.states.set(d, 'fetched');

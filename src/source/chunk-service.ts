@@ -8,8 +8,9 @@ import type { LayerIndex } from '../image/layer-index.js';
 import type { ImageReference } from '../image/reference.js';
 import { NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { ChunkSource } from './chunk-source.js';
+import { chunkOf, type ChunkSource } from './chunk-source.js';
 import { composeSource, type ComposedSource } from './compose.js';
+import { CpuPressure } from './cpu-pressure.js';
 import { originFetcher } from './origin.js';
 import { OriginSource, type OriginSourceOptions, type TierCounter } from './origin-source.js';
 
@@ -63,6 +64,8 @@ export class ChunkService {
       blobFor: (index) => this.blobFor(index),
       fetch: originFetcher(o.pool),
       store: o.store,
+      // A reader joined a prefetch: its decode job, if still queued, goes ahead of other prefetches.
+      promote: (req) => o.pool.promote(chunkOf(req).digest),
     };
     const peerFirst = o.peers?.wrapOrigin(new OriginSource(origin));
     this.composed = composeSource({
@@ -71,6 +74,7 @@ export class ChunkService {
       ...(peerFirst !== undefined ? { originOverride: peerFirst } : {}),
       concurrency: o.concurrency,
       log: o.log,
+      prefetchPressure: new CpuPressure({ pool: o.pool }),
     });
     this.source = this.composed.source;
   }

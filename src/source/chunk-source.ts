@@ -9,6 +9,11 @@ export interface ChunkRequest {
   readonly index: LayerIndex;
   readonly chunk: number;
   readonly priority: ChunkPriority;
+  /**
+   * Speculative work no reader is about to need (a trace or hint prefetch, an audit), unlike a sequential
+   * reader's read-ahead: the limiter also holds it back while the process is busy (PrefetchPressure).
+   */
+  readonly background?: boolean;
 }
 
 export interface ChunkSource {

@@ -5,7 +5,7 @@ import type { ChunkStore } from '../chunks/chunk-store.js';
 import type { ChunkSource } from './chunk-source.js';
 import { DedupeSource } from './dedupe.js';
 import { DeadlineSource } from './deadline.js';
-import { LimitSource } from './limit.js';
+import { LimitSource, type PrefetchPressure } from './limit.js';
 import { OriginSource, type OriginSourceOptions, type TierCounter } from './origin-source.js';
 import { StoreThroughSource } from './store-through.js';
 import { VerifySource } from './verify.js';
@@ -23,6 +23,8 @@ export interface ComposeSourceOptions {
    * dedupe, store-through, limit and verify stay above it. `origin` stats then stay zero.
    */
   originOverride?: ChunkSource;
+  /** Holds prefetch back while the process is busy (CpuPressure); without it only the slot cap applies. */
+  prefetchPressure?: PrefetchPressure;
 }
 
 export interface SourceTierStats {
@@ -43,7 +45,11 @@ export interface ComposedSource {
 export function composeSource(options: ComposeSourceOptions): ComposedSource {
   const origin = new OriginSource({ store: options.store, ...options.origin });
   const verify = new VerifySource({ next: options.originOverride ?? origin });
-  const limit = new LimitSource({ next: verify, concurrency: options.concurrency });
+  const limit = new LimitSource({
+    next: verify,
+    concurrency: options.concurrency,
+    ...(options.prefetchPressure !== undefined ? { pressure: options.prefetchPressure } : {}),
+  });
   const storeThrough = new StoreThroughSource({ store: options.store, next: limit, log: options.log });
   const dedupe = new DedupeSource({ next: storeThrough });
   const source: ChunkSource =

@@ -7,7 +7,7 @@ import type { ChunkStore } from '../chunks/chunk-store.js';
 import { lazyWindowOf } from '../codec/chunk-job.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import type { BlobReader } from '../image/blob-reader.js';
-import { chunkOf, type ChunkRequest, type ChunkSource } from './chunk-source.js';
+import { chunkOf, type ChunkPriority, type ChunkRequest, type ChunkSource } from './chunk-source.js';
 import { RangeCoalescer, type CoalesceStats } from './coalesce-ranges.js';
 import { WindowSource, type WindowStats } from './window-source.js';
 
@@ -18,6 +18,8 @@ export type OriginFetch = (
   signal?: AbortSignal,
   /** The chunk's zran window when the index does not hold it inline. */
   window?: Promise<Uint8Array>,
+  /** A prefetch's decode waits while a reader's is queued. */
+  priority?: ChunkPriority,
 ) => Promise<Buffer>;
 
 export interface OriginSourceOptions {
@@ -25,6 +27,8 @@ export interface OriginSourceOptions {
   fetch: OriginFetch;
   /** Where fetched windows are kept (the node's chunk store); without it every window is fetched again. */
   store?: ChunkStore | undefined;
+  /** A reader now waits for a chunk fetched as prefetch (the decode pool moves its job ahead). */
+  promote?: ((req: ChunkRequest) => void) | undefined;
 }
 
 export interface TierCounter {
@@ -40,10 +44,12 @@ export class OriginSource implements ChunkSource {
   private readonly coalescer = new RangeCoalescer();
   /** Fetches under way, by index and chunk: a later chunk's window may come from one of them. */
   private readonly inflight = new WeakMap<LayerIndex, Map<number, Promise<Buffer>>>();
+  private readonly onPromote: ((req: ChunkRequest) => void) | undefined;
 
   constructor(options: OriginSourceOptions) {
     this.blobFor = (index) => this.coalescer.wrap(options.blobFor(index));
     this.fetchChunk = options.fetch;
+    this.onPromote = options.promote;
     this.windows = new WindowSource(options.store, (index, chunk) => this.inflight.get(index)?.get(chunk));
   }
 
@@ -54,7 +60,7 @@ export class OriginSource implements ChunkSource {
     const window = w === undefined ? undefined : this.windows.get(req.index, w, blob, signal, req.chunk);
     // A window that fails while the span is still being read must not become an unhandled rejection.
     window?.catch(() => undefined);
-    const p = this.fetchChunk(req.index, req.chunk, blob, signal, window);
+    const p = this.fetchChunk(req.index, req.chunk, blob, signal, window, req.priority);
     let flights = this.inflight.get(req.index);
     if (flights === undefined) this.inflight.set(req.index, (flights = new Map<number, Promise<Buffer>>()));
     const mine = flights;
@@ -67,6 +73,10 @@ export class OriginSource implements ChunkSource {
     } finally {
       if (mine.get(req.chunk) === p) mine.delete(req.chunk);
     }
+  }
+
+  promote(req: ChunkRequest): void {
+    this.onPromote?.(req);
   }
 
   stats(): TierCounter {

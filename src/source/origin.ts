@@ -5,6 +5,7 @@ import type { LayerIndex } from '../image/layer-index.js';
 import { chunkJob } from '../codec/chunk-job.js';
 import { DecodePool } from '../codec/worker-pool.js';
 import { isHandedOff, type BlobReader } from '../image/blob-reader.js';
+import type { ChunkPriority } from './chunk-source.js';
 import type { OriginFetch } from './origin-source.js';
 import { markVerified } from './verified-bytes.js';
 
@@ -25,8 +26,8 @@ export async function closeDecodePool(): Promise<void> {
 
 /** The origin fetch of a node whose decoding runs on `pool` (its owner closes it). */
 export function originFetcher(pool: DecodePool): OriginFetch {
-  return (index, chunkIndex, blob, signal, window) =>
-    fetchChunk(pool, index, chunkIndex, blob, signal, window);
+  return (index, chunkIndex, blob, signal, window, priority) =>
+    fetchChunk(pool, index, chunkIndex, blob, signal, window, priority);
 }
 
 /** Fetches, decodes and verifies chunk `chunkIndex` of `index` from `blob` on the default pool. */
@@ -48,6 +49,7 @@ async function fetchChunk(
   blob: BlobReader,
   signal?: AbortSignal,
   window?: Promise<Uint8Array>,
+  priority: ChunkPriority = 'demand',
 ): Promise<Buffer> {
   const chunk = index.chunks[chunkIndex];
   const [compressed, w] = await Promise.all([
@@ -57,7 +59,11 @@ async function fetchChunk(
   const job = chunkJob(index, chunkIndex, w);
   if (compressed === undefined) throw new FormatError(`layer ${index.layerDigest}: no chunk ${chunkIndex}`);
   // A span the reader handed off is transferred to the decode worker rather than copied (nobody reads it after).
-  const options = { handOver: isHandedOff(compressed), ...(signal !== undefined ? { signal } : {}) };
+  const options = {
+    handOver: isHandedOff(compressed),
+    priority,
+    ...(signal !== undefined ? { signal } : {}),
+  };
   const bytes = await pool.decodeAndVerify(job, compressed, options);
   // decodeAndVerify hashed these bytes against the chunk's digest: VerifySource does not hash them again.
   return markVerified(bytes, job.digest);

@@ -171,6 +171,29 @@ describe('DecodePool', () => {
     );
   });
 
+  it("runs a reader's job before queued prefetch jobs, and a promoted prefetch job with the readers'", async () => {
+    const own = new DecodePool({ workers: 1, inlineBelowBytes: 0 });
+    try {
+      const done: string[] = [];
+      const track = (name: string, p: Promise<Buffer>): Promise<void> => p.then(() => void done.push(name));
+      const { job, compressed } = slowJob();
+      const busy = track('busy', own.decodeAndVerify(job, compressed)); // holds the only worker
+      const prefetch = [2, 3, 4, 5].map((i) =>
+        track(
+          `prefetch ${i}`,
+          own.decodeAndVerify(chunkJob(layer.index, i), spanOf(layer, i), { priority: 'prefetch' }),
+        ),
+      );
+      const demand = track('demand 6', own.decodeAndVerify(chunkJob(layer.index, 6), spanOf(layer, 6)));
+      own.promote(layer.index.chunks[4]!.digest);
+      expect(own.stats()).toMatchObject({ queued: 5, queuedDemand: 2 });
+      await Promise.all([busy, demand, ...prefetch]);
+      expect(done).toEqual(['busy', 'demand 6', 'prefetch 4', 'prefetch 2', 'prefetch 3', 'prefetch 5']);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('starts workers with heap limits', async () => {
     const { job, compressed } = slowJob();
     const pending = pool.decodeAndVerify(job, compressed);

@@ -322,7 +322,8 @@ export async function fuseMountsBelow(dir: string): Promise<string[]> {
     .filter((mp) => mp === dir || mp.startsWith(`${dir}/`));
 }
 
-async function tar(
+// Also used by bench/trace-start.ts for its busybox layer.
+export async function tar(
   entries: Array<{ name: string; data?: Buffer; mode?: number; type?: 'directory' }>,
 ): Promise<Buffer> {
   const pack = tarStream.pack();

@@ -141,7 +141,7 @@ describe('VerifySource', () => {
 describe('LimitSource', () => {
   it('bounds concurrency and always starts waiting demand before waiting prefetch', async () => {
     const inner = new ManualSource();
-    const s = new LimitSource({ next: inner, concurrency: 2 });
+    const s = new LimitSource({ next: inner, concurrency: 2, prefetchSlots: 2 });
     const order: number[] = [];
     const go = (chunk: number, p: ChunkRequest['priority']): Promise<Buffer> =>
       s.fetch(req(chunk, p)).then((b) => {
@@ -173,6 +173,54 @@ describe('LimitSource', () => {
     inner.calls.at(-1)!.resolve(bytesOf(3));
     await Promise.all(all);
     expect(s.active).toBe(0);
+  });
+
+  it('keeps slots free for readers: prefetch holds at most concurrency minus a quarter', async () => {
+    const inner = new ManualSource();
+    const s = new LimitSource({ next: inner, concurrency: 4 });
+    const pf = [0, 1, 2, 3, 4].map((i) => s.fetch(req(i, 'prefetch')));
+    await tick();
+    expect(inner.calls.map((c) => c.req.chunk)).toEqual([0, 1, 2]);
+    expect(s.activePrefetch).toBe(3);
+    const d = s.fetch(req(9, 'demand'));
+    await tick();
+    // The reader starts at once, with every prefetch still running.
+    expect(inner.calls.map((c) => c.req.chunk)).toEqual([0, 1, 2, 9]);
+    for (const c of inner.calls) c.resolve(bytesOf(c.req.chunk));
+    await d;
+    await tick();
+    for (const c of inner.calls.slice(4)) c.resolve(bytesOf(c.req.chunk));
+    await tick();
+    for (const c of inner.calls.slice(5)) c.resolve(bytesOf(c.req.chunk));
+    await Promise.all(pf);
+    expect(inner.calls.map((c) => c.req.chunk)).toEqual([0, 1, 2, 9, 3, 4]);
+    expect(s.active).toBe(0);
+  });
+
+  it('holds background prefetch while its pressure says none may run, and resumes when it lifts', async () => {
+    const inner = new ManualSource();
+    let allowed = 0;
+    const s = new LimitSource({
+      next: inner,
+      concurrency: 4,
+      pressure: { allowed: (max) => Math.min(max, allowed) },
+      recheckMs: 5,
+    });
+    const pf = s.fetch({ ...req(0, 'prefetch'), background: true });
+    const d = s.fetch(req(1, 'demand'));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(inner.calls.map((c) => c.req.chunk)).toEqual([1]);
+    expect(s.queued).toEqual({ demand: 0, prefetch: 1 });
+    expect(s.counts.prefetchHeld).toBe(1);
+    // A reader's read-ahead (prefetch, not background) is not held by pressure.
+    const ra = s.fetch(req(2, 'prefetch'));
+    await tick();
+    expect(inner.calls.map((c) => c.req.chunk)).toEqual([1, 2]);
+    allowed = 2;
+    await new Promise((r) => setTimeout(r, 30));
+    expect(inner.calls.map((c) => c.req.chunk)).toEqual([1, 2, 0]);
+    for (const c of inner.calls) c.resolve(bytesOf(c.req.chunk));
+    await Promise.all([pf, d, ra]);
   });
 
   it('promote moves a queued prefetch into the demand queue', async () => {
