@@ -19,6 +19,7 @@ import { startFerryDaemon } from '../test/helpers/containerd.js';
 import { FERRY_BIN } from '../test/helpers/ferry-cli.js';
 import { ferryWith, readWorkingSet, spawnMount, type Event } from '../test/prefetch/mount-process.js';
 import { shapedProxy } from './lib/shaped-proxy.js';
+import { corpusWorkingSet } from './lib/corpus-working-set.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -41,13 +42,7 @@ quietMs = 600000
 windowMs = 600000
 `;
 
-const WORKING_SET = [
-  'usr/bin/tool',
-  'usr/lib/layer2.bin',
-  ...Array.from({ length: SMALL_FILES }, (_, i) => i)
-    .filter((i) => i % 20 === 7 && (i * 7919) % 9000 > 0)
-    .map((i) => `usr/share/data/${String(Math.floor(i / 100)).padStart(3, '0')}/file-${i}.dat`),
-];
+const WORKING_SET = corpusWorkingSet(SMALL_FILES);
 
 interface Run {
   name: string;

@@ -28,6 +28,7 @@ import { pushImage } from '../test/helpers/push-image.js';
 import { startRegistry, testRegistryClient } from '../test/helpers/registry.js';
 import { ferryWith } from '../test/prefetch/mount-process.js';
 import { shapedProxy } from './lib/shaped-proxy.js';
+import { corpusWorkingSet } from './lib/corpus-working-set.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -50,13 +51,7 @@ quietMs = 1500
 windowMs = 600000
 `;
 
-const WORKING_SET = [
-  'usr/bin/tool',
-  'usr/lib/layer2.bin',
-  ...Array.from({ length: SMALL_FILES }, (_, i) => i)
-    .filter((i) => i % 20 === 7 && (i * 7919) % 9000 > 0)
-    .map((i) => `usr/share/data/${String(Math.floor(i / 100)).padStart(3, '0')}/file-${i}.dat`),
-];
+const WORKING_SET = corpusWorkingSet(SMALL_FILES);
 
 interface Node {
   env: FerryEnv;
