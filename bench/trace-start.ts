@@ -4,7 +4,7 @@
 // (d) the image already pulled on node (b). On loopback and behind a shaped link, side by side in one run.
 // Run: npx tsx bench/trace-start.ts [--rtt-ms 20] [--mbit 200] [--only loopback|shaped]
 // (needs root, FUSE, docker-registry, containerd, ctr, ctr-remote, runc, busybox, `npm run build`)
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -210,10 +210,13 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   const load0 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   try {
-    const corpus = makeCorpus(join(mkdtempSync(join(tmpdir(), 'ferry-bench-ts-')), 'src'), {
+    // The corpus tree is only needed for its tars: removed at once, so a direct run leaves nothing behind.
+    const corpusDir = mkdtempSync(join(tmpdir(), 'ferry-bench-ts-'));
+    const corpus = makeCorpus(join(corpusDir, 'src'), {
       smallFiles: SMALL_FILES,
       bigFileBytes: 16 * 1024 * 1024,
     });
+    rmSync(corpusDir, { recursive: true, force: true });
     const base = gzipLayer(
       await tar([
         { name: 'bin', type: 'directory' },
