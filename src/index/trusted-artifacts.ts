@@ -63,6 +63,10 @@ export async function findTrustedIndexes(
     .sort((a, b) => created(b).localeCompare(created(a)))
     .slice(0, MAX_CANDIDATES);
   for (const desc of candidates) {
+    // The artifact's manifest is read while its signature is checked (one round trip less per start); it is only
+    // parsed here, and used only if the signature holds.
+    const blobs = artifactBlobs(registry, image, desc.digest, signal);
+    blobs.catch(() => undefined);
     const keyId = await signedBy(registry, image, desc.digest, keys, signal).catch((e: unknown) => {
       log.warn({ err: e, artifact: desc.digest }, 'index artifact signature unreadable');
       return undefined;
@@ -74,8 +78,7 @@ export async function findTrustedIndexes(
       );
       continue;
     }
-    for (const blob of await artifactBlobs(registry, image, desc.digest, signal))
-      setOnce(found, blob, { kind: 'signed', keyId, blob: blob.digest });
+    for (const blob of await blobs) setOnce(found, blob, { kind: 'signed', keyId, blob: blob.digest });
   }
   return found;
 }
