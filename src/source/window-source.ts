@@ -85,12 +85,13 @@ export class WindowSource {
     signal: AbortSignal | undefined,
   ): Promise<Uint8Array> {
     const label = `layer ${index.layerDigest} window ${window}`;
-    const fromChunk = await this.fromCachedChunk(index, window, ref);
+    const at = windowHolder(index, window, ref);
+    const fromChunk = await this.fromCachedChunk(index, at, ref);
     if (fromChunk !== undefined) {
       this.counters.fromChunk++;
       return fromChunk;
     }
-    const fromInflight = await this.fromInflightChunk(index, window, ref, forChunk, signal);
+    const fromInflight = await this.fromInflightChunk(index, at, ref, forChunk, signal);
     if (fromInflight !== undefined) {
       this.counters.fromInflight++;
       return fromInflight;
@@ -116,11 +117,10 @@ export class WindowSource {
   /** The window is the output right before its checkpoint: one cached chunk covering it has those bytes. */
   private async fromCachedChunk(
     index: LayerIndex,
-    window: number,
+    at: Holder | undefined,
     ref: WindowRef,
   ): Promise<Uint8Array | undefined> {
     const store = this.store;
-    const at = windowHolder(index, window, ref);
     if (at === undefined || store === undefined) return undefined;
     const bytes = await store.get(index.chunks[at.chunk]!.digest);
     return bytes === undefined ? undefined : cut(bytes, at, ref);
@@ -135,12 +135,11 @@ export class WindowSource {
    */
   private async fromInflightChunk(
     index: LayerIndex,
-    window: number,
+    at: Holder | undefined,
     ref: WindowRef,
     forChunk: number | undefined,
     signal: AbortSignal | undefined,
   ): Promise<Uint8Array | undefined> {
-    const at = windowHolder(index, window, ref);
     const own = forChunk === undefined ? undefined : index.chunks[forChunk];
     if (at === undefined || own === undefined || at.chunk === forChunk) return undefined;
     if (ref.length * WAIT_WHEN_WINDOW_OVER < own.compressedEnd - own.compressedStart) return undefined;
