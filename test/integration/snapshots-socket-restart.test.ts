@@ -192,15 +192,18 @@ describe('under systemd: ferry.socket keeps the snapshots socket (socket activat
 
   afterAll(async () => {
     await ctd?.stop();
-    // The last daemon's holder keeps its layers mounted past the daemon (by design): stop it by its socket.
-    const holder = await holderPid(join(env.dir, 'run', 'fuse-holder.sock'));
-    const pid = spawned.at(-1);
-    if (pid !== undefined) {
-      process.kill(pid, 'SIGTERM');
+    activator?.kill('SIGTERM');
+    for (const pid of spawned) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        continue; // exited already
+      }
       await processGone(pid);
     }
-    activator?.kill('SIGTERM');
-    await stopHolder(holder);
+    // The holder keeps the layers mounted past the daemons (by design): stop it by its socket, looked up only
+    // now that no daemon is left to start one.
+    await stopHolder(await holderPid(join(env.dir, 'run', 'fuse-holder.sock')));
     expect(await fuseMountsBelow(paths.root)).toEqual([]);
   });
 
