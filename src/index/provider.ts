@@ -30,6 +30,8 @@ export type { IndexOrigin } from './index-source.js';
  * start (a build's memory is bounded by INDEX_LIMITS, not by this).
  */
 const LAYER_CONCURRENCY = 16;
+/** How long a resolved layer's index is kept for the Prepare calls of its image (containerd's come in seconds). */
+const RESOLVED_KEEP_MS = 60_000;
 export { TOC_DIGEST_ANNOTATION } from './toc-digest.js';
 
 export interface ProvidedIndex {
@@ -256,7 +258,7 @@ export class IndexProvider {
   /**
    * Starts resolving `only` of `image` in the background (containerd prepares an image's layers one at a time,
    * each after the one below: the first Prepare starts them all, so with no index anywhere every layer streams
-   * from the start). The Prepare of each joins its layer's resolution in flight.
+   * from the start). The Prepare of each takes its layer's resolution, in flight or kept (resolveShared).
    */
   warm(image: ResolvedImage, layers: ImageLayers, only: readonly Digest[]): void {
     if (only.length === 0) return;
@@ -265,7 +267,11 @@ export class IndexProvider {
     );
   }
 
-  /** Resolutions in flight per image (as the client reached it: that decides what is trusted) and layer. */
+  /**
+   * Resolutions per image (as the client reached it: that decides what is trusted) and layer, in flight or done
+   * within RESOLVED_KEEP_MS: a warmed layer's Prepare, and every later Prepare's warm-up of the layers above
+   * it, take the same answer instead of loading the index from the store again (once per Prepare below it).
+   */
   private readonly resolving = new Map<string, Promise<ProvidedIndex>>();
 
   private resolveShared(image: ResolvedImage, ctx: LayerContext): Promise<ProvidedIndex> {
@@ -273,8 +279,13 @@ export class IndexProvider {
     let p = this.resolving.get(key);
     if (p === undefined) {
       // Not the first caller's signal, as in buildOnce: others may be waiting on the same layer.
-      p = this.resolveLayer({ ...ctx, signal: undefined }, false).finally(() => this.resolving.delete(key));
-      this.resolving.set(key, p);
+      const started = this.resolveLayer({ ...ctx, signal: undefined }, false);
+      this.resolving.set(key, (p = started));
+      const forget = (): void => {
+        if (this.resolving.get(key) === started) this.resolving.delete(key);
+      };
+      // A failure is not kept: the next caller tries again.
+      started.then(() => setTimeout(forget, RESOLVED_KEEP_MS).unref(), forget);
     }
     return ctx.signal === undefined ? p : raceSignal(p, ctx.signal);
   }

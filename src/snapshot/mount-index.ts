@@ -61,13 +61,13 @@ export class MountIndexes {
       );
     }
     // containerd prepares the layers above this one next, one at a time, each after this one is mounted (it
-    // asks for no layer it already has, and those above a missing one are missing too): start resolving them
-    // now, so that with no index anywhere every layer streams from the first Prepare on. Their Prepare calls
-    // join what is in flight.
+    // asks for no layer it already has, and those above a missing one are missing too): start resolving this
+    // one and them now, in one go (one lookup of the image's published indexes), so that with no index
+    // anywhere every layer streams from the first Prepare on. Each Prepare takes its layer's resolution.
     this.o.provider.warm(
       image,
       layers,
-      image.manifest.layers.slice(i + 1).map((l) => l.digest),
+      image.manifest.layers.slice(i).map((l) => l.digest),
     );
     const [provided] = await this.o.provider.forImage(image, {
       only: [layer.layerDigest],
