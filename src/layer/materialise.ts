@@ -19,7 +19,7 @@ export interface MaterialiseOptions {
   background?: boolean;
   /** Parallel file writes (default 8). */
   concurrency?: number;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 export interface MaterialiseResult {

@@ -7,6 +7,7 @@ import type { IndexProvider } from '../index/provider.js';
 import type { IndexStore } from '../index/index-store.js';
 import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
+import { materialiseLayer } from '../layer/materialise.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ChunkSource } from '../source/chunk-source.js';
@@ -62,6 +63,8 @@ export interface LayerTracer {
 export class LazyLayerFs implements RemoteFileSystem {
   private readonly log: Logger;
   private readonly mounts = new Map<string, ServedLayer>();
+  /** The tree each mount serves, for materialising it. */
+  private readonly trees = new Map<string, LayerTree>();
   /** Set by restored(): re-mounts of running containers' layers are not an image start to trace. */
   private tracer: LayerTracer | undefined;
   private readonly readAhead: { settings: ReadAheadSettings; budget: ReadAheadBudget } | undefined;
@@ -114,6 +117,7 @@ export class LazyLayerFs implements RemoteFileSystem {
       index,
     });
     let mounted: ServedLayer;
+    let tree: LayerTree;
     try {
       const reader = new LayerReader({
         index,
@@ -122,7 +126,7 @@ export class LazyLayerFs implements RemoteFileSystem {
         publishReads: true,
         ...(this.readAhead !== undefined ? { readAhead: this.readAhead } : {}),
       });
-      const tree = LayerTree.fromIndex(index);
+      tree = LayerTree.fromIndex(index);
       mounted = await this.o.mounter.mount({ mountpoint, imageRef: layer.imageRef, tree, reader }, signal);
     } catch (e) {
       await this.tracer?.layerUnmounted(mountpoint);
@@ -134,6 +138,7 @@ export class LazyLayerFs implements RemoteFileSystem {
       signal.throwIfAborted();
     }
     this.mounts.set(mountpoint, mounted);
+    this.trees.set(mountpoint, tree);
     this.o.mounted?.add({ mountpoint, imageRef: layer.imageRef, index });
     this.unregisterPeers.set(mountpoint, this.o.chunks.share([index]));
     this.log.info({ mountpoint, layer: layer.layerDigest, index: origin }, 'lazy layer mounted');
@@ -204,6 +209,7 @@ export class LazyLayerFs implements RemoteFileSystem {
 
   private forget(mountpoint: string): void {
     this.mounts.delete(mountpoint);
+    this.trees.delete(mountpoint);
     this.o.mounted?.delete(mountpoint);
     this.unregisterPeers.get(mountpoint)?.();
     this.unregisterPeers.delete(mountpoint);
@@ -212,6 +218,29 @@ export class LazyLayerFs implements RemoteFileSystem {
   async check(mountpoint: string): Promise<void> {
     if (!this.mounts.has(mountpoint)) throw new UnavailableError(`no lazy layer mounted at ${mountpoint}`);
     return Promise.resolve();
+  }
+
+  async materialise(
+    mountpoint: string,
+    dest: string,
+    o: { fetchMissing: boolean },
+    signal?: AbortSignal,
+  ): Promise<'done' | 'incomplete'> {
+    const tree = this.trees.get(mountpoint);
+    if (tree === undefined) throw new UnavailableError(`no lazy layer mounted at ${mountpoint}`);
+    if (!o.fetchMissing) {
+      for (const c of tree.index.chunks) {
+        signal?.throwIfAborted();
+        if (!(await this.o.chunks.store.has(c.digest))) return 'incomplete';
+      }
+    }
+    const r = await materialiseLayer({ tree, source: this.o.chunks.source, dest, background: true, signal });
+    this.log.info({ mountpoint, dest, layer: tree.index.layerDigest, ...r }, 'layer materialised');
+    return 'done';
+  }
+
+  holds(mountpoint: string): boolean {
+    return this.heldMountpoints().includes(mountpoint);
   }
 
   async unmount(mountpoint: string): Promise<void> {
