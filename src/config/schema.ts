@@ -142,7 +142,7 @@ export const configSchema = z.strictObject({
        */
       materialise: z.enum(['off', 'cached', 'background']).default('background'),
       /** A layer is materialised no sooner than this long after it was mounted (the start gets the link first). */
-      materialiseDelayMs: z.number().int().nonnegative().default(60_000),
+      materialiseDelayMs: z.number().int().nonnegative().default(300_000),
     })
     .prefault({}),
   fuse: z

@@ -115,6 +115,16 @@ async function verify(root: string, entries: ReadonlyArray<[string, LayerNode]>)
   });
 }
 
+/** The chunks that hold file bytes (a materialised layer needs no others: headers and padding are not written). */
+export function dataChunks(tree: LayerTree): Set<number> {
+  const out = new Set<number>();
+  for (const [, node] of tree.paths()) {
+    if (node.type !== 'file' || node.size === 0 || node.dataOffset === undefined) continue;
+    for (const id of chunksCovering(tree.index.chunks, node.dataOffset, node.size)) out.add(id);
+  }
+  return out;
+}
+
 /** Writes the layer; throws (RESOURCE_EXHAUSTED when the disk is full) and leaves nothing behind on failure. */
 export async function materialiseLayer(o: MaterialiseOptions): Promise<MaterialiseResult> {
   const tmp = `${o.dest}.tmp`;

@@ -7,7 +7,7 @@ import type { IndexProvider } from '../index/provider.js';
 import type { IndexStore } from '../index/index-store.js';
 import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
-import { materialiseLayer } from '../layer/materialise.js';
+import { dataChunks, materialiseLayer } from '../layer/materialise.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ChunkSource } from '../source/chunk-source.js';
@@ -229,9 +229,9 @@ export class LazyLayerFs implements RemoteFileSystem {
     const tree = this.trees.get(mountpoint);
     if (tree === undefined) throw new UnavailableError(`no lazy layer mounted at ${mountpoint}`);
     if (!o.fetchMissing) {
-      for (const c of tree.index.chunks) {
+      for (const id of dataChunks(tree)) {
         signal?.throwIfAborted();
-        if (!(await this.o.chunks.store.has(c.digest))) return 'incomplete';
+        if (!(await this.o.chunks.store.has(tree.index.chunks[id]!.digest))) return 'incomplete';
       }
     }
     const r = await materialiseLayer({ tree, source: this.o.chunks.source, dest, background: true, signal });
