@@ -29,23 +29,28 @@ export interface MaterialiseResult {
 }
 
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
+/** Chunks of one file fetched ahead of the one being written. */
+const LOOKAHEAD_CHUNKS = 4;
 
-/** Runs `fn` over `items` with at most `n` in flight; the first failure stops new work and is thrown. */
+/**
+ * Runs `fn` over `items` with at most `n` in flight; the first failure stops new work and is thrown once every
+ * worker has stopped (so nothing still writes when the caller removes the temp dir).
+ */
 async function pool<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  let failed = false;
+  let failure: { e: unknown } | undefined;
   const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
+    while (failure === undefined && next < items.length) {
       const item = items[next++]!;
       try {
         await fn(item);
       } catch (e) {
-        failed = true;
-        throw e;
+        failure ??= { e };
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  if (failure !== undefined) throw failure.e;
 }
 
 /** Chunks by number, the few most recent kept: files are written in layer order, so neighbours share chunks. */
@@ -79,9 +84,13 @@ async function writeFileNode(path: string, node: LayerNode, chunks: ChunkWindow,
     const start = node.dataOffset;
     const end = start + node.size;
     let at = start;
-    for (const id of chunksCovering(all, start, node.size)) {
+    const ids = chunksCovering(all, start, node.size);
+    for (const [i, id] of ids.entries()) {
       const c = all[id]!;
       if (c.offset > at) break;
+      // A big file's next chunks are decoded (or read from the cache) while this one is written.
+      for (const ahead of ids.slice(i + 1, i + 1 + LOOKAHEAD_CHUNKS))
+        void chunks.get(ahead).catch(() => undefined);
       const bytes = await chunks.get(id);
       const to = Math.min(end, c.offset + c.size);
       await fh.write(bytes.subarray(at - c.offset, to - c.offset), 0, to - at, at - start);
@@ -172,7 +181,8 @@ async function writeTree(o: MaterialiseOptions, root: string): Promise<Materiali
   const files = own.filter(([, n]) => n.type === 'file');
   files.sort(([, a], [, b]) => (a.dataOffset ?? 0) - (b.dataOffset ?? 0));
   const concurrency = o.concurrency ?? 8;
-  const chunks = new ChunkWindow(o, concurrency * 2);
+  // Few chunks held at once (each up to the chunk size): the daemon shares its memory with every mount.
+  const chunks = new ChunkWindow(o, concurrency + 2 * LOOKAHEAD_CHUNKS);
   let bytes = 0;
   await pool(files, concurrency, async ([path, node]) => {
     signal?.throwIfAborted();
