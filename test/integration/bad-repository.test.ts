@@ -14,14 +14,14 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MediaType } from '../../src/image/manifest.js';
 import type { RegistryClient } from '../../src/registry/client.js';
-import { snapshotsClient, type SnapshotsClient } from '../api/grpc-client.js';
-import { startFerryDaemon, stopHolders, tar, type RunningFerryDaemon } from '../helpers/containerd.js';
+import { stopHolders, tar } from '../helpers/containerd.js';
 import { gzipLayer } from '../helpers/corpus.js';
 import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
+import { ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
 import { diffId, pushImage, type PushedImage } from '../helpers/push-image.js';
 import { startRegistry, testRegistryClient, type TestRegistry } from '../helpers/registry.js';
+import { startSnapshotsNode, type SnapshotsNode } from '../helpers/snapshots-node.js';
 
 const run = promisify(execFile);
 const DATA = randomBytes(3 << 20);
@@ -33,13 +33,13 @@ let client: RegistryClient;
 let layer: Buffer;
 let victim: PushedImage;
 let evil: PushedImage;
-let daemon: RunningFerryDaemon;
-let c: SnapshotsClient;
+let node: SnapshotsNode;
 
 async function until(what: string, f: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${daemon.stderr().slice(-3000)}`);
+    if (Date.now() > end)
+      throw new Error(`timed out waiting for ${what}: ${node.daemon.stderr().slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -67,20 +67,15 @@ beforeAll(async () => {
   // through the repository), published while its registry still answers honestly.
   await ferry(['index', `${evilProxy.host}/evil/app:1`, '--push', '--bind', 'ferry'], ferryEnv());
   evilProxy.inject('range', { type: 'flip' });
-  const env = ferryEnv(
-    '[prefetch]\nenabled = false\n\n[readAhead]\nenabled = false\n\n[snapshotter]\nauditLazyLayers = "off"\n',
+  node = await startSnapshotsNode(
+    ferryEnv(
+      '[prefetch]\nenabled = false\n\n[readAhead]\nenabled = false\n\n[snapshotter]\nauditLazyLayers = "off"\n',
+    ),
   );
-  const socketPath = join(env.dir, 'run', 'snapshotter.sock');
-  daemon = await startFerryDaemon(FERRY_BIN, env.configPath, {
-    socketPath,
-    root: join(env.dir, 'state', 'snapshots'),
-  });
-  c = await snapshotsClient(socketPath);
 }, 120_000);
 
 afterAll(async () => {
-  c?.close();
-  await daemon?.stop().catch(() => undefined);
+  await node?.stop();
   await stopHolders();
   await evilProxy?.stop();
   await client?.close();
@@ -90,7 +85,10 @@ afterAll(async () => {
 
 /** Reads `path` of a container rootfs on `parent` (an overlay mounted the way runc would). */
 async function readInContainer(parent: string, key: string, path: string): Promise<Buffer> {
-  const r = await c.call<{ mounts: Array<{ type: string; options: string[] }> }>('Prepare', { key, parent });
+  const r = await node.client.call<{ mounts: Array<{ type: string; options: string[] }> }>('Prepare', {
+    key,
+    parent,
+  });
   const target = mkdtempSync(join(tmpdir(), 'ferry-rootfs-'));
   await run('mount', ['-t', 'overlay', 'overlay', '-o', r.mounts[0]!.options.join(','), target]);
   try {
@@ -98,7 +96,7 @@ async function readInContainer(parent: string, key: string, path: string): Promi
   } finally {
     await run('umount', [target]);
     rmSync(target, { recursive: true, force: true });
-    await c.call('Remove', { key });
+    await node.client.call('Remove', { key });
   }
 }
 
@@ -106,7 +104,7 @@ describe('a repository serving wrong bytes for a shared layer', () => {
   it("fails only its own image's reads, and its snapshot leaves the chain ID for the victim's", async () => {
     const diffIds = [diffId({ data: layer, mediaType: MediaType.ociLayerGzip })];
     const layerDigests = evil.manifest.layers.map((l) => l.digest);
-    const evilRun = await prepareWithCriLabels(c, {
+    const evilRun = await prepareWithCriLabels(node.client, {
       ref: `${evilProxy.host}/evil/app:ferry`,
       manifestDigest: evil.manifestDigest,
       layerDigests,
@@ -117,15 +115,15 @@ describe('a repository serving wrong bytes for a shared layer', () => {
     await expect(readInContainer(chain, 'evil-rootfs', 'data.bin')).rejects.toMatchObject({ code: 'EIO' });
     expect(evilProxy.stats.faulted).toBeGreaterThan(0);
     await until('the evil snapshot to leave its chain ID', async () => {
-      const names = (await c.list([])).flat().map((s) => String(s['name']));
+      const names = (await node.client.list([])).flat().map((s) => String(s['name']));
       return (
         !names.includes(chain) && names.some((n) => n.startsWith('ferry-quarantined/') && n.endsWith(chain))
       );
     });
-    expect(daemon.stderr()).toContain('"remote snapshot failed: bytes"');
+    expect(node.daemon.stderr()).toContain('"remote snapshot failed: bytes"');
 
     // The victim's pull finds no snapshot under the chain ID and prepares its own, read from its repository.
-    const victimRun = await prepareWithCriLabels(c, {
+    const victimRun = await prepareWithCriLabels(node.client, {
       ref: `${honest.host}/victim/app:1`,
       manifestDigest: victim.manifestDigest,
       layerDigests: victim.manifest.layers.map((l) => l.digest),
