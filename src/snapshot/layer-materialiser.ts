@@ -43,12 +43,12 @@ export class LayerMaterialiser {
     return join(dir, 'mat');
   }
 
-  /** A remote layer was mounted for `rec`; `verified` settles once its content is proven (undefined: it is). */
-  mounted(rec: SnapshotRecord, verified: Promise<void> | undefined): void {
+  /** A remote layer was mounted for `rec`; `proven` resolves once its index is proven (undefined: it is). */
+  mounted(rec: SnapshotRecord, proven: Promise<void> | undefined): void {
     if (this.o.policy === 'off') return;
     this.proofs.set(
       rec.id,
-      (verified ?? Promise.resolve()).then(
+      (proven ?? Promise.resolve()).then(
         () => undefined,
         () => Promise.reject(new Error('layer failed its audit')),
       ),

@@ -161,7 +161,7 @@ export class LazyLayerFs implements RemoteFileSystem {
       : this.indexes.auditLater(ref, layer, index, mountpoint, binding, this.o.chunks.source);
     // An audit that passes says the index is right; bytes refused later still withdraw the snapshot.
     const verified = audit === undefined ? badBytes : Promise.race([audit.then(() => badBytes), badBytes]);
-    return { sizeBytes: index.compressedSize, inodes: index.entries.length, verified };
+    return { sizeBytes: index.compressedSize, inodes: index.entries.length, verified, proven: audit };
   }
 
   /** Starts the mounter (the holder's mounts a predecessor left become known); before restore. */

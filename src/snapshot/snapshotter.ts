@@ -84,7 +84,7 @@ export class Snapshotter {
             timeoutMs: o.remoteTimeoutMs,
             dirOf: (id) => this.dirOf(id),
             now: this.now,
-            onMounted: (rec, verified) => this.materialiser?.mounted(rec, verified),
+            onMounted: (rec, proven) => this.materialiser?.mounted(rec, proven),
           });
   }
 

@@ -28,12 +28,18 @@ class FakeRemote implements RemoteFileSystem {
   readonly materialised: Array<{ mountpoint: string; dest: string; fetchMissing: boolean }> = [];
   /** What materialise answers next ('error' throws a disk-full error). */
   next: 'done' | 'incomplete' | 'error' = 'done';
-  verified: Promise<void> | undefined;
+  proven: Promise<void> | undefined;
   held = false;
   async mount(mountpoint: string): Promise<SnapshotUsage> {
     this.mountCalls++;
     this.mounted.add(mountpoint);
-    return Promise.resolve({ sizeBytes: 1, inodes: 1, verified: this.verified });
+    // As LazyLayerFs: `verified` stays pending while no bad bytes turn up; only `proven` says when to materialise.
+    return Promise.resolve({
+      sizeBytes: 1,
+      inodes: 1,
+      verified: new Promise<void>(() => {}),
+      proven: this.proven,
+    });
   }
   async check(mountpoint: string): Promise<void> {
     if (!this.mounted.has(mountpoint)) throw new Error('gone');
@@ -165,8 +171,8 @@ describe('materialised remote layers', () => {
 
   it('never materialises a layer that fails its audit, nor retries after a full disk; off does nothing', async () => {
     const audited = new FakeRemote();
-    audited.verified = Promise.reject(new Error('integrity'));
-    audited.verified.catch(() => undefined);
+    audited.proven = Promise.reject(new Error('integrity'));
+    audited.proven.catch(() => undefined);
     const a = setup(audited, 'background');
     await pull(a.sn);
     await new Promise((r) => setTimeout(r, 50));
