@@ -1,7 +1,7 @@
 // Materialised layers under containerd (Debian's containerd, runc, ctr-remote; Ferry as the proxy snapshotter):
 // an image pulled lazily runs a container on the FUSE mounts; once every byte is local, Ferry writes each layer
 // out as a plain dir; the next container's overlay uses those dirs, while the first keeps its FUSE lowers and
-// still reads right; removing the image removes the dirs.
+// still reads right; a daemon restart keeps both; removing the image removes the dirs.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -121,6 +121,20 @@ describe('materialised layers under containerd', () => {
     }
     const snaps = await ctd.ctr(['snapshot', '--snapshotter', 'ferry', 'mounts', '/mnt', 'third']);
     expect(snaps.stdout).toMatch(/lowerdir=\S+\/mat:\S+\/mat/);
+  });
+
+  it('a daemon restart keeps the plain dirs for new containers and the FUSE mounts for running ones', async () => {
+    expect(await daemon.stop('SIGTERM')).toBe(0);
+    daemon = await startFerryDaemon(FERRY_BIN, env.configPath, paths);
+    await ctd.waitForSnapshotter();
+    expect(daemon.stderr()).not.toContain('"layer materialised"'); // nothing written again
+    await runDetached('fourth');
+    const lowers = await overlayLowers();
+    expect(lowers).toHaveLength(4);
+    expect(lowers.filter((l) => l.every((d) => d.endsWith('/mat'))).length).toBeGreaterThanOrEqual(2);
+    expect(await fuseMountsBelow(paths.root)).toHaveLength(2); // adopted for the running containers
+    for (const id of ['first', 'fourth'])
+      expect(await exec(id, '/bin/busybox', 'cat', '/hello.txt')).toBe('hello from a materialised layer\n');
   });
 
   it('removing the containers and the image removes the plain dirs and the FUSE mounts', async () => {
