@@ -7,6 +7,7 @@ import type { IndexProvider } from '../index/provider.js';
 import type { IndexStore } from '../index/index-store.js';
 import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
+import { dataChunks, materialiseLayer } from '../layer/materialise.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ChunkSource } from '../source/chunk-source.js';
@@ -62,6 +63,8 @@ export interface LayerTracer {
 export class LazyLayerFs implements RemoteFileSystem {
   private readonly log: Logger;
   private readonly mounts = new Map<string, ServedLayer>();
+  /** The tree each mount serves, for materialising it. */
+  private readonly trees = new Map<string, LayerTree>();
   /** Set by restored(): re-mounts of running containers' layers are not an image start to trace. */
   private tracer: LayerTracer | undefined;
   private readonly readAhead: { settings: ReadAheadSettings; budget: ReadAheadBudget } | undefined;
@@ -128,6 +131,7 @@ export class LazyLayerFs implements RemoteFileSystem {
     const badBytes = new Promise<never>((_, reject) => (refused = reject));
     badBytes.catch(() => undefined);
     let mounted: ServedLayer;
+    let tree: LayerTree;
     try {
       const reader = new LayerReader({
         index,
@@ -136,7 +140,7 @@ export class LazyLayerFs implements RemoteFileSystem {
         publishReads: true,
         ...(this.readAhead !== undefined ? { readAhead: this.readAhead } : {}),
       });
-      const tree = LayerTree.fromIndex(index);
+      tree = LayerTree.fromIndex(index);
       mounted = await this.o.mounter.mount({ mountpoint, imageRef: layer.imageRef, tree, reader }, signal);
     } catch (e) {
       await this.tracer?.layerUnmounted(mountpoint);
@@ -148,6 +152,7 @@ export class LazyLayerFs implements RemoteFileSystem {
       signal.throwIfAborted();
     }
     this.mounts.set(mountpoint, mounted);
+    this.trees.set(mountpoint, tree);
     this.o.mounted?.add({ mountpoint, imageRef: layer.imageRef, index });
     this.unregisterPeers.set(mountpoint, this.o.chunks.share([index]));
     this.log.info({ mountpoint, layer: layer.layerDigest, index: origin }, 'lazy layer mounted');
@@ -156,7 +161,7 @@ export class LazyLayerFs implements RemoteFileSystem {
       : this.indexes.auditLater(ref, layer, index, mountpoint, binding, this.o.chunks.source);
     // An audit that passes says the index is right; bytes refused later still withdraw the snapshot.
     const verified = audit === undefined ? badBytes : Promise.race([audit.then(() => badBytes), badBytes]);
-    return { sizeBytes: index.compressedSize, inodes: index.entries.length, verified };
+    return { sizeBytes: index.compressedSize, inodes: index.entries.length, verified, proven: audit };
   }
 
   /** Starts the mounter (the holder's mounts a predecessor left become known); before restore. */
@@ -220,6 +225,7 @@ export class LazyLayerFs implements RemoteFileSystem {
 
   private forget(mountpoint: string): void {
     this.mounts.delete(mountpoint);
+    this.trees.delete(mountpoint);
     this.o.mounted?.delete(mountpoint);
     this.unregisterPeers.get(mountpoint)?.();
     this.unregisterPeers.delete(mountpoint);
@@ -228,6 +234,29 @@ export class LazyLayerFs implements RemoteFileSystem {
   async check(mountpoint: string): Promise<void> {
     if (!this.mounts.has(mountpoint)) throw new UnavailableError(`no lazy layer mounted at ${mountpoint}`);
     return Promise.resolve();
+  }
+
+  async materialise(
+    mountpoint: string,
+    dest: string,
+    o: { fetchMissing: boolean },
+    signal?: AbortSignal,
+  ): Promise<'done' | 'incomplete'> {
+    const tree = this.trees.get(mountpoint);
+    if (tree === undefined) throw new UnavailableError(`no lazy layer mounted at ${mountpoint}`);
+    if (!o.fetchMissing) {
+      for (const id of dataChunks(tree)) {
+        signal?.throwIfAborted();
+        if (!(await this.o.chunks.store.has(tree.index.chunks[id]!.digest))) return 'incomplete';
+      }
+    }
+    const r = await materialiseLayer({ tree, source: this.o.chunks.source, dest, background: true, signal });
+    this.log.info({ mountpoint, dest, layer: tree.index.layerDigest, ...r }, 'layer materialised');
+    return 'done';
+  }
+
+  holds(mountpoint: string): boolean {
+    return this.heldMountpoints().includes(mountpoint);
   }
 
   async unmount(mountpoint: string): Promise<void> {

@@ -11,6 +11,18 @@ export interface RemoteFileSystem {
   check(mountpoint: string, signal?: AbortSignal): Promise<void>;
   /** Unmounts; a mountpoint this filesystem does not hold is not an error. */
   unmount(mountpoint: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Writes the layer mounted at `mountpoint` out as a plain directory `dest` (overlay lower-layer format, bytes
+   * verified). Without `fetchMissing`, 'incomplete' (nothing written) when a chunk is not local yet.
+   */
+  materialise?(
+    mountpoint: string,
+    dest: string,
+    o: { fetchMissing: boolean },
+    signal?: AbortSignal,
+  ): Promise<'done' | 'incomplete'>;
+  /** True when a mount at `mountpoint` is kept for running containers (e.g. by the FUSE holder across restarts). */
+  holds?(mountpoint: string): boolean;
 }
 
 /**

@@ -17,6 +17,8 @@ export interface RemoteSnapshotsOptions {
   /** `<root>/snapshots/<id>`. */
   dirOf(id: number): string;
   now(): number;
+  /** A layer was mounted for `rec` (its index proven once `proven` resolves, when given). */
+  onMounted?(rec: SnapshotRecord, proven: Promise<void> | undefined): void;
 }
 
 export class RemoteSnapshots {
@@ -86,6 +88,7 @@ export class RemoteSnapshots {
       });
       this.mounted.add(committed.id);
       this.onVerified(committed, usage.verified);
+      this.o.onMounted?.(committed, usage.proven);
     } catch (e) {
       await this.o.remote.unmount(fsDir).catch(() => undefined);
       this.o.log.warn(
@@ -119,6 +122,7 @@ export class RemoteSnapshots {
       const usage = await mountRemote(this.o.remote, fsDir, layer, this.o.timeoutMs, signal);
       this.mounted.add(rec.id);
       this.onVerified(rec, usage.verified);
+      this.o.onMounted?.(rec, usage.proven);
     } catch (e) {
       throw new UnavailableError(`remote snapshot ${JSON.stringify(rec.name)} is unavailable: ${String(e)}`, {
         cause: e,

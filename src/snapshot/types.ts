@@ -29,6 +29,11 @@ export interface SnapshotUsage {
    * repository known to hold it (BadBytesError). May stay pending for the life of the mount.
    */
   readonly verified?: Promise<void> | undefined;
+  /**
+   * Resolves once the layer's index is proven (its audit passed), rejects when it is not; undefined when the
+   * index is proof by itself. Only a proven layer is materialised.
+   */
+  readonly proven?: Promise<void> | undefined;
 }
 
 /** Label the unpacker sets to the chain ID it wants; a remote snapshot is committed under that name. */
