@@ -145,6 +145,27 @@ async function prefetchSummary(n: Node, s: Start): Promise<string> {
   }
 }
 
+/** Each lazy layer's Prepare on node `n` since start `s`: ms, and whether a hint had resolved it (`h`). */
+function prepareSummary(n: Node, s: Start): string {
+  const parts = n.daemon
+    .stderr()
+    .split('\n')
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    })
+    .filter((r) => typeof r['time'] === 'number' && r['time'] >= s.at && r['msg'] === 'lazy layer mounted')
+    .map(
+      (r) =>
+        `${String(r['ms'])}/${String(r['indexMs'])}${r['hinted'] === true ? 'h' : ''}${r['treeReady'] === true ? 't' : ''}`,
+    );
+  const legend = 'ms total/index; h = index resolved by the hint, t = tree built by it';
+  return `layer mounts (${legend}): ${parts.join(' ') || 'none'}`;
+}
+
 const fmt = (s: Start): string =>
   `pull ${s.pullMs.toFixed(0).padStart(5)} ms + run ${s.runMs.toFixed(0).padStart(5)} ms = ${(s.pullMs + s.runMs).toFixed(0).padStart(5)} ms`;
 const total = (s: Start): number => s.pullMs + s.runMs;
@@ -175,6 +196,7 @@ async function linkRound(name: string, ref: string): Promise<string[]> {
   const c = await startNode();
   let rc: Start;
   let hintMs: number;
+  let cPrepares: string;
   try {
     const t0 = performance.now();
     const final = JSON.parse(
@@ -183,6 +205,7 @@ async function linkRound(name: string, ref: string): Promise<string[]> {
     hintMs = performance.now() - t0;
     if (final['phase'] !== 'DONE') throw new Error(`hint did not finish: ${JSON.stringify(final)}`);
     rc = await start(c, ref);
+    cPrepares = prepareSummary(c, rc);
   } finally {
     await stopNode(c);
   }
@@ -191,6 +214,7 @@ async function linkRound(name: string, ref: string): Promise<string[]> {
   out.push(`  (b) cold, trace from registry    ${fmt(rb)}`);
   out.push(`      prefetch of (b): ${bPrefetch}`);
   out.push(`  (c) cold after a completed hint  ${fmt(rc)}  (hint ${hintMs.toFixed(0)} ms before)`);
+  out.push(`      ${cPrepares}`);
   out.push(`  (d) image already pulled         ${fmt(rd)}`);
   const rbA = total(rb) / total(ra);
   const rcD = total(rc) / total(rd);

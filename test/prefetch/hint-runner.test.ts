@@ -45,6 +45,11 @@ function fakes(indexes: LayerIndex[]) {
   } as unknown as ResolvedImage;
   const registry = { resolve: () => Promise.resolve(image) } as unknown as RegistryClient;
   const provider = {
+    layersOf: () =>
+      Promise.resolve({
+        diffIds: indexes.map((ix) => ix.layerDigest),
+        chainIds: indexes.map((ix) => ix.layerDigest),
+      }),
     forImage: () => Promise.resolve(indexes.map((index) => ({ index, origin: 'local', durationMs: 0 }))),
   } as unknown as IndexProvider;
   return { registry, provider };
