@@ -242,7 +242,7 @@ export class ImagePrefetch {
       if (this.prefetcher.signal.aborted) return;
       const plan = planFor([index]);
       this.prefetcher.append(plan.items);
-      this.log.debug({ layer: index.layerDigest, chunks: plan.items.length }, 'prefetch planned for a layer');
+      this.log.info({ layer: index.layerDigest, chunks: plan.items.length }, 'prefetch planned for a layer');
     };
     this.log.info(
       {
