@@ -256,6 +256,7 @@ export class ImagePrefetch {
       'prefetch planned',
     );
     await Promise.race([this.allKnown, running]);
+    this.planLayer = undefined;
     this.prefetcher.close();
     const stats = await running;
     const phase = this.prefetcher.status().phase;
