@@ -145,9 +145,12 @@ async function prefetchSummary(n: Node, s: Start): Promise<string> {
   }
 }
 
-/** Each lazy layer's Prepare on node `n` since start `s`: ms, and whether a hint had resolved it (`h`). */
+/**
+ * Each lazy layer's Prepare on node `n` since start `s`: the snapshotter's time for it, the lazy mount's index
+ * resolution within it, and whether a hint had resolved its index (`h`) and built its tree (`t`).
+ */
 function prepareSummary(n: Node, s: Start): string {
-  const parts = n.daemon
+  const records = n.daemon
     .stderr()
     .split('\n')
     .flatMap((l) => {
@@ -157,13 +160,20 @@ function prepareSummary(n: Node, s: Start): string {
         return [];
       }
     })
-    .filter((r) => typeof r['time'] === 'number' && r['time'] >= s.at && r['msg'] === 'lazy layer mounted')
-    .map(
-      (r) =>
-        `${String(r['ms'])}/${String(r['indexMs'])}${r['hinted'] === true ? 'h' : ''}${r['treeReady'] === true ? 't' : ''}`,
-    );
-  const legend = 'ms total/index; h = index resolved by the hint, t = tree built by it';
-  return `layer mounts (${legend}): ${parts.join(' ') || 'none'}`;
+    .filter((r) => typeof r['time'] === 'number' && r['time'] >= s.at);
+  const mounted = new Map(
+    records.filter((r) => r['msg'] === 'lazy layer mounted').map((r) => [r['layer'], r] as const),
+  );
+  const parts = records
+    .filter((r) => r['msg'] === 'remote snapshot prepared')
+    .map((r) => {
+      const m = mounted.get(r['layer']);
+      const index = typeof m?.['indexMs'] === 'number' ? `/${m['indexMs']}` : '';
+      const flags = `${m?.['hinted'] === true ? 'h' : ''}${m?.['treeReady'] === true ? 't' : ''}`;
+      return `${Math.round(Number(r['ms']))}${index}${flags}`;
+    });
+  const legend = 'ms per Prepare/of it index; h = index resolved by the hint, t = tree built by it';
+  return `layer Prepares (${legend}): ${parts.join(' ') || 'none'}`;
 }
 
 const fmt = (s: Start): string =>

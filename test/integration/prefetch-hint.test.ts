@@ -14,7 +14,14 @@ import { digestHex } from '../../src/image/digest.js';
 import { MediaType } from '../../src/image/manifest.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { snapshotsClient } from '../api/grpc-client.js';
-import { startFerryDaemon, stopHolders, type RunningFerryDaemon } from '../helpers/containerd.js';
+import {
+  CTR_REMOTE_BINARY,
+  requireBinaries,
+  startContainerd,
+  startFerryDaemon,
+  stopHolders,
+  type RunningFerryDaemon,
+} from '../helpers/containerd.js';
 import { gzipLayer, makeCorpus } from '../helpers/corpus.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild, type FerryEnv } from '../helpers/ferry-cli.js';
@@ -227,6 +234,30 @@ describe('daemon traces and prefetch hints', () => {
     await waitForLog(c, () => logged('prefetch planned for a layer').length === digests.length - 1);
     expect(logged('prefetch planned for a layer').map((r) => r['layer'])).toEqual(digests.slice(1));
     expect(await c.stop()).toBe(0);
+  });
+});
+
+describe('a hinted pull through containerd', () => {
+  it('ctr-remote rpull after a finished hint mounts every layer from what the hint resolved', async () => {
+    requireBinaries([CTR_REMOTE_BINARY]);
+    const nodeD = ferryEnv(CONFIG);
+    const d = await daemonOn(nodeD);
+    const ctd = await startContainerd({ snapshotterSocket: d.socketPath });
+    try {
+      const out = await ferryWith(['prefetch', ref, '--wait', '--json'], nodeD);
+      expect(JSON.parse(out.trim().split('\n').at(-1)!)).toMatchObject({ phase: 'DONE' });
+      // ctr-remote's labels carry no manifest digest: the name is resolved once per Prepare and must match.
+      await ctd.ctrRemote(['image', 'rpull', '--plain-http', '--snapshotter', 'ferry', ref], {
+        timeoutMs: 120_000,
+      });
+      const mounts = logRecords(d).filter((r) => r['msg'] === 'lazy layer mounted');
+      expect(mounts.map((r) => r['layer'])).toEqual(pushed.manifest.layers.map((l) => l.digest));
+      for (const m of mounts) expect(m).toMatchObject({ hinted: true, treeReady: true });
+      await ctd.ctr(['image', 'rm', '--sync', ref], { timeoutMs: 30_000 });
+    } finally {
+      await ctd.stop();
+    }
+    expect(await d.stop()).toBe(0);
   });
 });
 
