@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ChunkSource } from '../source/chunk-source.js';
 import type { ChunkService } from '../source/chunk-service.js';
-import { UnavailableError } from '../errors.js';
+import { isFerryError, UnavailableError } from '../errors.js';
 import { demandChunk } from '../metrics/channels.js';
 import { parseReference } from '../image/reference.js';
 import { ReadAheadBudget } from '../layer/read-ahead-budget.js';
@@ -20,7 +20,7 @@ import type { ReadAheadSettings } from '../layer/read-ahead.js';
 import type { LayerMounter, ServedLayer } from './layer-mounter.js';
 import { MountIndexes, type ReadyLayers } from './mount-index.js';
 import type { RemoteLayerRef } from './remote-labels.js';
-import type { RemoteFileSystem } from './remote-fs.js';
+import { BadBytesError, type RemoteFileSystem } from './remote-fs.js';
 import type { SnapshotUsage } from './types.js';
 
 export interface LazyLayerFsOptions {
@@ -90,8 +90,11 @@ export class LazyLayerFs implements RemoteFileSystem {
         : undefined;
   }
 
-  /** The shared source, with each demand chunk published (demandChunk) as local or fetched first. */
-  private observedSource(): ChunkSource {
+  /**
+   * The shared source, with each demand chunk published (demandChunk) as local or fetched first, and bytes that
+   * no repository holding the layer gives right reported to `refused`.
+   */
+  private observedSource(refused: (e: unknown) => void): ChunkSource {
     const inner = this.o.chunks.source;
     const store = this.o.chunks.store;
     return {
@@ -99,7 +102,12 @@ export class LazyLayerFs implements RemoteFileSystem {
         const c = req.index.chunks[req.chunk];
         if (req.priority === 'demand' && c !== undefined && demandChunk.active)
           demandChunk.publish({ layer: req.index.layerDigest, local: await store.has(c.digest) });
-        return inner.fetch(req, signal);
+        try {
+          return await inner.fetch(req, signal);
+        } catch (e) {
+          if (isFerryError(e, 'INTEGRITY')) refused(new BadBytesError(req.index.layerDigest, e));
+          throw e;
+        }
       },
       promote: (req) => inner.promote?.(req),
     };
@@ -118,12 +126,18 @@ export class LazyLayerFs implements RemoteFileSystem {
       manifestDigest: layer.manifestDigest,
       index,
     });
+    // Containerd reuses this snapshot for every image with its chain ID: a layer whose blob comes back wrong
+    // from every repository known to hold it is withdrawn from the chain (as a failed audit is), so the next
+    // image with the chain prepares its own rather than reading through this one.
+    let refused!: (e: unknown) => void;
+    const badBytes = new Promise<never>((_, reject) => (refused = reject));
+    badBytes.catch(() => undefined);
     let mounted: ServedLayer;
     let treeReady = false;
     try {
       const reader = new LayerReader({
         index,
-        source: this.observedSource(),
+        source: this.observedSource(once(refused)),
         ...(onChunkRead !== undefined ? { onChunkRead } : {}),
         publishReads: true,
         ...(this.readAhead !== undefined ? { readAhead: this.readAhead } : {}),
@@ -156,9 +170,11 @@ export class LazyLayerFs implements RemoteFileSystem {
       },
       'lazy layer mounted',
     );
-    const verified = binding.audited
+    const audit = binding.audited
       ? undefined
       : this.indexes.auditLater(ref, layer, index, mountpoint, binding, this.o.chunks.source);
+    // An audit that passes says the index is right; bytes refused later still withdraw the snapshot.
+    const verified = audit === undefined ? badBytes : Promise.race([audit.then(() => badBytes), badBytes]);
     return { sizeBytes: index.compressedSize, inodes: index.entries.length, verified };
   }
 
@@ -253,4 +269,14 @@ export class LazyLayerFs implements RemoteFileSystem {
     this.indexes.stop();
     for (const mp of this.mountpoints()) await this.unmount(mp).catch(() => undefined);
   }
+}
+
+/** `f` for the first call only (a bad layer fails many reads; its snapshot is withdrawn once). */
+function once(f: (e: unknown) => void): (e: unknown) => void {
+  let called = false;
+  return (e) => {
+    if (called) return;
+    called = true;
+    f(e);
+  };
 }

@@ -24,8 +24,9 @@ export interface SnapshotUsage {
   readonly sizeBytes: number;
   readonly inodes: number;
   /**
-   * Settles once the layer's content is proven to be what its digests commit to (remote layers whose index is
-   * not proof by itself): rejects with an IntegrityError when it is not.
+   * Rejects with an IntegrityError when the layer proves not to be what its digests commit to: its index fails
+   * the audit (remote layers whose index is not proof by itself), or its blob comes back wrong from every
+   * repository known to hold it (BadBytesError). May stay pending for the life of the mount.
    */
   readonly verified?: Promise<void> | undefined;
 }
