@@ -145,6 +145,37 @@ async function prefetchSummary(n: Node, s: Start): Promise<string> {
   }
 }
 
+/**
+ * Each lazy layer's Prepare on node `n` since start `s`: the snapshotter's time for it, the lazy mount's index
+ * resolution within it, and whether a hint had resolved its index (`h`) and built its tree (`t`).
+ */
+function prepareSummary(n: Node, s: Start): string {
+  const records = n.daemon
+    .stderr()
+    .split('\n')
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    })
+    .filter((r) => typeof r['time'] === 'number' && r['time'] >= s.at);
+  const mounted = new Map(
+    records.filter((r) => r['msg'] === 'lazy layer mounted').map((r) => [r['layer'], r] as const),
+  );
+  const parts = records
+    .filter((r) => r['msg'] === 'remote snapshot prepared')
+    .map((r) => {
+      const m = mounted.get(r['layer']);
+      const index = typeof m?.['indexMs'] === 'number' ? `/${m['indexMs']}` : '';
+      const flags = `${m?.['hinted'] === true ? 'h' : ''}${m?.['treeReady'] === true ? 't' : ''}`;
+      return `${Math.round(Number(r['ms']))}${index}${flags}`;
+    });
+  const legend = 'ms per Prepare/of it index; h = index resolved by the hint, t = tree built by it';
+  return `layer Prepares (${legend}): ${parts.join(' ') || 'none'}`;
+}
+
 const fmt = (s: Start): string =>
   `pull ${s.pullMs.toFixed(0).padStart(5)} ms + run ${s.runMs.toFixed(0).padStart(5)} ms = ${(s.pullMs + s.runMs).toFixed(0).padStart(5)} ms`;
 const total = (s: Start): number => s.pullMs + s.runMs;
@@ -175,6 +206,7 @@ async function linkRound(name: string, ref: string): Promise<string[]> {
   const c = await startNode();
   let rc: Start;
   let hintMs: number;
+  let cPrepares: string;
   try {
     const t0 = performance.now();
     const final = JSON.parse(
@@ -183,6 +215,7 @@ async function linkRound(name: string, ref: string): Promise<string[]> {
     hintMs = performance.now() - t0;
     if (final['phase'] !== 'DONE') throw new Error(`hint did not finish: ${JSON.stringify(final)}`);
     rc = await start(c, ref);
+    cPrepares = prepareSummary(c, rc);
   } finally {
     await stopNode(c);
   }
@@ -191,6 +224,7 @@ async function linkRound(name: string, ref: string): Promise<string[]> {
   out.push(`  (b) cold, trace from registry    ${fmt(rb)}`);
   out.push(`      prefetch of (b): ${bPrefetch}`);
   out.push(`  (c) cold after a completed hint  ${fmt(rc)}  (hint ${hintMs.toFixed(0)} ms before)`);
+  out.push(`      ${cPrepares}`);
   out.push(`  (d) image already pulled         ${fmt(rd)}`);
   const rbA = total(rb) / total(ra);
   const rcD = total(rc) / total(rd);

@@ -228,6 +228,13 @@ export const configSchema = z.strictObject({
       hintConcurrency: z.number().int().positive().max(64).default(2),
       /** Finished hint jobs stay visible to Watch/List this long. */
       hintRetainMs: z.number().int().positive().default(600_000),
+      /**
+       * A finished hint keeps the image ready for containerd's Prepare calls this long (resolved manifest, layer
+       * indexes and trees: the pull then resolves nothing again); 0 keeps nothing.
+       */
+      hintReadyMs: z.number().int().nonnegative().default(600_000),
+      /** Layers kept ready at most over all hinted images (the oldest images are forgotten first). */
+      hintReadyMaxLayers: z.number().int().nonnegative().max(10_000).default(128),
       // --- end prefetch hints ---
     })
     .prefault({}),

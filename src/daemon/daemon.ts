@@ -140,6 +140,7 @@ export class Daemon {
           provider: parts.provider,
           chunks: parts.chunkService,
           tracer: parts.prefetch.images,
+          ready: parts.prefetch.ready,
           mounted: parts.mounted,
           log,
           mounter: layerMounter(

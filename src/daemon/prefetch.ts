@@ -1,6 +1,6 @@
 // The daemon's prefetch parts in one place: traces recorded from its lazily mounted images (the tracer handed to
-// the lazy layers), the hint job queue over the node's chunk service, and the hint API servers. Built with the
-// daemon; start() (after restore) opens the hint API; stop() comes first at shutdown.
+// the lazy layers), the hint job queue over the node's chunk service (what a hint resolved stays ready for the
+// Prepares: ReadyImages), and the hint API servers. start() (after restore) opens the API; stop() comes first.
 import type { ResolvedConfig } from '../config/load.js';
 import type { IndexProvider } from '../index/provider.js';
 import type { MountedLayers } from '../layer/mounted-layers.js';
@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { HintQueue } from '../prefetch/hint-queue.js';
 import { hintRunner } from '../prefetch/hint-runner.js';
 import { MountedImages } from '../prefetch/mounted-images.js';
+import { ReadyImages } from '../prefetch/ready-images.js';
 import { TraceStore } from '../prefetch/trace-store.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ChunkService } from '../source/chunk-service.js';
@@ -28,6 +29,8 @@ export class DaemonPrefetch {
   readonly jobs: HintQueue;
   /** The lazy layers' tracer: records and prefetches each mounted image. */
   readonly images: MountedImages | undefined;
+  /** What finished hints left ready for the lazy layers' Prepare calls. */
+  readonly ready: ReadyImages;
   readonly socketPath: string | undefined;
   private server: PrefetchServer | undefined;
 
@@ -60,8 +63,13 @@ export class DaemonPrefetch {
             indexes: { get: (d) => Promise.resolve(mounted.index(d)) },
             layerWaitMs: config.snapshotter.remoteTimeoutMs,
           });
+    this.ready = new ReadyImages({
+      ttlMs: settings.hintReadyMs,
+      maxLayers: mounted === undefined ? 0 : settings.hintReadyMaxLayers,
+      log,
+    });
     this.jobs = new HintQueue({
-      runner: hintRunner({ ...shared, provider: o.provider }),
+      runner: hintRunner({ ...shared, provider: o.provider, ready: this.ready }),
       maxQueued: settings.maxQueuedHints,
       concurrency: settings.hintConcurrency,
       retainMs: settings.hintRetainMs,
@@ -93,6 +101,7 @@ export class DaemonPrefetch {
   async stop(drainMs: number): Promise<void> {
     await this.server?.stop(Math.min(drainMs, 2_000));
     await this.jobs.close();
+    this.ready.clear();
     await this.images?.close();
   }
 }

@@ -3,11 +3,11 @@
 import type { Digest } from '../image/digest.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import { parseReference, type ImageReference } from '../image/reference.js';
-import type { IndexProvider } from '../index/provider.js';
+import type { ImageLayers, IndexProvider, ProvidedIndex } from '../index/provider.js';
 import type { Logger } from '../log.js';
-import type { RegistryClient } from '../registry/client.js';
+import type { RegistryClient, ResolvedImage } from '../registry/client.js';
 import type { ChunkSource } from '../source/chunk-source.js';
-import type { HintRunner } from './hint-job.js';
+import type { HintRun, HintRunner } from './hint-job.js';
 import { findTrace, type PrefetchSettings } from './image-prefetch.js';
 import { imageStartSet } from './image-start-set.js';
 import { planPrefetch } from './plan.js';
@@ -27,6 +27,10 @@ export interface HintRunnerOptions {
   log: Logger;
   /** How often FETCHING progress is reported; default 200 ms. */
   progressIntervalMs?: number;
+  /** Keeps what the hint resolved for the image's Prepare calls (ReadyImages fits); released if the job fails. */
+  ready?: {
+    stage(image: ResolvedImage, layers: ImageLayers, provided: readonly ProvidedIndex[]): () => void;
+  };
 }
 
 function chunkProgress(s: PrefetchStatus) {
@@ -49,8 +53,21 @@ export function hintRunner(o: HintRunnerOptions): HintRunner {
     run.resolved(image.manifestDigest);
 
     run.phase('INDEXING');
-    const provided = await o.provider.forImage(image, { signal });
+    const layers = await o.provider.layersOf(image, signal);
+    const provided = await o.provider.forImage(image, { signal, layers });
     const indexes: LayerIndex[] = provided.map((p) => p.index);
+    // The pull that follows the hint finds its indexes (and then trees) here, not by resolving them again.
+    const release = o.ready?.stage(image, layers, provided);
+    try {
+      await fetchPlanned(run, image, indexes);
+    } catch (e) {
+      release?.();
+      throw e;
+    }
+  };
+
+  async function fetchPlanned(run: HintRun, image: ResolvedImage, indexes: LayerIndex[]): Promise<void> {
+    const { signal, spec } = run;
     o.registerBlobs?.(
       image.ref,
       indexes.map((ix) => ix.layerDigest),
@@ -128,5 +145,5 @@ export function hintRunner(o: HintRunnerOptions): HintRunner {
       signal.removeEventListener('abort', onAbort);
     }
     signal.throwIfAborted();
-  };
+  }
 }

@@ -47,6 +47,12 @@ export interface ImagePrefetchOptions {
    * layers mount one Prepare at a time): used instead of looking again. Its failure means "no trace".
    */
   trace?: Promise<FoundTrace | undefined>;
+  /**
+   * The layers mount one by one (the snapshotter's Prepares): `indexes` are those known now, addLayer() brings
+   * each later one and layersKnown() ends the wait. With a trace, each layer's traced chunks are planned as soon
+   * as it is there; without one, the start set is planned once every layer is known.
+   */
+  openLayers?: boolean;
 }
 
 export interface FoundTrace {
@@ -100,12 +106,21 @@ export class ImagePrefetch {
   private startups = 0;
   private pruned = 0;
   private started: Promise<ImagePrefetchResult> | undefined;
+  /** Bottom layer first once layersKnown(); until then in arrival order. */
+  private indexes: LayerIndex[];
+  private readonly allKnown: Promise<void>;
+  private markKnown: () => void = () => {};
+  /** Set once the trace is in and the open plan has started: addLayer() plans each new layer at once. */
+  private planLayer: ((index: LayerIndex) => void) | undefined;
   /** Pass as mountImage's `onChunkRead`: records the read and counts prefetch hits. */
   readonly onChunkRead: ChunkReadHook;
 
   constructor(options: ImagePrefetchOptions) {
     this.o = options;
     this.log = options.log.child({ component: 'prefetch', image: options.image.manifestDigest });
+    this.indexes = [...options.indexes];
+    this.allKnown =
+      options.openLayers === true ? new Promise((resolve) => (this.markKnown = resolve)) : Promise.resolve();
     const s = options.settings;
     this.recorder = new TraceRecorder({
       manifestDigest: options.image.manifestDigest,
@@ -170,9 +185,11 @@ export class ImagePrefetch {
         this.log.warn({ err: e }, 'cannot load a trace; using the default');
     }
     this.origin = origin;
+    if (trace !== undefined && this.o.openLayers === true) return this.runOpen(trace, origin);
+    await this.allKnown;
     const startSet = await this.startSet(trace === undefined && s.enabled);
     const plan = planPrefetch({
-      indexes: this.o.indexes,
+      indexes: this.indexes,
       trace: trace?.entries,
       startSet: startSet.chunks,
       budgetBytes: s.budgetBytes,
@@ -198,6 +215,69 @@ export class ImagePrefetch {
     return { traceOrigin: origin, pruned: plan.pruned, stats, phase, startSet: named };
   }
 
+  /**
+   * With a trace while layers still mount: the traced chunks of the layers there now, then each later layer's
+   * the moment it arrives, within one byte budget (the trace's order within each step).
+   */
+  private async runOpen(trace: MergedTrace, origin: TraceOrigin): Promise<ImagePrefetchResult> {
+    const s = this.o.settings;
+    let budget = s.budgetBytes;
+    const planFor = (indexes: readonly LayerIndex[]) => {
+      const layers = new Set(indexes.map((ix) => ix.layerDigest));
+      const plan = planPrefetch({
+        indexes,
+        trace: trace.entries.filter((e) => layers.has(e.layerDigest)),
+        budgetBytes: budget,
+        defaultBytesPerLayer: 0,
+        background: s.background,
+      });
+      for (const it of plan.items) if (it.phase !== 'background') budget -= it.size;
+      this.pruned += plan.pruned;
+      return plan;
+    };
+    const first = planFor(this.indexes);
+    const items = s.enabled && !this.prefetcher.signal.aborted ? first.items : [];
+    const running = this.prefetcher.run(items, { open: true });
+    this.planLayer = (index) => {
+      if (this.prefetcher.signal.aborted) return;
+      const plan = planFor([index]);
+      this.prefetcher.append(plan.items);
+      this.log.info({ layer: index.layerDigest, chunks: plan.items.length }, 'prefetch planned for a layer');
+    };
+    this.log.info(
+      {
+        trace: origin,
+        chunks: items.length,
+        layers: this.indexes.length,
+        pruned: first.pruned,
+        overBudget: first.overBudget,
+        startSetFiles: 0,
+      },
+      'prefetch planned',
+    );
+    await Promise.race([this.allKnown, running]);
+    this.planLayer = undefined;
+    this.prefetcher.close();
+    const stats = await running;
+    const phase = this.prefetcher.status().phase;
+    this.log.info({ ...stats, phase }, 'prefetch finished');
+    return { traceOrigin: origin, pruned: this.pruned, stats, phase, startSet: { files: [], bytes: 0 } };
+  }
+
+  /** An open run's next layer (openLayers): planned at once when the trace is in, else kept for the plan. */
+  addLayer(index: LayerIndex): void {
+    if (this.indexes.includes(index)) return;
+    this.indexes.push(index);
+    this.planLayer?.(index);
+  }
+
+  /** Every layer there will be (bottom first): the open plan is complete, or the start set can be planned. */
+  layersKnown(indexes: readonly LayerIndex[]): void {
+    for (const ix of indexes) this.addLayer(ix);
+    this.indexes = [...indexes];
+    this.markKnown();
+  }
+
   /** Without a trace: the start set, its file heads fetched (and counted) as it is resolved. */
   private startSet(wanted: boolean): Promise<StartSet> {
     const registry = this.o.registry;
@@ -206,7 +286,7 @@ export class ImagePrefetch {
     return imageStartSet({
       registry,
       image: this.o.image,
-      indexes: this.o.indexes,
+      indexes: this.indexes,
       budgetBytes: this.o.settings.startSetBytes,
       fetch: (req) => {
         const c = req.index.chunks[req.chunk]!;
@@ -220,6 +300,7 @@ export class ImagePrefetch {
   /** Cancels the prefetch, closes the recording and waits for the trace to be saved. */
   async stop(): Promise<void> {
     this.prefetcher.cancel();
+    this.markKnown(); // a plan still waiting for layers ends with the prefetcher's cancel
     this.recorder.finish();
     await this.saving;
   }

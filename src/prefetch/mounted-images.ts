@@ -1,6 +1,6 @@
 // MountedImages: tracing and prefetch for images whose layers a daemon mounts one by one (the snapshotter's
-// lazy layers). Groups layers per image manifest, starts an ImagePrefetch once the image's layers are known,
-// feeds it every chunk read, and stops it (saving the trace) when the image's last layer unmounts.
+// lazy layers). Groups layers per image manifest, starts an ImagePrefetch with its first layer and hands it each
+// later one as it mounts, feeds it every chunk read, and stops it (saving the trace) when the image's last layer unmounts.
 import { performance } from 'node:perf_hooks';
 import type { Digest } from '../image/digest.js';
 import type { LayerIndex } from '../image/layer-index.js';
@@ -164,22 +164,12 @@ export class MountedImages {
         })
       : undefined;
     trace?.catch(() => undefined); // observed by the ImagePrefetch, or dropped with the session
-    // Layers arrive one Prepare at a time: plan once all are known (or the wait is over).
-    const until = performance.now() + (this.o.layerWaitMs ?? 30_000);
-    const indexes: LayerIndex[] = [];
-    for (const d of digests) {
-      let ix = s.layers.get(d) ?? (await this.o.indexes.get(d, signal));
-      while (ix === undefined && performance.now() < until) {
-        await s.changed(Math.min(1000, until - performance.now()));
-        signal.throwIfAborted();
-        ix = s.layers.get(d) ?? (await this.o.indexes.get(d, signal));
-      }
-      if (ix !== undefined) indexes.push(ix);
-    }
-    signal.throwIfAborted();
+    // Layers arrive one Prepare at a time: the prefetch starts with those there now, and each later one's share
+    // of the trace is planned as it mounts (without a trace, the start set waits for them all, or the wait's end).
+    const known = (d: Digest): LayerIndex | undefined => s.layers.get(d);
     const prefetch = new ImagePrefetch({
       image,
-      indexes,
+      indexes: digests.flatMap((d) => known(d) ?? []),
       source: this.o.source,
       ...(this.o.cached !== undefined ? { cached: this.o.cached } : {}),
       traces: this.o.traces,
@@ -187,11 +177,27 @@ export class MountedImages {
       settings: this.o.settings,
       log: this.log,
       ...(trace !== undefined ? { trace } : {}),
+      openLayers: true,
     });
     this.log.info(
-      { image: image.ref.toString(), manifest: image.manifestDigest, layers: indexes.length },
+      { image: image.ref.toString(), manifest: image.manifestDigest, layers: digests.length },
       'recording startup and prefetching',
     );
     s.begin(prefetch);
+    const until = performance.now() + (this.o.layerWaitMs ?? 30_000);
+    const found = new Map<Digest, LayerIndex>();
+    for (;;) {
+      for (const d of digests) {
+        if (found.has(d)) continue;
+        const ix = known(d) ?? (await this.o.indexes.get(d, signal));
+        if (ix === undefined) continue;
+        found.set(d, ix);
+        prefetch.addLayer(ix);
+      }
+      if (found.size === new Set(digests).size || performance.now() >= until) break;
+      await s.changed(Math.min(1000, until - performance.now()));
+      signal.throwIfAborted();
+    }
+    prefetch.layersKnown(digests.flatMap((d) => found.get(d) ?? []));
   }
 }

@@ -63,8 +63,12 @@ export class Prefetcher {
   private readonly states = new Map<Digest, ItemState>();
   private readonly sizes = new Map<Digest, number>();
   private readonly demanded = new Set<Digest>();
-  private items: readonly PlanItem[] = [];
+  private items: PlanItem[] = [];
   private cursor = 0;
+  /** run({ open: true }) until close(): append() may add items (a layer's share of the plan as it mounts). */
+  private open = false;
+  private workers = 0;
+  private settle: (() => void) | undefined;
   private done = 0;
   private doneBytes = 0;
   private phase: PrefetchPhase = 'pending';
@@ -120,18 +124,70 @@ export class Prefetcher {
     }
   }
 
-  /** Fetches the plan's chunks in order; resolves with the stats when all are done or on cancel. */
-  run(items: readonly PlanItem[]): Promise<PrefetchStats> {
+  /**
+   * Fetches the plan's chunks in order; resolves with the stats when all are done or on cancel. With `open`,
+   * append() may add more until close().
+   */
+  run(items: readonly PlanItem[], opts: { open?: boolean } = {}): Promise<PrefetchStats> {
     if (this.running !== undefined) throw new InvalidArgumentError('prefetcher already ran');
-    this.items = items;
-    for (const it of items) this.plan(it);
-    const workers = Array.from({ length: Math.min(this.o.concurrency, items.length) }, () => this.worker());
-    this.running = Promise.all(workers).then(() => {
+    this.open = opts.open === true;
+    this.items = [...items];
+    for (const it of items) this.plan(it); // those fetchNow took stay listed: counted done when reached
+    this.running = new Promise<void>((resolve) => {
+      this.settle = resolve;
+    }).then(() => {
       if (this.phase !== 'cancelled') this.phase = 'done';
       return this.stats();
     });
-    if (items.length === 0 && this.phase === 'pending') this.phase = 'done';
+    this.spawn();
+    if (items.length === 0 && !this.open && this.phase === 'pending') this.phase = 'done';
+    this.settleIfIdle();
     return this.running;
+  }
+
+  /**
+   * More items for an open run: those not yet planned, trace and default ones ahead of any background ones still
+   * waiting (a layer that mounts later has its traced chunks fetched before the completion of those below it).
+   */
+  append(items: readonly PlanItem[]): void {
+    if (!this.open) throw new InvalidArgumentError('prefetcher is not open for more items');
+    if (this.controller.signal.aborted) return;
+    const fresh = items.filter((it) => this.plan(it));
+    const front = fresh.filter((it) => it.phase !== 'background');
+    const back = fresh.filter((it) => it.phase === 'background');
+    let at = this.cursor;
+    while (at < this.items.length && this.items[at]!.phase !== 'background') at++;
+    this.items.splice(at, 0, ...front);
+    this.items.push(...back);
+    this.spawn();
+  }
+
+  /** No more items for an open run: it resolves once those queued are done. */
+  close(): void {
+    this.open = false;
+    this.settleIfIdle();
+  }
+
+  /** Workers claim their first item synchronously, so each one started here has an item to fetch. */
+  private spawn(): void {
+    while (
+      !this.controller.signal.aborted &&
+      this.workers < this.o.concurrency &&
+      this.cursor < this.items.length
+    ) {
+      this.workers++;
+      void this.worker().finally(() => {
+        this.workers--;
+        this.settleIfIdle();
+      });
+    }
+  }
+
+  private settleIfIdle(): void {
+    if (this.settle === undefined || this.workers > 0) return;
+    if (!this.controller.signal.aborted && (this.open || this.cursor < this.items.length)) return;
+    this.settle();
+    this.settle = undefined;
   }
 
   /**
@@ -147,12 +203,14 @@ export class Prefetcher {
     );
   }
 
-  private plan(it: PlanItem): void {
-    if (this.states.has(it.digest)) return;
+  /** Counts `it` as planned; false when its chunk already was. */
+  private plan(it: PlanItem): boolean {
+    if (this.states.has(it.digest)) return false;
     this.s.planned++;
     this.s.plannedBytes += it.size;
     this.sizes.set(it.digest, it.size);
     this.states.set(it.digest, 'planned');
+    return true;
   }
 
   /** Stops queuing and aborts in-flight prefetches (a demand reader sharing one keeps it alive). */
@@ -160,6 +218,7 @@ export class Prefetcher {
     if (this.phase === 'done') return;
     this.phase = 'cancelled';
     this.controller.abort();
+    this.settleIfIdle();
   }
 
   get signal(): AbortSignal {

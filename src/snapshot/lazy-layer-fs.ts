@@ -19,7 +19,7 @@ import { ReadAheadBudget } from '../layer/read-ahead-budget.js';
 import type { MountedLayers } from '../layer/mounted-layers.js';
 import type { ReadAheadSettings } from '../layer/read-ahead.js';
 import type { LayerMounter, ServedLayer } from './layer-mounter.js';
-import { MountIndexes } from './mount-index.js';
+import { MountIndexes, type ReadyLayers } from './mount-index.js';
 import type { RemoteLayerRef } from './remote-labels.js';
 import { BadBytesError, type RemoteFileSystem } from './remote-fs.js';
 import type { SnapshotUsage } from './types.js';
@@ -43,6 +43,8 @@ export interface LazyLayerFsOptions {
   tracer?: LayerTracer | undefined;
   /** Where the layers served now are listed, for status, metrics and prefetch. */
   mounted?: MountedLayers | undefined;
+  /** What finished prefetch hints left ready: indexes and trees a Prepare takes instead of making them. */
+  ready?: (ReadyLayers & { tree(index: LayerIndex): LayerTree | undefined }) | undefined;
 }
 
 export type ReadAheadConfig = ReadAheadSettings & { enabled: boolean; memoryBytes: number };
@@ -82,6 +84,7 @@ export class LazyLayerFs implements RemoteFileSystem {
       log: this.log,
       auditLazyLayers: o.auditLazyLayers,
       auditDelayMs: o.auditDelayMs,
+      ready: o.ready,
     });
     const ra = o.readAhead;
     this.readAhead =
@@ -114,8 +117,10 @@ export class LazyLayerFs implements RemoteFileSystem {
   }
 
   async mount(mountpoint: string, layer: RemoteLayerRef, signal?: AbortSignal): Promise<SnapshotUsage> {
+    const t0 = Date.now();
     const ref = parseReference(layer.imageRef);
-    const { index, origin, binding } = await this.indexes.resolve(ref, layer, mountpoint, signal);
+    const { index, origin, binding, readied } = await this.indexes.resolve(ref, layer, mountpoint, signal);
+    const resolvedAt = Date.now();
     signal?.throwIfAborted();
     this.o.chunks.register(ref, [index]);
     const onChunkRead = this.tracer?.layerMounting({
@@ -132,6 +137,7 @@ export class LazyLayerFs implements RemoteFileSystem {
     badBytes.catch(() => undefined);
     let mounted: ServedLayer;
     let tree: LayerTree;
+    let treeReady = false;
     try {
       const reader = new LayerReader({
         index,
@@ -140,7 +146,9 @@ export class LazyLayerFs implements RemoteFileSystem {
         publishReads: true,
         ...(this.readAhead !== undefined ? { readAhead: this.readAhead } : {}),
       });
-      tree = LayerTree.fromIndex(index);
+      const built = readied === true ? this.o.ready?.tree(index) : undefined;
+      treeReady = built !== undefined;
+      tree = built ?? LayerTree.fromIndex(index);
       mounted = await this.o.mounter.mount({ mountpoint, imageRef: layer.imageRef, tree, reader }, signal);
     } catch (e) {
       await this.tracer?.layerUnmounted(mountpoint);
@@ -155,7 +163,18 @@ export class LazyLayerFs implements RemoteFileSystem {
     this.trees.set(mountpoint, tree);
     this.o.mounted?.add({ mountpoint, imageRef: layer.imageRef, index });
     this.unregisterPeers.set(mountpoint, this.o.chunks.share([index]));
-    this.log.info({ mountpoint, layer: layer.layerDigest, index: origin }, 'lazy layer mounted');
+    this.log.info(
+      {
+        mountpoint,
+        layer: layer.layerDigest,
+        index: origin,
+        hinted: readied === true,
+        treeReady,
+        ms: Date.now() - t0,
+        indexMs: resolvedAt - t0,
+      },
+      'lazy layer mounted',
+    );
     const audit = binding.audited
       ? undefined
       : this.indexes.auditLater(ref, layer, index, mountpoint, binding, this.o.chunks.source);

@@ -7,13 +7,24 @@ import type { Digest } from '../image/digest.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import { withDigest, type ImageReference } from '../image/reference.js';
 import type { IndexStore, MountBinding } from '../index/index-store.js';
-import type { IndexOrigin, IndexProvider } from '../index/provider.js';
+import type { ImageLayers, IndexOrigin, IndexProvider, ProvidedIndex } from '../index/provider.js';
 import type { TrustRoot } from '../index/trust.js';
 import { auditLayer } from '../layer/layer-audit.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient, ResolvedImage } from '../registry/client.js';
 import type { ChunkSource } from '../source/chunk-source.js';
 import type { RemoteLayerRef } from './remote-labels.js';
+
+/** Layers a finished prefetch hint resolved for this image (src/prefetch/ready-images.ts fits). */
+export interface ReadyLayers {
+  /** True when some image `ref` names was readied (whichever manifest). */
+  knows(ref: ImageReference): boolean;
+  find(
+    ref: ImageReference,
+    manifestDigest: Digest,
+    layerDigest: Digest,
+  ): { image: ResolvedImage; layers: ImageLayers; position: number; provided: ProvidedIndex } | undefined;
+}
 
 export interface MountIndexesOptions {
   registry: RegistryClient;
@@ -24,6 +35,8 @@ export interface MountIndexesOptions {
   auditLazyLayers?: 'unsigned' | 'all' | 'off' | undefined;
   /** How long after the mount an audit starts (the start gets the link first). */
   auditDelayMs?: number | undefined;
+  /** What hints left ready: a Prepare of such a layer takes the hint's resolution instead of redoing it. */
+  ready?: ReadyLayers | undefined;
 }
 
 export class MountIndexes {
@@ -38,14 +51,25 @@ export class MountIndexes {
     layer: RemoteLayerRef,
     mountpoint: string,
     signal?: AbortSignal,
-  ): Promise<{ index: LayerIndex; origin: IndexOrigin; binding: MountBinding }> {
+  ): Promise<{ index: LayerIndex; origin: IndexOrigin; binding: MountBinding; readied?: true }> {
     const store = this.o.indexStore;
     const recorded = await store.mountKey(mountpoint, layer.layerDigest, signal);
     if (recorded !== undefined) {
       const local = await store.get(layer.layerDigest, recorded.key, signal);
       if (local !== undefined) return { index: local, origin: 'local', binding: recorded };
     }
-    const image = await this.resolveImage(ref, layer.manifestDigest, signal);
+    // Without the manifest digest (ctr-remote sends none) the name is resolved here as below, once.
+    const named =
+      layer.manifestDigest === undefined && this.o.ready?.knows(ref) === true
+        ? await this.o.registry.resolve(ref, signal)
+        : undefined;
+    const ready = this.readied(ref, layer, layer.manifestDigest ?? named?.manifestDigest);
+    if (ready !== undefined) {
+      const binding = { key: ready.key, audited: this.needsNoAudit(ready.root) };
+      await store.setMountKey(mountpoint, layer.layerDigest, binding, signal);
+      return { index: ready.index, origin: ready.origin, binding, readied: true };
+    }
+    const image = named ?? (await this.resolveImage(ref, layer.manifestDigest, signal));
     const i = image.manifest.layers.findIndex((l) => l.digest === layer.layerDigest);
     if (i < 0)
       throw new NotFoundError(
@@ -104,6 +128,22 @@ export class MountIndexes {
       { mountpoint, layer: layer.layerDigest },
       'lazy layer audited: it is the layer its digests name',
     );
+  }
+
+  /**
+   * The hint's resolution of this layer: the image as the client named it, at the manifest the Prepare pins (or
+   * the name resolves to now), and the same chain check as the full path makes.
+   */
+  private readied(
+    ref: ImageReference,
+    layer: RemoteLayerRef,
+    manifestDigest: Digest | undefined,
+  ): ProvidedIndex | undefined {
+    if (manifestDigest === undefined) return undefined;
+    const r = this.o.ready?.find(ref, manifestDigest, layer.layerDigest);
+    if (r === undefined) return undefined;
+    if (r.layers.chainIds[r.position] !== layer.target) return undefined; // the full path reports the mismatch
+    return r.provided;
   }
 
   stop(): void {

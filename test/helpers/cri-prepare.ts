@@ -15,10 +15,13 @@ export interface CriPrepareResult {
 export async function prepareWithCriLabels(
   c: SnapshotsClient,
   image: { ref: string; manifestDigest: Digest; layerDigests: readonly Digest[]; diffIds: readonly Digest[] },
+  /** Awaited before each layer's Prepare (a test that watches the daemon between layers). */
+  beforeLayer?: (i: number) => Promise<void>,
 ): Promise<CriPrepareResult> {
   const chainIds: Digest[] = [];
   const codes: Array<'ok' | number> = [];
   for (const [i, diff] of image.diffIds.entries()) {
+    await beforeLayer?.(i);
     const parent = chainIds[i - 1];
     const target = parent === undefined ? diff : sha256(`${parent} ${diff}`);
     const labels = {

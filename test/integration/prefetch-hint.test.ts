@@ -14,7 +14,14 @@ import { digestHex } from '../../src/image/digest.js';
 import { MediaType } from '../../src/image/manifest.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { snapshotsClient } from '../api/grpc-client.js';
-import { startFerryDaemon, stopHolders, type RunningFerryDaemon } from '../helpers/containerd.js';
+import {
+  CTR_REMOTE_BINARY,
+  requireBinaries,
+  startContainerd,
+  startFerryDaemon,
+  stopHolders,
+  type RunningFerryDaemon,
+} from '../helpers/containerd.js';
 import { gzipLayer, makeCorpus } from '../helpers/corpus.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild, type FerryEnv } from '../helpers/ferry-cli.js';
@@ -84,15 +91,19 @@ async function daemonOn(env: FerryEnv): Promise<RunningFerryDaemon> {
 }
 
 /** Prepares every layer with CRI labels (as containerd's unpacker does), then an active snapshot on top. */
-async function prepareImage(socketPath: string): Promise<string[]> {
+async function prepareImage(
+  socketPath: string,
+  beforeLayer?: (i: number) => Promise<void>,
+): Promise<string[]> {
   const c = await snapshotsClient(socketPath);
   try {
-    const { chainIds, codes } = await prepareWithCriLabels(c, {
+    const image = {
       ref,
       manifestDigest: pushed.manifestDigest,
       layerDigests: pushed.manifest.layers.map((l) => l.digest),
       diffIds: layers.map((l) => diffId(l)),
-    });
+    };
+    const { chainIds, codes } = await prepareWithCriLabels(c, image, beforeLayer);
     expect(codes.every((code) => code === status.ALREADY_EXISTS)).toBe(true);
     const parent = chainIds[chainIds.length - 1]!;
     const r = await c.call<{ mounts: Array<{ type: string; options: string[] }> }>('Prepare', {
@@ -198,4 +209,78 @@ describe('daemon traces and prefetch hints', () => {
       await m.stop();
     }
   });
+
+  // Uses the trace the test above pushed to the registry.
+  it("after a finished hint, Prepares take the hint's indexes and trees; the trace is planned layer by layer", async () => {
+    const nodeC = ferryEnv(CONFIG);
+    const c = await daemonOn(nodeC);
+    const out = await ferryWith(['prefetch', ref, '--wait', '--json'], nodeC);
+    expect(JSON.parse(out.trim().split('\n').at(-1)!)).toMatchObject({ phase: 'DONE' });
+    await waitForLog(c, (r) => r['msg'] === 'image ready for Prepare');
+    const logged = (msg: string) => logRecords(c).filter((r) => r['msg'] === msg);
+    expect(logged('image ready for Prepare')).toHaveLength(1);
+
+    const digests = pushed.manifest.layers.map((l) => l.digest);
+    const options = await prepareImage(c.socketPath, async (i) => {
+      // From the second layer on, the image's trace prefetch is planned already (it was not until the last).
+      if (i > 0) await waitForLog(c, (r) => r['msg'] === 'prefetch planned');
+    });
+    expect(options.length).toBeGreaterThan(0);
+    const mounts = logged('lazy layer mounted');
+    expect(mounts.map((r) => r['layer'])).toEqual(digests);
+    // No index resolution, config or tree build on the way: the hint made them (the logs say which index).
+    for (const m of mounts) expect(m).toMatchObject({ hinted: true, treeReady: true, index: 'registry' });
+    expect(logged('prefetch planned')[0]).toMatchObject({ trace: 'local', layers: 1 });
+    await waitForLog(c, () => logged('prefetch planned for a layer').length === digests.length - 1);
+    expect(logged('prefetch planned for a layer').map((r) => r['layer'])).toEqual(digests.slice(1));
+    expect(await c.stop()).toBe(0);
+  });
 });
+
+describe('a hinted pull through containerd', () => {
+  it('ctr-remote rpull after a finished hint mounts every layer from what the hint resolved', async () => {
+    requireBinaries([CTR_REMOTE_BINARY]);
+    const nodeD = ferryEnv(CONFIG);
+    const d = await daemonOn(nodeD);
+    const ctd = await startContainerd({ snapshotterSocket: d.socketPath });
+    try {
+      const out = await ferryWith(['prefetch', ref, '--wait', '--json'], nodeD);
+      expect(JSON.parse(out.trim().split('\n').at(-1)!)).toMatchObject({ phase: 'DONE' });
+      // ctr-remote's labels carry no manifest digest: the name is resolved once per Prepare and must match.
+      await ctd.ctrRemote(['image', 'rpull', '--plain-http', '--snapshotter', 'ferry', ref], {
+        timeoutMs: 120_000,
+      });
+      const mounts = logRecords(d).filter((r) => r['msg'] === 'lazy layer mounted');
+      expect(mounts.map((r) => r['layer'])).toEqual(pushed.manifest.layers.map((l) => l.digest));
+      for (const m of mounts) expect(m).toMatchObject({ hinted: true, treeReady: true });
+      await ctd.ctr(['image', 'rm', '--sync', ref], { timeoutMs: 30_000 });
+    } finally {
+      await ctd.stop();
+    }
+    expect(await d.stop()).toBe(0);
+  });
+});
+
+function logRecords(d: RunningFerryDaemon): Array<Record<string, unknown>> {
+  return d
+    .stderr()
+    .split('\n')
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+}
+
+async function waitForLog(
+  d: RunningFerryDaemon,
+  match: (r: Record<string, unknown>) => boolean,
+): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!logRecords(d).some(match)) {
+    if (Date.now() > deadline) throw new Error(`log line not seen: ${d.stderr().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -11,6 +11,7 @@ import type { IndexProvider } from '../../src/index/provider.js';
 import { silentLogger } from '../../src/log.js';
 import type { ChunkProgress, HintRun, HintSpec } from '../../src/prefetch/hint-job.js';
 import { hintRunner } from '../../src/prefetch/hint-runner.js';
+import { ReadyImages } from '../../src/prefetch/ready-images.js';
 import type { PrefetchSettings } from '../../src/prefetch/image-prefetch.js';
 import { asMerged } from '../../src/prefetch/merge.js';
 import { TraceStore } from '../../src/prefetch/trace-store.js';
@@ -45,6 +46,11 @@ function fakes(indexes: LayerIndex[]) {
   } as unknown as ResolvedImage;
   const registry = { resolve: () => Promise.resolve(image) } as unknown as RegistryClient;
   const provider = {
+    layersOf: () =>
+      Promise.resolve({
+        diffIds: indexes.map((ix) => ix.layerDigest),
+        chainIds: indexes.map((ix) => ix.layerDigest),
+      }),
     forImage: () => Promise.resolve(indexes.map((index) => ({ index, origin: 'local', durationMs: 0 }))),
   } as unknown as IndexProvider;
   return { registry, provider };
@@ -231,5 +237,43 @@ describe('hintRunner', () => {
     await new Promise((res) => setTimeout(res, 60));
     expect(source.order.length).toBe(fetched);
     expect(fetched).toBeLessThan(20);
+  });
+
+  it('leaves the image ready for its Prepares when done, and takes that back when cancelled', async () => {
+    const big = fakeIndex('hready', 200);
+    const traces = () =>
+      mkdtemp(join(tmpdir(), 'ferry-hr-')).then(
+        (dir) => new TraceStore({ dir, merge: { maxEntries: 1000 }, log: silentLogger() }),
+      );
+    const ready = new ReadyImages({ ttlMs: 60_000, maxLayers: 100, log: silentLogger() });
+    const ref = parseReference(REF);
+    const done = hintRunner({
+      ...fakes([a, b]),
+      traces: await traces(),
+      source: new CountingSource(),
+      settings,
+      ready,
+      log: silentLogger(),
+    });
+    await done(fakeRun().run);
+    expect(ready.find(ref, MANIFEST, b.layerDigest)?.position).toBe(1);
+    ready.clear();
+
+    const cancelled = hintRunner({
+      ...fakes([big]),
+      traces: await traces(),
+      source: new CountingSource(20),
+      settings: { ...settings, defaultBytesPerLayer: 200_000 },
+      ready,
+      log: silentLogger(),
+    });
+    const r = fakeRun();
+    const running = cancelled(r.run);
+    await new Promise((res) => setTimeout(res, 60));
+    expect(ready.knows(ref)).toBe(true); // staged as soon as the indexes are in, while chunks are fetched
+    r.controller.abort(new AbortedError('cancelled'));
+    await expect(running).rejects.toThrow('cancelled');
+    expect(ready.knows(ref)).toBe(false);
+    expect(ready.counts()).toEqual({ images: 0, layers: 0 });
   });
 });

@@ -9,7 +9,9 @@ import type { LayerIndex } from '../../src/image/layer-index.js';
 import { parseReference } from '../../src/image/reference.js';
 import { silentLogger } from '../../src/log.js';
 import type { PrefetchSettings } from '../../src/prefetch/image-prefetch.js';
+import { asMerged } from '../../src/prefetch/merge.js';
 import { MountedImages } from '../../src/prefetch/mounted-images.js';
+import { TRACE_VERSION } from '../../src/prefetch/trace.js';
 import { TraceStore } from '../../src/prefetch/trace-store.js';
 import type { RegistryClient, ResolvedImage } from '../../src/registry/client.js';
 import { CountingSource, fakeIndex } from './fixtures.js';
@@ -35,7 +37,7 @@ function image(name: string, layers: LayerIndex[]): ResolvedImage {
   } as unknown as ResolvedImage;
 }
 
-async function setup(images: ResolvedImage[]) {
+async function setup(images: ResolvedImage[], o: { enabled?: boolean; source?: CountingSource } = {}) {
   let resolves = 0;
   const registry = {
     resolve: (ref: { digest?: Digest }) => {
@@ -54,8 +56,8 @@ async function setup(images: ResolvedImage[]) {
     registry,
     indexes: { get: () => Promise.resolve(undefined) },
     traces,
-    source: new CountingSource(),
-    settings,
+    source: o.source ?? new CountingSource(),
+    settings: { ...settings, enabled: o.enabled ?? false },
     registerBlobs: (_ref, layers) => registered.push(...layers),
     log: silentLogger(),
     layerWaitMs: 2000,
@@ -99,6 +101,56 @@ describe('MountedImages', () => {
       [l0.layerDigest, 1],
     ]);
     expect(mi.images()).toEqual([]);
+  });
+
+  it("plans each layer's share of the trace as that layer mounts, not once the last one has", async () => {
+    const l0 = fakeIndex('p0', 6);
+    const l1 = fakeIndex('p1', 6);
+    const img = image('per-layer', [l0, l1]);
+    const source = new CountingSource();
+    const { mi, traces } = await setup([img], { enabled: true, source });
+    const entry = (ix: LayerIndex, i: number, t: number) => ({
+      layerDigest: ix.layerDigest,
+      chunkDigest: ix.chunks[i]!.digest,
+      chunkIndex: i,
+      size: ix.chunks[i]!.size,
+      firstAccessMs: t,
+    });
+    await traces.put(
+      asMerged(
+        {
+          version: TRACE_VERSION,
+          manifestDigest: img.manifestDigest,
+          recordedAt: new Date().toISOString(),
+          durationMs: 10,
+          entries: [entry(l1, 5, 0), entry(l0, 3, 1), entry(l1, 2, 2), entry(l0, 4, 3)],
+        },
+        { maxEntries: 1000 },
+      ),
+    );
+    const at = (mountpoint: string, index: LayerIndex) => ({
+      mountpoint,
+      imageRef: 'registry.test:5000/per-layer:1',
+      manifestDigest: img.manifestDigest,
+      index,
+    });
+    mi.layerMounting(at('/mnt/p0', l0));
+    await wait(100);
+    // Only the bottom layer is mounted: its traced chunks are fetched already, in trace order.
+    expect(source.order.map((o) => [o.layer, o.chunk])).toEqual([
+      [l0.layerDigest, 3],
+      [l0.layerDigest, 4],
+    ]);
+    mi.layerMounting(at('/mnt/p1', l1));
+    await wait(100);
+    expect(source.order.map((o) => [o.layer, o.chunk])).toEqual([
+      [l0.layerDigest, 3],
+      [l0.layerDigest, 4],
+      [l1.layerDigest, 5],
+      [l1.layerDigest, 2],
+    ]);
+    expect(source.order.every((o) => o.priority === 'prefetch')).toBe(true);
+    await mi.close();
   });
 
   it('keeps images apart and saves every open trace on close', async () => {

@@ -114,6 +114,51 @@ describe('Prefetcher', () => {
     expect(p.status().phase).toBe('cancelled');
   });
 
+  it('an open run takes more items as layers arrive, traced ones ahead of waiting background ones', async () => {
+    const source = new ManualSource();
+    const p = new Prefetcher({ source, concurrency: 1, log: silentLogger() });
+    const first = planPrefetch({
+      indexes: [a],
+      trace: [entry(a, 1)],
+      budgetBytes: 1e9,
+      defaultBytesPerLayer: 0,
+      background: 'trace',
+    }).items.slice(0, 4); // chunk 1 (trace), then 0, 2, 3 (background)
+    let settled = false;
+    const done = p.run(first, { open: true }).then((s) => ((settled = true), s));
+    await tick();
+    expect(source.calls.map((c) => c.req.chunk)).toEqual([1]);
+    p.append(plan([7, 1])); // 1 is planned already: not again
+    source.calls[0]!.resolve(Buffer.alloc(1000));
+    await tick();
+    expect(source.calls.map((c) => c.req.chunk)).toEqual([1, 7]);
+    for (let i = 1; i < 5; i++) {
+      source.calls[i]!.resolve(Buffer.alloc(1000));
+      await tick();
+    }
+    expect(source.calls.map((c) => c.req.chunk)).toEqual([1, 7, 0, 2, 3]);
+    await tick();
+    expect(settled).toBe(false); // open: more layers may come
+    p.append(plan([9]));
+    await tick();
+    source.calls[5]!.resolve(Buffer.alloc(1000));
+    await tick();
+    p.close();
+    expect(await done).toMatchObject({ planned: 6, fetched: 6 });
+    expect(p.status()).toMatchObject({ phase: 'done', chunksDone: 6, chunksTotal: 6 });
+  });
+
+  it('an open run ends on cancel even while waiting for more items', async () => {
+    const p = new Prefetcher({ source: new CountingSource(), concurrency: 2, log: silentLogger() });
+    const done = p.run(plan([1]), { open: true });
+    await tick();
+    p.cancel();
+    await done;
+    expect(p.status().phase).toBe('cancelled');
+    p.append(plan([2])); // after cancel: ignored
+    expect(p.stats().planned).toBe(1);
+  });
+
   it('keeps going after a failed chunk and counts the error', async () => {
     const source = new ManualSource();
     const p = new Prefetcher({ source, concurrency: 1, log: silentLogger() });
