@@ -129,6 +129,12 @@ export class DiskChunkStore implements ChunkStore {
   }
 
   async get(d: Digest, signal?: AbortSignal): Promise<Buffer | undefined> {
+    // The LRU knows every file this store wrote or found at open(): a digest it lacks is a miss without an open()
+    // that fails ENOENT (a syscall, an error object and a pool round trip per cold chunk, bench/profile-read.ts).
+    if (!this.lru.has(d)) {
+      this.counters.misses++;
+      return undefined;
+    }
     let bytes: Buffer;
     try {
       bytes =
