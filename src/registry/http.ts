@@ -38,6 +38,11 @@ export interface HttpResponse {
 export interface ResponseBody extends AsyncIterable<Buffer> {
   /** Reads the whole body; more than maxBytes is a ResourceExhaustedError. */
   read(maxBytes: number): Promise<Buffer>;
+  /**
+   * Reads a body of known length straight into one buffer of its own (no list of parts, no concatenation): more
+   * than `length` bytes is a ResourceExhaustedError; fewer come back as a shorter view, for the caller to refuse.
+   */
+  readExact(length: number): Promise<Buffer>;
   /** Discards the body and frees the connection slot. Safe to call twice or after reading. */
   dump(): void;
 }
@@ -252,6 +257,18 @@ function wrapBody(
         parts.push(chunk);
       }
       return Buffer.concat(parts, total);
+    },
+    async readExact(length: number): Promise<Buffer> {
+      // Its own ArrayBuffer (not a slice of Node's pool), so a decode worker can take it without a copy.
+      const out = Buffer.allocUnsafeSlow(length);
+      let got = 0;
+      for await (const chunk of iterate()) {
+        if (got + chunk.length > length)
+          throw new ResourceExhaustedError(`${what}: response body exceeds ${length} bytes`);
+        chunk.copy(out, got);
+        got += chunk.length;
+      }
+      return got === length ? out : out.subarray(0, got);
     },
     dump(): void {
       // Reading a small remainder keeps the keep-alive connection reusable; bigger bodies are cut off.
