@@ -64,6 +64,7 @@ export class ChunkService {
       blobFor: (index) => this.blobFor(index),
       fetch: originFetcher(o.pool),
       store: o.store,
+      decodeParallelism: o.pool.size,
       // A reader joined a prefetch: its decode job, if still queued, goes ahead of other prefetches.
       promote: (req) => o.pool.promote(chunkOf(req).digest),
     };
