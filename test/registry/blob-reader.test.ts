@@ -177,6 +177,27 @@ describe('RegistryBlobReader', () => {
     await client.close();
   });
 
+  it('fails a 206 body that stalls with DEADLINE_EXCEEDED, and one the caller aborts mid-body with ABORTED', async () => {
+    const { ref } = await registry((_req, res) => {
+      res.writeHead(206, { 'content-range': `bytes 0-99/${BLOB.length}`, 'content-length': '100' });
+      res.write(BLOB.subarray(0, 40)); // and nothing more
+    });
+    const slow = testClient({ requestTimeoutMs: 300 });
+    await expect(slow.blobReader(ref, DIGEST).readRange(0, 100)).rejects.toMatchObject({
+      code: 'DEADLINE_EXCEEDED',
+    });
+    await slow.close();
+    const client = testClient({ requestTimeoutMs: 10_000 });
+    const ctl = new AbortController();
+    setTimeout(() => ctl.abort(), 100);
+    const t0 = Date.now();
+    await expect(client.blobReader(ref, DIGEST).readRange(0, 100, ctl.signal)).rejects.toMatchObject({
+      code: 'ABORTED',
+    });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await client.close();
+  });
+
   it('rejects a 206 for the wrong offset', async () => {
     const { ref } = await registry((_req, res) => {
       res.writeHead(206, { 'content-range': `bytes 5-14/${BLOB.length}`, 'content-length': '10' });
