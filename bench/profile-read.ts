@@ -124,7 +124,6 @@ async function profileWorkload(
   const exit = await m.exited;
   const peak = rss.stop();
   const served = servedFrom(exit.unmounted);
-  rmSync(env.dir, { recursive: true, force: true, maxRetries: 3 });
 
   // Same bytes with curl, same run, page cache dropped as for the mount.
   await dropCaches();
@@ -165,6 +164,8 @@ async function profileWorkload(
     );
   }
   if (keepDir) say(`profiles kept in ${profDir}`);
+  // Only now: without FERRY_PROFILE_DIR the profiles live in the node's state dir.
+  rmSync(env.dir, { recursive: true, force: true, maxRetries: 3 });
   const ferryRate = bytes / readMs;
   const curlRate = curl.bytes / curl.ms;
   const mainS = cpu.find((r) => r.role === 'main')?.s ?? 0;

@@ -19,6 +19,15 @@ if (Number(process.versions.node.split('.')[0]) < 24) {
 // contents of images that may be private), whichever module creates it. Set before any module loads.
 process.umask(0o077);
 
+// Chunk bytes live in ArrayBuffers outside the JS heap (~3 MiB of them per 1 MiB chunk fetched: socket reads, the
+// range body, the decoded chunk). By default V8 starts a full mark-compact of the whole heap every few tens of MB
+// of them — ~120 a GiB, a third of a cold sequential read's CPU (bench/profile-read.ts) — though scavenges free
+// them, as they die young. Counted in the heap's global limit instead, they are freed by scavenges. Set before any
+// worker starts (flags are process-wide); FERRY_V8_GC_DEFAULTS=1 keeps V8's default, for comparison.
+if (process.env.FERRY_V8_GC_DEFAULTS !== '1') {
+  require('node:v8').setFlagsFromString('--external-memory-accounted-in-global-limit');
+}
+
 const sub = process.argv[2];
 if (process.env.UV_THREADPOOL_SIZE === undefined) {
   if (sub === 'fuse-holder') {

@@ -44,9 +44,13 @@ export function addStats(a: ChunkStoreStats, b: ChunkStoreStats): ChunkStoreStat
   };
 }
 
-/** A standalone copy when `bytes` is a view into a larger buffer, so caching it does not pin the parent. */
+/**
+ * A standalone copy when `bytes` is a view into a much larger buffer, so caching it does not pin the parent. A
+ * view filling at least 7/8 of its buffer is kept as it is: a decoded chunk comes from its decode worker as a view
+ * of zlib's output with a little slack past it, and copying each one costs more than the slack.
+ */
 export function ownedCopy(bytes: Buffer): Buffer {
-  if (bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length) return bytes;
+  if (bytes.buffer instanceof ArrayBuffer && bytes.length >= bytes.buffer.byteLength * 0.875) return bytes;
   const copy = Buffer.allocUnsafeSlow(bytes.length); // not from the shared pool, which would pin 8 KiB slabs
   bytes.copy(copy);
   return copy;

@@ -1,7 +1,8 @@
 // DiskChunkStore: chunk files sharded as <dir>/ab/cdef…, written tmp-then-rename, size-bounded LRU eviction,
 // rebuilt from disk by open(), verified on every read; disk trouble drops writes (logged once per incident).
 import { randomBytes, webcrypto } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { close, open as openFd, write } from 'node:fs';
+import { chmod, mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { digestAlgorithm, digestHex, type Digest } from '../image/digest.js';
@@ -129,6 +130,12 @@ export class DiskChunkStore implements ChunkStore {
   }
 
   async get(d: Digest, signal?: AbortSignal): Promise<Buffer | undefined> {
+    // The LRU knows every file this store wrote or found at open(): a digest it lacks is a miss without an open()
+    // that fails ENOENT (a syscall, an error object and a pool round trip per cold chunk, bench/profile-read.ts).
+    if (!this.lru.has(d)) {
+      this.counters.misses++;
+      return undefined;
+    }
     let bytes: Buffer;
     try {
       bytes =
@@ -189,7 +196,8 @@ export class DiskChunkStore implements ChunkStore {
           made.catch(() => this.shards.delete(shard));
         }
         await made;
-        await writeFile(tmp, bytes, { mode: 0o600, ...(signal === undefined ? {} : { signal }) });
+        signal?.throwIfAborted();
+        await writeWhole(tmp, bytes);
         await rename(tmp, final);
       };
       await write().catch(async (e: unknown) => {
@@ -229,4 +237,30 @@ export class DiskChunkStore implements ChunkStore {
   tiers(): Readonly<Record<string, ChunkStoreStats>> {
     return { disk: this.stats() };
   }
+}
+
+/**
+ * Creates `path` (0600, failing if it exists) holding `bytes`: one write(2) for the whole chunk where writeFile
+ * makes one per 512 KiB, with callback fs (no FileHandle object per chunk for the GC to track).
+ */
+function writeWhole(path: string, bytes: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    openFd(path, 'wx', 0o600, (err, fd) => {
+      if (err !== null) return reject(err);
+      const finish = (failure: NodeJS.ErrnoException | null): void =>
+        close(fd, (closeErr) => {
+          const e = failure ?? closeErr;
+          if (e === null) resolve();
+          else reject(e);
+        });
+      const from = (at: number): void =>
+        write(fd, bytes, at, bytes.length - at, null, (werr, n) => {
+          if (werr !== null) return finish(werr);
+          if (at + n < bytes.length) return from(at + n);
+          finish(null);
+        });
+      if (bytes.length === 0) finish(null);
+      else from(0);
+    });
+  });
 }

@@ -20,7 +20,8 @@ export class MemoryChunkStore implements ChunkStore {
     }
     this.lru = new LRUCache<Digest, Buffer>({
       maxSize: options.maxBytes,
-      sizeCalculation: (b) => Math.max(1, b.length),
+      // What a kept chunk pins: its whole buffer (ownedCopy keeps a view that fills most of one).
+      sizeCalculation: (b) => Math.max(1, b.buffer.byteLength),
       dispose: (_v, _k, reason) => {
         if (reason === 'evict') this.counters.evictions++;
       },

@@ -3,7 +3,7 @@
 import { parentPort } from 'node:worker_threads';
 import { FerryError } from '../errors.js';
 import { decodeAndVerify } from './chunk-job.js';
-import { ownedView, type DecodeReply, type DecodeRequest } from './worker-protocol.js';
+import { replyView, type DecodeReply, type DecodeRequest } from './worker-protocol.js';
 
 const port = parentPort;
 if (port === null) throw new Error('decode-worker.ts must run in a worker thread');
@@ -12,7 +12,7 @@ port.on('message', (req: DecodeRequest) => {
   let reply: DecodeReply;
   let transfer: ArrayBuffer[] = [];
   try {
-    const { view, buffer } = ownedView(decodeAndVerify(req.job, req.compressed));
+    const { view, buffer } = replyView(decodeAndVerify(req.job, req.compressed));
     reply = { id: req.id, ok: true, bytes: view };
     transfer = [buffer];
   } catch (e) {

@@ -28,6 +28,29 @@ export function ownedView(view: Uint8Array): { view: Uint8Array; buffer: ArrayBu
   return { view: copy, buffer: copy.buffer };
 }
 
+/**
+ * A decoded chunk is usually a view at the start of zlib's output buffer, which has slack past it (a span ends a
+ * little beyond its chunk): sending that whole buffer costs less than copying the view, as long as the slack is a
+ * small share of what stays allocated. Anything smaller than Node's Buffer pool may be a slice of it: copied.
+ */
+const MIN_SHARE_OF_BUFFER = 0.875;
+
+/**
+ * `view` itself with its ArrayBuffer to transfer when the view fills most of that buffer (see MIN_SHARE_OF_BUFFER),
+ * else as ownedView: the decode worker's reply, whose buffer nobody in the worker uses afterwards.
+ */
+export function replyView(view: Uint8Array): { view: Uint8Array; buffer: ArrayBuffer } {
+  const buf = view.buffer;
+  if (
+    buf instanceof ArrayBuffer &&
+    buf.byteLength > Buffer.poolSize &&
+    view.byteLength >= buf.byteLength * MIN_SHARE_OF_BUFFER
+  ) {
+    return { view, buffer: buf };
+  }
+  return ownedView(view);
+}
+
 /** Rebuilds a worker's failure as the FerryError subclass its code belongs to. */
 export function errorFrom(code: ErrorCode, message: string): FerryError {
   switch (code) {

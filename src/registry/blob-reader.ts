@@ -96,8 +96,8 @@ export class RegistryBlobReader {
         );
       }
       if (m[3] !== '*') this.sizeBytes = Number(m[3]);
-      const body = await res.body.read(last - start + 1);
-      // A buffer of its own (read() concatenates the body): the decode pool may take it without a copy.
+      const body = await res.body.readExact(last - start + 1);
+      // A buffer of its own, kept by nobody else: the decode pool may take it without a copy.
       return handOff(this.checkLength(body, start, end));
     }
     if (res.status === 200) {

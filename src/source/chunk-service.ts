@@ -77,6 +77,7 @@ export class ChunkService {
       otherBlobsFor: (index, error) => this.otherBlobsFor(index, error),
       fetch: originFetcher(o.pool),
       store: o.store,
+      decodeParallelism: o.pool.size,
       // A reader joined a prefetch: its decode job, if still queued, goes ahead of other prefetches.
       promote: (req) => o.pool.promote(chunkOf(req).digest),
     };

@@ -30,6 +30,8 @@ export interface OriginSourceOptions {
   fetch: OriginFetch;
   /** Where fetched windows are kept (the node's chunk store); without it every window is fetched again. */
   store?: ChunkStore | undefined;
+  /** Chunks that can decode at once (the decode pool's workers; see WindowSource). Default: unbounded. */
+  decodeParallelism?: number | undefined;
   /** A reader now waits for a chunk fetched as prefetch (the decode pool moves its job ahead). */
   promote?: ((req: ChunkRequest) => void) | undefined;
 }
@@ -56,7 +58,11 @@ export class OriginSource implements ChunkSource {
       (options.otherBlobsFor?.(index, error) ?? []).map((b) => this.coalescer.wrap(b));
     this.fetchChunk = options.fetch;
     this.onPromote = options.promote;
-    this.windows = new WindowSource(options.store, (index, chunk) => this.inflight.get(index)?.get(chunk));
+    this.windows = new WindowSource(
+      options.store,
+      (index, chunk) => this.inflight.get(index)?.get(chunk),
+      options.decodeParallelism,
+    );
   }
 
   async fetch(req: ChunkRequest, signal?: AbortSignal): Promise<Buffer> {

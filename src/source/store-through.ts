@@ -35,12 +35,12 @@ export class StoreThroughSource implements ChunkSource {
     }
     if (cached !== undefined) return cached;
     const bytes = await this.next.fetch(req, signal);
-    try {
-      // No signal: once fetched, the bytes are worth keeping even if this caller has gone.
-      await this.store.put(chunk.digest, bytes);
-    } catch (e) {
+    // Kept without holding the reader: a disk write is four pool round trips (open, write, close, rename), which
+    // a cold sequential read would otherwise wait out for every chunk. No signal: once fetched, the bytes are worth
+    // keeping even if this caller has gone. A memory tier takes them before this returns.
+    this.store.put(chunk.digest, bytes).catch((e: unknown) => {
       this.log.warn({ err: e, digest: chunk.digest }, `store write failed for ${describeChunk(req)}`);
-    }
+    });
     return bytes;
   }
 

@@ -31,10 +31,15 @@ export class WindowSource {
     fetchedBytes: 0,
   };
 
-  /** `inflight` names a chunk of `index` being fetched right now (its verified bytes to come), if it is. */
+  /**
+   * `inflight` names a chunk of `index` being fetched right now (its verified bytes to come), if it is.
+   * `decodeParallelism` is how many chunks can decode at once (the decode pool's workers): with one, a chunk
+   * decodes after the chunk before it anyway, so its window is always taken from that chunk when it is in flight.
+   */
   constructor(
     private readonly store: ChunkStore | undefined,
     private readonly inflight?: InflightChunks,
+    private readonly decodeParallelism = Infinity,
   ) {}
 
   /**
@@ -130,8 +135,10 @@ export class WindowSource {
    * The chunk holding the window is being fetched (a cold read of adjacent chunks, a read-ahead): wait for it
    * rather than send a request of our own, when that request would be dear next to the chunk it serves — a
    * window costs a request and up to 32 KiB, which is a quarter of a 128 KiB pack but 3% of a 1 MiB chunk,
-   * whose own window is better fetched in parallel than after its predecessor's decode. Any failure of the
-   * chunk waited for falls back to fetching the window.
+   * whose own window is better fetched in parallel than after its predecessor's decode — unless decodes run one
+   * at a time (one decode worker): then a sequential read's chunk would wait for its predecessor's decode anyway,
+   * and the window's own request (a second request per chunk) buys nothing. Any failure of the chunk waited for
+   * falls back to fetching the window.
    */
   private async fromInflightChunk(
     index: LayerIndex,
@@ -142,7 +149,8 @@ export class WindowSource {
   ): Promise<Uint8Array | undefined> {
     const own = forChunk === undefined ? undefined : index.chunks[forChunk];
     if (at === undefined || own === undefined || at.chunk === forChunk) return undefined;
-    if (ref.length * WAIT_WHEN_WINDOW_OVER < own.compressedEnd - own.compressedStart) return undefined;
+    const cheap = ref.length * WAIT_WHEN_WINDOW_OVER < own.compressedEnd - own.compressedStart;
+    if (cheap && this.decodeParallelism > 1) return undefined;
     const pending = this.inflight?.(index, at.chunk);
     if (pending === undefined || signal?.aborted === true) return undefined;
     const bytes = await pending.catch(() => undefined);

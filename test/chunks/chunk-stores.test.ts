@@ -88,6 +88,19 @@ describe('MemoryChunkStore', () => {
   });
 });
 
+describe('MemoryChunkStore buffers', () => {
+  it('keeps a view that fills most of its buffer without a copy, and counts the whole buffer', async () => {
+    const s = new MemoryChunkStore({ maxBytes: 1 << 20 });
+    // A decoded chunk as a decode worker sends it: zlib's output with a little slack past the chunk.
+    const parent = Buffer.allocUnsafeSlow(64 * 1024 + 4096).fill(9);
+    const view = parent.subarray(0, 64 * 1024);
+    await s.put(sha256(view), view);
+    const got = await s.get(sha256(view));
+    expect(got?.buffer).toBe(parent.buffer);
+    expect(s.stats().bytes).toBe(parent.length);
+  });
+});
+
 describe('TieredChunkStore', () => {
   it('promotes disk hits into memory and reports per-tier stats', async () => {
     const disk = new DiskChunkStore({ dir: tmp(), maxBytes: 1 << 20, log: silentLogger() });

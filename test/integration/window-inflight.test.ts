@@ -78,7 +78,72 @@ describe('a window from the chunk in flight before it', () => {
     expect(together.rangeStats()).toEqual({ requests: 2, merged: run.length - 1 });
     expect(proxy.stats.rangeRequests).toBe(2);
   });
+
+  it('with one decode at a time, a big chunk waits for the chunk before it rather than fetch its cheap window', async () => {
+    const full = await buildIndexFromStream({
+      layerDigest: sha256(layer.gz),
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      blob: new MemoryBlobReader(layer.gz),
+    });
+    const split = splitWindows(full)!;
+    const ref = parseReference(`${proxy.host}/t/inflight:2`);
+    await client.pushBlob(ref, layer.gz);
+    const wb = await client.pushBlob(ref, split.blob);
+    const lazy: LayerIndex = {
+      ...full,
+      windows: [],
+      windowsBlob: { digest: wb.digest, size: split.blob.length, refs: split.refs },
+    };
+    const i = bigPair(lazy);
+    expect(i).toBeGreaterThan(0);
+    const pair = [i - 1, i];
+    const origin = (decodeParallelism: number | undefined): OriginSource =>
+      new OriginSource({
+        blobFor: () => client.blobReader(ref, lazy.layerDigest, layer.gz.length),
+        fetch: fetchChunkFromOrigin,
+        decodeParallelism,
+      });
+    const fetchPair = async (o: OriginSource): Promise<void> => {
+      const got = await Promise.all(pair.map((c) => o.fetch({ index: lazy, chunk: c, priority: 'demand' })));
+      pair.forEach((c, k) => {
+        const ch = lazy.chunks[c]!;
+        expect(got[k]!.equals(layer.tar.subarray(ch.offset, ch.offset + ch.size))).toBe(true);
+      });
+    };
+    // Decodes in parallel: the later chunk's window is cheap next to its span, so it is fetched alongside.
+    const parallel = origin(undefined);
+    await fetchPair(parallel);
+    expect(parallel.windowStats()).toMatchObject({ fetched: 2, fromInflight: 0 });
+    // One decode at a time: it waits for the chunk before it, one window request fewer.
+    const serial = origin(1);
+    await fetchPair(serial);
+    expect(serial.windowStats()).toMatchObject({ fetched: 1, fromInflight: 1 });
+  });
 });
+
+/** A chunk whose window the chunk before it holds whole, and is cheap (under 1/8) next to its own span. */
+function bigPair(ix: LayerIndex): number {
+  const refs = ix.windowsBlob!.refs;
+  for (let i = 1; i < ix.chunks.length; i++) {
+    const c = ix.chunks[i]!;
+    const cp = ix.checkpoints[c.checkpoint]!;
+    const r = refs[cp.window];
+    const p = ix.chunks[i - 1]!;
+    const pr = refs[ix.checkpoints[p.checkpoint]!.window];
+    if (
+      r !== undefined &&
+      pr !== undefined &&
+      r.size > 0 &&
+      pr.size > 0 &&
+      !cp.memberStart &&
+      p.offset <= cp.uncompressedOffset - r.size &&
+      p.offset + p.size >= cp.uncompressedOffset &&
+      r.length * 8 < c.compressedEnd - c.compressedStart
+    )
+      return i;
+  }
+  return -1;
+}
 
 /** `n` consecutive chunks, each needing a window held whole by the chunk before it, and dear next to its span. */
 function adjacentPacks(ix: LayerIndex, n: number): number[] {

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { StaticCredentials } from '../../src/registry/credentials.js';
-import type { BlobReader } from '../../src/image/blob-reader.js';
+import { isHandedOff, type BlobReader } from '../../src/image/blob-reader.js';
 import type { RegistryBlobReader } from '../../src/registry/blob-reader.js';
 import { parseReference } from '../../src/image/reference.js';
 import { sha256 } from '../../src/image/digest.js';
@@ -153,6 +153,48 @@ describe('RegistryBlobReader', () => {
     await expect(client.blobReader(ref, DIGEST).readRange(0, 10)).rejects.toMatchObject({
       code: 'RESOURCE_EXHAUSTED',
     });
+    await client.close();
+  });
+
+  it('reads a 206 body that arrives in many pieces into one buffer of its own, handed off', async () => {
+    const big = randomBytes(3 * 1024 * 1024 + 123);
+    const { ref } = await registry((_req, res) => {
+      res.writeHead(206, {
+        'content-range': `bytes 0-${big.length - 1}/${big.length}`,
+        'content-length': String(big.length),
+      });
+      // Written in 64 KiB pieces: the reader sees many socket reads.
+      for (let at = 0; at < big.length; at += 64 * 1024) res.write(big.subarray(at, at + 64 * 1024));
+      res.end();
+    });
+    const client = testClient();
+    const got = await client.blobReader(ref, sha256(big)).readRange(0, big.length);
+    expect(got.equals(big)).toBe(true);
+    // Exactly its bytes in its own ArrayBuffer: a decode worker can take it without a copy.
+    expect(got.byteOffset).toBe(0);
+    expect(got.buffer.byteLength).toBe(big.length);
+    expect(isHandedOff(got)).toBe(true);
+    await client.close();
+  });
+
+  it('fails a 206 body that stalls with DEADLINE_EXCEEDED, and one the caller aborts mid-body with ABORTED', async () => {
+    const { ref } = await registry((_req, res) => {
+      res.writeHead(206, { 'content-range': `bytes 0-99/${BLOB.length}`, 'content-length': '100' });
+      res.write(BLOB.subarray(0, 40)); // and nothing more
+    });
+    const slow = testClient({ requestTimeoutMs: 300 });
+    await expect(slow.blobReader(ref, DIGEST).readRange(0, 100)).rejects.toMatchObject({
+      code: 'DEADLINE_EXCEEDED',
+    });
+    await slow.close();
+    const client = testClient({ requestTimeoutMs: 10_000 });
+    const ctl = new AbortController();
+    setTimeout(() => ctl.abort(), 100);
+    const t0 = Date.now();
+    await expect(client.blobReader(ref, DIGEST).readRange(0, 100, ctl.signal)).rejects.toMatchObject({
+      code: 'ABORTED',
+    });
+    expect(Date.now() - t0).toBeLessThan(5000);
     await client.close();
   });
 

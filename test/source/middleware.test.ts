@@ -113,6 +113,33 @@ describe('StoreThroughSource', () => {
     inner.calls[0]!.resolve(bytesOf(1));
     expect((await p).equals(bytesOf(1))).toBe(true);
   });
+
+  it('answers the reader without waiting for a slow store write, which still completes', async () => {
+    const memory = new MemoryChunkStore({ maxBytes: 1 << 20 });
+    let finishWrite: (() => void) | undefined;
+    const slowDisk: ChunkStore = {
+      get: (d) => memory.get(d),
+      has: (d) => memory.has(d),
+      put: (d, b) =>
+        new Promise<void>((resolve) => {
+          finishWrite = () => void memory.put(d, b).then(resolve);
+        }),
+      stats: () => memory.stats(),
+      tiers: () => ({}),
+    };
+    const inner = new ManualSource();
+    const s = new StoreThroughSource({ store: slowDisk, next: inner, log: silentLogger() });
+    const p = s.fetch(req(2));
+    await tick();
+    inner.calls[0]!.resolve(bytesOf(2));
+    expect((await p).equals(bytesOf(2))).toBe(true);
+    // The write was started and is still pending: the reader did not wait for it.
+    expect(finishWrite).toBeDefined();
+    expect(memory.has(index.chunks[2]!.digest)).toBe(false);
+    finishWrite!();
+    await tick();
+    expect(memory.has(index.chunks[2]!.digest)).toBe(true);
+  });
 });
 
 describe('VerifySource', () => {
