@@ -1,7 +1,8 @@
 // DiskChunkStore: chunk files sharded as <dir>/ab/cdef…, written tmp-then-rename, size-bounded LRU eviction,
-// rebuilt from disk by open(), verified on every read; disk trouble drops writes (logged once per incident).
+// rebuilt from disk by open(); a read is re-hashed when the file is not as written (or always, with verifyReads);
+// parts of a chunk are served by positioned reads; disk trouble drops writes (logged once per incident).
 import { randomBytes, webcrypto } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { digestAlgorithm, digestHex, type Digest } from '../image/digest.js';
@@ -15,6 +16,18 @@ export interface DiskChunkStoreOptions {
   log: Logger;
   /** A write-trouble incident ends after this long without a failed write (default 30 s). */
   incidentQuietMs?: number;
+  /**
+   * Hash every chunk read from disk (default false). Chunks are verified before they are written, into a
+   * private (0700) dir, and a file whose size or mtime is not what this store wrote or found at open() is
+   * re-hashed anyway; set this when the disk itself is not trusted to keep bytes (no checksums, shared storage).
+   */
+  verifyReads?: boolean;
+}
+
+/** What the store knows of a chunk file: as written by put() or found by open(). */
+interface OnDisk {
+  readonly size: number;
+  readonly mtimeMs: number;
 }
 
 /** Errors meaning "the disk cannot take writes now": drop the write and keep serving. */
@@ -39,7 +52,8 @@ function digestOfFile(shard: string, rest: string): Digest | undefined {
 export class DiskChunkStore implements ChunkStore {
   readonly dir: string;
   private readonly log: Logger;
-  private readonly lru: LRUCache<Digest, number>;
+  private readonly lru: LRUCache<Digest, OnDisk>;
+  private readonly verifyReads: boolean;
   private readonly maxBytes: number;
   private readonly counters = emptyStats();
   /**
@@ -68,9 +82,10 @@ export class DiskChunkStore implements ChunkStore {
     this.maxBytes = options.maxBytes;
     this.incidentQuietMs = options.incidentQuietMs ?? 30_000;
     this.log = options.log;
-    this.lru = new LRUCache<Digest, number>({
+    this.verifyReads = options.verifyReads ?? false;
+    this.lru = new LRUCache<Digest, OnDisk>({
       maxSize: options.maxBytes,
-      sizeCalculation: (size) => Math.max(1, size),
+      sizeCalculation: (f) => Math.max(1, f.size),
       dispose: (_size, d, reason) => {
         if (reason !== 'evict') return;
         this.counters.evictions++;
@@ -121,7 +136,7 @@ export class DiskChunkStore implements ChunkStore {
       for (const f of stats) if (f !== undefined) found.push(f);
     }
     found.sort((a, b) => a.mtimeMs - b.mtimeMs);
-    for (const f of found) if (!this.lru.has(f.d)) this.lru.set(f.d, f.size);
+    for (const f of found) if (!this.lru.has(f.d)) this.lru.set(f.d, { size: f.size, mtimeMs: f.mtimeMs });
     this.log.info(
       { dir: this.dir, chunks: this.lru.size, bytes: this.lru.calculatedSize },
       'chunk store opened',
@@ -130,9 +145,16 @@ export class DiskChunkStore implements ChunkStore {
 
   async get(d: Digest, signal?: AbortSignal): Promise<Buffer | undefined> {
     let bytes: Buffer;
+    let file: OnDisk;
     try {
-      bytes =
-        signal === undefined ? await readFile(this.pathOf(d)) : await readFile(this.pathOf(d), { signal });
+      const fh = await open(this.pathOf(d), 'r');
+      try {
+        const st = await fh.stat();
+        file = { size: st.size, mtimeMs: st.mtimeMs };
+        bytes = await fh.readFile(signal === undefined ? undefined : { signal });
+      } finally {
+        await fh.close();
+      }
     } catch (e) {
       if (signal?.aborted) throw e;
       if (errCode(e) !== 'ENOENT')
@@ -141,23 +163,75 @@ export class DiskChunkStore implements ChunkStore {
       this.counters.misses++;
       return undefined;
     }
+    const known = this.lru.get(d); // refreshes recency
+    const asKnown = known !== undefined && sameFile(known, file) && bytes.length === known.size;
+    if (this.verifyReads || !asKnown) {
+      if (!(await this.hashes(d, bytes))) return undefined;
+      if (!asKnown) this.lru.set(d, { size: bytes.length, mtimeMs: file.mtimeMs });
+    }
+    this.counters.hits++;
+    this.counters.hitBytes += bytes.length;
+    return bytes;
+  }
+
+  /**
+   * Bytes [offset, offset + length) of a chunk this store wrote or found, by one positioned read: no whole-chunk
+   * read and no hash. Undefined when verifyReads is on, the chunk is unknown, or its file is not as written
+   * (get() then re-hashes the whole file).
+   */
+  async getRange(
+    d: Digest,
+    offset: number,
+    length: number,
+    signal?: AbortSignal,
+  ): Promise<Buffer | undefined> {
+    signal?.throwIfAborted();
+    if (this.verifyReads) return undefined;
+    const known = this.lru.get(d);
+    if (known === undefined || offset < 0 || length < 0 || offset + length > known.size) return undefined;
+    let fh: FileHandle;
+    try {
+      fh = await open(this.pathOf(d), 'r');
+    } catch (e) {
+      if (errCode(e) === 'ENOENT') this.lru.delete(d);
+      else this.log.warn({ err: e, digest: d }, 'chunk store: read failed; treating as miss');
+      return undefined;
+    }
+    try {
+      const st = await fh.stat();
+      if (!sameFile(known, { size: st.size, mtimeMs: st.mtimeMs })) return undefined;
+      const out = Buffer.allocUnsafeSlow(length); // not from the shared pool: FUSE replies may hold it a while
+      for (let at = 0; at < length;) {
+        const { bytesRead } = await fh.read(out, at, length - at, offset + at);
+        if (bytesRead === 0) return undefined; // truncated under us: get() sorts it out
+        at += bytesRead;
+      }
+      this.counters.hits++;
+      this.counters.hitBytes += length;
+      return out;
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      this.log.warn({ err: e, digest: d }, 'chunk store: read failed; treating as miss');
+      return undefined;
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  /** True when `bytes` hash to `d`; otherwise the file is removed and the read counts as a miss. */
+  private async hashes(d: Digest, bytes: Buffer): Promise<boolean> {
     // WebCrypto hashes on the libuv pool: a cold sequential read hashes every chunk it takes from disk, and on the
     // event loop that was half of the read time (bench/seq-read.ts).
     const algorithm = digestAlgorithm(d) === 'sha512' ? 'SHA-512' : 'SHA-256';
     const hex = Buffer.from(await webcrypto.subtle.digest(algorithm, bytes)).toString('hex');
     const actual = `${digestAlgorithm(d)}:${hex}`;
-    if (actual !== d) {
-      this.log.warn({ digest: d, actual, file: this.pathOf(d) }, 'chunk store: corrupt chunk file removed');
-      this.counters.failures++;
-      this.counters.misses++;
-      this.lru.delete(d);
-      await unlink(this.pathOf(d)).catch(() => undefined);
-      return undefined;
-    }
-    if (this.lru.get(d) === undefined) this.lru.set(d, bytes.length);
-    this.counters.hits++;
-    this.counters.hitBytes += bytes.length;
-    return bytes;
+    if (actual === d) return true;
+    this.log.warn({ digest: d, actual, file: this.pathOf(d) }, 'chunk store: corrupt chunk file removed');
+    this.counters.failures++;
+    this.counters.misses++;
+    this.lru.delete(d);
+    await unlink(this.pathOf(d)).catch(() => undefined);
+    return false;
   }
 
   has(d: Digest): boolean {
@@ -179,6 +253,7 @@ export class DiskChunkStore implements ChunkStore {
     const final = this.pathOf(d);
     const tmp = `${final}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
     const shard = join(final, '..');
+    let written: OnDisk = { size: bytes.length, mtimeMs: NaN };
     try {
       const write = async (): Promise<void> => {
         let made = this.shards.get(shard);
@@ -189,7 +264,14 @@ export class DiskChunkStore implements ChunkStore {
           made.catch(() => this.shards.delete(shard));
         }
         await made;
-        await writeFile(tmp, bytes, { mode: 0o600, ...(signal === undefined ? {} : { signal }) });
+        const fh = await open(tmp, 'wx', 0o600);
+        try {
+          await fh.writeFile(bytes, signal === undefined ? undefined : { signal });
+          // What a later read compares the file with: a file changed since is re-hashed before it is served.
+          written = { size: bytes.length, mtimeMs: (await fh.stat()).mtimeMs };
+        } finally {
+          await fh.close();
+        }
         await rename(tmp, final);
       };
       await write().catch(async (e: unknown) => {
@@ -219,7 +301,7 @@ export class DiskChunkStore implements ChunkStore {
       this.log.info({ dir: this.dir, code: this.incident.code }, 'chunk store: writes succeed again');
       this.incident = undefined;
     }
-    this.lru.set(d, bytes.length);
+    this.lru.set(d, written);
   }
 
   stats(): ChunkStoreStats {
@@ -229,4 +311,8 @@ export class DiskChunkStore implements ChunkStore {
   tiers(): Readonly<Record<string, ChunkStoreStats>> {
     return { disk: this.stats() };
   }
+}
+
+function sameFile(a: OnDisk, b: OnDisk): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs;
 }

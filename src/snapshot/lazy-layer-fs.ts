@@ -9,7 +9,7 @@ import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
-import type { ChunkSource } from '../source/chunk-source.js';
+import { fetchChunkPart, type ChunkRequest, type ChunkSource } from '../source/chunk-source.js';
 import type { ChunkService } from '../source/chunk-service.js';
 import { UnavailableError } from '../errors.js';
 import { demandChunk } from '../metrics/channels.js';
@@ -91,14 +91,21 @@ export class LazyLayerFs implements RemoteFileSystem {
   private observedSource(): ChunkSource {
     const inner = this.o.chunks.source;
     const store = this.o.chunks.store;
+    const observe = async (req: ChunkRequest): Promise<void> => {
+      const c = req.index.chunks[req.chunk];
+      if (req.priority === 'demand' && c !== undefined && demandChunk.active)
+        demandChunk.publish({ layer: req.index.layerDigest, local: await store.has(c.digest) });
+    };
     return {
       fetch: async (req, signal) => {
-        const c = req.index.chunks[req.chunk];
-        if (req.priority === 'demand' && c !== undefined && demandChunk.active)
-          demandChunk.publish({ layer: req.index.layerDigest, local: await store.has(c.digest) });
+        await observe(req);
         return inner.fetch(req, signal);
       },
       promote: (req) => inner.promote?.(req),
+      fetchPart: async (req, from, to, signal) => {
+        await observe(req);
+        return fetchChunkPart(inner, req, from, to, signal);
+      },
     };
   }
 
