@@ -1,5 +1,6 @@
 // DiskChunkStore: chunk files sharded as <dir>/ab/cdef…, written tmp-then-rename, size-bounded LRU eviction,
-// rebuilt from disk by open(); a read is re-hashed when the file is not as written (or always, with verifyReads);
+// rebuilt from disk by open(); a read is hashed unless the file is as this process wrote or last hashed it (always,
+// with verifyReads);
 // parts of a chunk are served by positioned reads; disk trouble drops writes (logged once per incident).
 import { randomBytes, webcrypto } from 'node:crypto';
 import { chmod, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
@@ -18,16 +19,19 @@ export interface DiskChunkStoreOptions {
   incidentQuietMs?: number;
   /**
    * Hash every chunk read from disk (default false). Chunks are verified before they are written, into a
-   * private (0700) dir, and a file whose size or mtime is not what this store wrote or found at open() is
-   * re-hashed anyway; set this when the disk itself is not trusted to keep bytes (no checksums, shared storage).
+   * private (0700) dir; a file found by open() (it may have been torn by a crash) is hashed on its first read,
+   * and a file whose size or mtime changed since it was written or hashed is hashed again. Set this when the
+   * disk itself is not trusted to keep bytes (no checksums, shared storage).
    */
   verifyReads?: boolean;
 }
 
-/** What the store knows of a chunk file: as written by put() or found by open(). */
+/** What the store knows of a chunk file: as written by put() or hashed by get(), or only found by open(). */
 interface OnDisk {
   readonly size: number;
   readonly mtimeMs: number;
+  /** Its bytes were this size and mtime when this process wrote or hashed them. */
+  readonly verified: boolean;
 }
 
 /** Errors meaning "the disk cannot take writes now": drop the write and keep serving. */
@@ -136,7 +140,8 @@ export class DiskChunkStore implements ChunkStore {
       for (const f of stats) if (f !== undefined) found.push(f);
     }
     found.sort((a, b) => a.mtimeMs - b.mtimeMs);
-    for (const f of found) if (!this.lru.has(f.d)) this.lru.set(f.d, { size: f.size, mtimeMs: f.mtimeMs });
+    for (const f of found)
+      if (!this.lru.has(f.d)) this.lru.set(f.d, { size: f.size, mtimeMs: f.mtimeMs, verified: false });
     this.log.info(
       { dir: this.dir, chunks: this.lru.size, bytes: this.lru.calculatedSize },
       'chunk store opened',
@@ -145,7 +150,7 @@ export class DiskChunkStore implements ChunkStore {
 
   async get(d: Digest, signal?: AbortSignal): Promise<Buffer | undefined> {
     let bytes: Buffer;
-    let file: OnDisk;
+    let file: { size: number; mtimeMs: number };
     try {
       const fh = await open(this.pathOf(d), 'r');
       try {
@@ -164,10 +169,10 @@ export class DiskChunkStore implements ChunkStore {
       return undefined;
     }
     const known = this.lru.get(d); // refreshes recency
-    const asKnown = known !== undefined && sameFile(known, file) && bytes.length === known.size;
-    if (this.verifyReads || !asKnown) {
+    const asVerified = known?.verified === true && sameFile(known, file) && bytes.length === known.size;
+    if (this.verifyReads || !asVerified) {
       if (!(await this.hashes(d, bytes))) return undefined;
-      if (!asKnown) this.lru.set(d, { size: bytes.length, mtimeMs: file.mtimeMs });
+      if (!asVerified) this.lru.set(d, { size: bytes.length, mtimeMs: file.mtimeMs, verified: true });
     }
     this.counters.hits++;
     this.counters.hitBytes += bytes.length;
@@ -175,9 +180,9 @@ export class DiskChunkStore implements ChunkStore {
   }
 
   /**
-   * Bytes [offset, offset + length) of a chunk this store wrote or found, by one positioned read: no whole-chunk
-   * read and no hash. Undefined when verifyReads is on, the chunk is unknown, or its file is not as written
-   * (get() then re-hashes the whole file).
+   * Bytes [offset, offset + length) of a chunk this store wrote or hashed, by one positioned read: no
+   * whole-chunk read and no hash. Undefined when verifyReads is on, the chunk is unknown or not hashed since
+   * open(), or its file is not as written (get() then hashes the whole file).
    */
   async getRange(
     d: Digest,
@@ -188,7 +193,8 @@ export class DiskChunkStore implements ChunkStore {
     signal?.throwIfAborted();
     if (this.verifyReads) return undefined;
     const known = this.lru.get(d);
-    if (known === undefined || offset < 0 || length < 0 || offset + length > known.size) return undefined;
+    if (known?.verified !== true || offset < 0 || length < 0 || offset + length > known.size)
+      return undefined;
     let fh: FileHandle;
     try {
       fh = await open(this.pathOf(d), 'r');
@@ -253,7 +259,7 @@ export class DiskChunkStore implements ChunkStore {
     const final = this.pathOf(d);
     const tmp = `${final}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
     const shard = join(final, '..');
-    let written: OnDisk = { size: bytes.length, mtimeMs: NaN };
+    let written: OnDisk = { size: bytes.length, mtimeMs: NaN, verified: false };
     try {
       const write = async (): Promise<void> => {
         let made = this.shards.get(shard);
@@ -268,7 +274,7 @@ export class DiskChunkStore implements ChunkStore {
         try {
           await fh.writeFile(bytes, signal === undefined ? undefined : { signal });
           // What a later read compares the file with: a file changed since is re-hashed before it is served.
-          written = { size: bytes.length, mtimeMs: (await fh.stat()).mtimeMs };
+          written = { size: bytes.length, mtimeMs: (await fh.stat()).mtimeMs, verified: true };
         } finally {
           await fh.close();
         }
@@ -313,6 +319,6 @@ export class DiskChunkStore implements ChunkStore {
   }
 }
 
-function sameFile(a: OnDisk, b: OnDisk): boolean {
+function sameFile(a: OnDisk, b: { size: number; mtimeMs: number }): boolean {
   return a.size === b.size && a.mtimeMs === b.mtimeMs;
 }

@@ -238,15 +238,24 @@ describe('DiskChunkStore', () => {
     expect(await checked.s.getRange(checked.d, 0, 10)).toBeUndefined();
   });
 
-  it('trusts the size and mtime it found at open(): a reopened store serves without hashing', async () => {
+  it('hashes a chunk found by open() on its first read (a crash may have torn it), then trusts it', async () => {
     const { s, d, b, file } = await storeWithChunk(false);
     const s2 = new DiskChunkStore({ dir: s.dir, maxBytes: 1 << 20, log: silentLogger() });
     await s2.open();
     const hashes = countHashes();
+    expect(await s2.getRange(d, 5, 5)).toBeUndefined(); // not hashed by this process yet
+    expect((await s2.get(d))?.equals(b)).toBe(true);
+    expect(hashes.calls).toBe(1);
     expect((await s2.get(d))?.equals(b)).toBe(true);
     expect((await s2.getRange(d, 5, 5))?.equals(b.subarray(5, 10))).toBe(true);
-    expect(hashes.calls).toBe(0);
+    expect(hashes.calls).toBe(1);
+
+    // Torn while no store ran: found by open() at its torn size, caught by the first read's hash.
     truncateSync(file, 10);
-    expect(await s2.get(d)).toBeUndefined();
+    const s3 = new DiskChunkStore({ dir: s.dir, maxBytes: 1 << 20, log: silentLogger() });
+    await s3.open();
+    expect(await s3.getRange(d, 0, 5)).toBeUndefined();
+    expect(await s3.get(d)).toBeUndefined();
+    expect(existsSync(file)).toBe(false);
   });
 });
