@@ -156,6 +156,12 @@ async function measure(label: string, extraEnv: Record<string, string>): Promise
       `heap used ${gauge('nodejs_heap_size_used_bytes')} of ${gauge('nodejs_heap_size_total_bytes')}, ` +
         `external ${gauge('nodejs_external_memory_bytes')}`,
     );
+    // `--smaps PREFIX`: the loaded daemon's memory map (PREFIX-<variant>), to see which mappings hold its memory.
+    const smapsAt = process.argv.indexOf('--smaps');
+    if (smapsAt >= 0) {
+      const file = `${process.argv[smapsAt + 1]}-${label === '' ? 'default' : label}`;
+      writeFileSync(file, readFileSync(`/proc/${daemon.pid}/smaps`));
+    }
     if (snapshotDir !== undefined) {
       process.kill(daemon.pid, 'SIGUSR2');
       await sleep(20_000); // writing a snapshot stops the daemon's thread for seconds
