@@ -34,29 +34,37 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
   }
 }
 
-// The daemon's V8 young generation. This V8 lets each semi-space grow to 64 MiB on a big machine: ~60 MiB more
-// resident heap than a daemon whose live heap is ~40 MiB needs (bench/daemon-rss.ts: 111 -> 50 MiB of heap pages
-// with 3 images mounted). Its allocations are short-lived request objects (chunk bytes live outside the heap), so
-// 2 MiB semi-spaces only mean more, cheap scavenges, which also free dead chunk Buffers sooner. Heap sizes are
-// fixed when the isolate is made, before this file runs, so the daemon re-executes itself with the flag (the same
-// pid: socket activation and systemd's notify still hold). A flag already given (node option or NODE_OPTIONS) wins.
+// The daemon's memory settings, fixed before any of its code runs, so the daemon re-executes itself with them (the
+// same pid: socket activation and systemd's notify still hold); a setting already given wins (bench/daemon-rss.ts,
+// 10 images mounted: 422 MiB before, 285 MiB with the semi-space flag, 234 MiB with the malloc threshold too).
+// - V8's young generation: this V8 lets each semi-space grow to 64 MiB on a big machine, ~60 MiB more resident
+//   heap than a daemon whose live heap is 40-60 MiB needs. Its allocations are short-lived request objects (chunk
+//   bytes live outside the heap), so 2 MiB semi-spaces mean more, cheap scavenges, which also free dead chunk
+//   Buffers sooner.
+// - glibc's mmap threshold: chunk buffers (1 MiB) freed out of order left the malloc arena of the thread that made
+//   them (the decode worker's) at its high-water mark, ~90 MiB; mapped on their own, they go back when freed. The
+//   threshold stays above a 128 KiB FUSE read's part, which comes and goes from the arena as before.
 const SEMI_SPACE = '--max-semi-space-size';
-if (
-  sub === 'daemon' &&
-  typeof process.execve === 'function' &&
-  ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) =>
+const MMAP_THRESHOLD = 'MALLOC_MMAP_THRESHOLD_';
+if (sub === 'daemon' && typeof process.execve === 'function') {
+  const flagGiven = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) =>
     a.startsWith(SEMI_SPACE),
-  )
-) {
-  try {
-    process.execve(process.execPath, [
-      process.execPath,
-      ...process.execArgv,
-      `${SEMI_SPACE}=2`,
-      ...process.argv.slice(1),
-    ]);
-  } catch (e) {
-    process.stderr.write(`ferry: running with V8's default young generation (re-exec failed: ${e})\n`);
+  );
+  if (!flagGiven || process.env[MMAP_THRESHOLD] === undefined) {
+    try {
+      process.execve(
+        process.execPath,
+        [
+          process.execPath,
+          ...process.execArgv,
+          ...(flagGiven ? [] : [`${SEMI_SPACE}=2`]),
+          ...process.argv.slice(1),
+        ],
+        { [MMAP_THRESHOLD]: String(256 * 1024), ...process.env },
+      );
+    } catch (e) {
+      process.stderr.write(`ferry: running with default V8 and malloc settings (re-exec failed: ${e})\n`);
+    }
   }
 }
 
