@@ -94,7 +94,10 @@ async function measure(label: string, extraEnv: Record<string, string>): Promise
   // The tests' config pins the memory chunk tier (32 MiB); this figure is for the default.
   writeFileSync(env.configPath, readFileSync(env.configPath, 'utf8').replace(/^memoryBytes = \d+\n/m, ''));
   const saved = { ...process.env };
+  const own = process.env['NODE_OPTIONS']; // --heap-snapshot's
   Object.assign(process.env, extraEnv);
+  if (own !== undefined && extraEnv['NODE_OPTIONS'] !== undefined)
+    process.env['NODE_OPTIONS'] = `${own} ${extraEnv['NODE_OPTIONS']}`;
   const daemon = await startFerryDaemon(FERRY_BIN, env.configPath, {
     socketPath: join(env.dir, 'run', 'snapshotter.sock'),
     root: join(env.dir, 'state', 'snapshots'),

@@ -35,7 +35,7 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
 }
 
 // The daemon's memory settings, fixed before any of its code runs, so the daemon re-executes itself with them (the
-// same pid: socket activation and systemd's notify still hold); a setting already given wins (bench/daemon-rss.ts,
+// same pid, for systemd's notify); a setting already given wins (bench/daemon-rss.ts,
 // 10 images mounted: 422 MiB before, 285 MiB with the semi-space flag, 234 MiB with the malloc threshold too).
 // - V8's young generation: this V8 lets each semi-space grow to 64 MiB on a big machine, ~60 MiB more resident
 //   heap than a daemon whose live heap is 40-60 MiB needs. Its allocations are short-lived request objects (chunk
@@ -46,7 +46,9 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
 //   threshold stays above a 128 KiB FUSE read's part, which comes and goes from the arena as before.
 const SEMI_SPACE = '--max-semi-space-size';
 const MMAP_THRESHOLD = 'MALLOC_MMAP_THRESHOLD_';
-if (sub === 'daemon' && typeof process.execve === 'function') {
+// Not when socket-activated: process.execve closes every descriptor above stdio, the inherited socket too;
+// ferry.service sets both itself.
+if (sub === 'daemon' && typeof process.execve === 'function' && process.env.LISTEN_FDS === undefined) {
   const flagGiven = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) =>
     a.startsWith(SEMI_SPACE),
   );
