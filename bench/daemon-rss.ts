@@ -3,7 +3,8 @@
 // percent read. Default config (the tests' node config without its cache.memoryBytes override); indexes from
 // signed published artifacts.
 // Flags: --quick (smaller images); --images N (default 10); --heap-snapshot DIR (the loaded daemon writes a V8
-// heap snapshot into DIR; bench/lib/heap-summary.ts sums it by constructor).
+// heap snapshot into DIR; bench/lib/heap-summary.ts sums it by constructor); --variant NAME:K=V,... (more daemons
+// on the same images, with more environment); --smaps PREFIX (each loaded daemon's memory map).
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
