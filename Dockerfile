@@ -16,8 +16,9 @@ RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM docker.io/library/debian:bookworm-slim
 # libstdc++6: the node binary links it; libfuse2: fuse-native's engine; mount: mount(8) -o fd= for the raw engine
-# and the holder; ca-certificates: registries behind a private CA (NODE_EXTRA_CA_CERTS, see deploy/README.md).
-ARG RUNTIME_PACKAGES="ca-certificates libfuse2 libstdc++6 mount"
+# and the holder; ca-certificates: registries behind a private CA (NODE_EXTRA_CA_CERTS, see deploy/README.md);
+# attr: setfattr for the xattrs and opaque dirs of materialised layers.
+ARG RUNTIME_PACKAGES="ca-certificates libfuse2 libstdc++6 mount attr"
 RUN apt-get update \
   && apt-get install -y --no-install-recommends ${RUNTIME_PACKAGES} \
   && rm -rf /var/lib/apt/lists/*

@@ -5,13 +5,14 @@
 #   bash scripts/install-deps.sh --runtime   # only what a production node running `ferry daemon` needs
 #
 # Runtime: libfuse2 (fuse-native), mount/util-linux (mount(8) -o fd=, umount), kmod (modprobe below),
-# ca-certificates, systemd (systemd-notify for the units). Test: registries, containerd and producers the suites
+# ca-certificates, systemd (systemd-notify for the units), attr (setfattr: xattrs of materialised layers). Test:
+# registries, containerd and producers the suites
 # run, compilers for the native modules (npm ci), Go for the conformance suite and the stargz-snapshotter
 # the cold-start benchmark builds, mmdebstrap for the image.
 set -euo pipefail
 
-RUNTIME_PACKAGES=(libfuse2 mount util-linux kmod ca-certificates systemd)
-TEST_PACKAGES=(fuse3 docker-registry containerd runc zstd attr tar gzip busybox-static pigz curl stargz-snapshotter skopeo iproute2 g++ make python3 binutils golang-go golang-github-containerd-containerd-dev golang-github-containerd-stargz-snapshotter-dev mmdebstrap)
+RUNTIME_PACKAGES=(libfuse2 mount util-linux kmod ca-certificates systemd attr)
+TEST_PACKAGES=(fuse3 docker-registry containerd runc zstd tar gzip busybox-static pigz curl stargz-snapshotter skopeo iproute2 g++ make python3 binutils golang-go golang-github-containerd-containerd-dev golang-github-containerd-stargz-snapshotter-dev mmdebstrap)
 
 case "${1:-}" in
   --runtime) PACKAGES=("${RUNTIME_PACKAGES[@]}") ;;

@@ -141,6 +141,16 @@ export const configSchema = z.strictObject({
       auditLazyLayers: z.enum(['unsigned', 'all', 'off']).default('unsigned'),
       /** The audit starts this long after the mount: a container's start gets the link first. */
       auditDelayMs: z.number().int().nonnegative().default(30_000),
+      /**
+       * Once a lazily mounted layer is proven, write it out as a plain directory next to its snapshot, which new
+       * containers then use as their overlay lower instead of the FUSE mount (native speed; running containers
+       * keep theirs). `background`: fetch the chunks still missing at background priority (demand reads go
+       * first), then write it (the layer then takes its size in disk twice: cache and directory); `cached`: only
+       * once every chunk is in the cache anyway; `off`: always FUSE. One layer at a time.
+       */
+      materialise: z.enum(['off', 'cached', 'background']).default('background'),
+      /** A layer is materialised no sooner than this long after it was mounted (the start gets the link first). */
+      materialiseDelayMs: z.number().int().nonnegative().default(300_000),
     })
     .prefault({}),
   fuse: z

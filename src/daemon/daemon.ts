@@ -168,6 +168,7 @@ export class Daemon {
       log,
       ...(lazyFs !== undefined ? { remote: lazyFs } : {}),
       remoteTimeoutMs: config.snapshotter.remoteTimeoutMs,
+      materialise: { policy: config.snapshotter.materialise, delayMs: config.snapshotter.materialiseDelayMs },
       overlayOptions: await overlayOptions(),
     });
     const kept = lazyFs?.holderSnapshotsSocket;

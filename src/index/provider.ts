@@ -21,6 +21,7 @@ import { PeerIndexSource, type PeerIndexes, type PeerIndexRequest } from './sour
 import { parseReference } from '../image/reference.js';
 import { storeKey, type TrustRoot } from './trust.js';
 import { buildTag, type BuildParams } from './build-params.js';
+import { serializeIndex } from './serialize.js';
 
 export type { IndexOrigin } from './index-source.js';
 
@@ -121,7 +122,7 @@ export class IndexProvider {
   private readonly building = new Map<string, Promise<TrustedIndex>>();
 
   private buildOnce(ctx: LayerContext): Promise<TrustedIndex> {
-    const key = `${ctx.layer.digest} ${ctx.diffId}`;
+    const key = buildKey(ctx.layer.digest, ctx.diffId);
     let p = this.building.get(key);
     if (p === undefined) {
       // Not the first caller's signal: a build others wait on must not end because one of them gave up.
@@ -149,13 +150,24 @@ export class IndexProvider {
   }
 
   /**
-   * For a peer that asked this node, the layer's owner: the index of `req.layer`, from the store or built once
-   * (digest and diffID verified), serialized. Stored under its `built` root like any build.
+   * For a peer that asked this node: the serialized index of `req.layer` — the one held here (stored, or being
+   * built), else the one its owner as this node sees it sends (`viaOwner`, absent when this node is that owner or
+   * the request was already sent on once), else one built here once (digest and diffID verified) and stored
+   * under its `built` root like any build. The hop exists because nodes whose live views differ pick different
+   * owners; relaying to the owner this node sees keeps the cluster at one stream of the layer.
    */
-  async indexForPeer(req: PeerIndexRequest, signal?: AbortSignal): Promise<LayerIndex> {
+  async indexForPeer(
+    req: PeerIndexRequest,
+    signal?: AbortSignal,
+    viaOwner?: () => Promise<Buffer | undefined>,
+  ): Promise<Buffer> {
     const key = this.storeKey({ kind: 'built', diffId: req.diffId });
     const local = await this.options.store.get(req.layer.digest, key, signal);
-    if (local !== undefined) return local;
+    if (local !== undefined) return serializeIndex(local);
+    if (viaOwner !== undefined && !this.building.has(buildKey(req.layer.digest, req.diffId))) {
+      const relayed = await viaOwner();
+      if (relayed !== undefined) return relayed;
+    }
     const ctx: LayerContext = {
       ref: parseReference(req.imageRef),
       layer: req.layer,
@@ -164,7 +176,7 @@ export class IndexProvider {
       signal,
     };
     const { index } = await this.buildOnce(ctx);
-    return index;
+    return serializeIndex(index);
   }
 
   /**
@@ -305,6 +317,11 @@ export class IndexProvider {
     }
     throw new FormatError(`no index source answered for layer ${ctx.layer.digest}`);
   }
+}
+
+/** One build per layer and the diffID it must hash to. */
+function buildKey(layer: Digest, diffId: Digest): string {
+  return `${layer} ${diffId}`;
 }
 
 function raceSignal<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {

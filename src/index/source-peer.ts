@@ -14,6 +14,8 @@ export interface PeerIndexRequest {
   readonly imageRef: string;
   readonly layer: Descriptor;
   readonly diffId: Digest;
+  /** Sent on by a node that does not own the layer to the owner it sees: answered, never sent on again. */
+  readonly forwarded?: boolean;
 }
 
 /** The cluster side (src/p2p/ implements it). */

@@ -20,7 +20,6 @@ import { TieredChunkStore } from '../chunks/tiered-chunk-store.js';
 import type { ChunkStore } from '../chunks/chunk-store.js';
 import { IndexStore } from '../index/index-store.js';
 import { IndexProvider } from '../index/provider.js';
-import { serializeIndex } from '../index/serialize.js';
 import { loadTrustedKeys } from '../index/signature.js';
 import type { P2PNode } from '../p2p/p2p-node.js';
 import { readSecretFile } from '../config/secret.js';
@@ -138,7 +137,7 @@ export async function createContext(opts: {
               store: chunks,
               log,
               // As a layer's owner, this node builds its index once and sends it to every peer that asks.
-              indexForPeer: async (req, signal) => serializeIndex(await provider.indexForPeer(req, signal)),
+              indexForPeer: (req, signal, viaOwner) => provider.indexForPeer(req, signal, viaOwner),
             })
             .then((node) => (p2pNode = node)),
         )

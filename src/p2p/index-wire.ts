@@ -1,6 +1,6 @@
-// The index request of the peer protocol: GET /index/<layer digest>?diff=…&size=…&mt=…&ref=… asks the layer's
-// owner for the index it built from the blob (digest and diffID verified). Encoding and strict parsing of the
-// path; the path is MAC'd with the request like every other.
+// The index request of the peer protocol: GET /index/<layer digest>?diff=…&size=…&mt=…&ref=…[&fwd=1] asks the
+// layer's owner for the index it built from the blob (digest and diffID verified); `fwd=1` marks a request a
+// non-owner sent on to the owner it sees. Encoding and strict parsing of the path, MAC'd like every other.
 import { isDigest } from '../image/digest.js';
 import { parseReference } from '../image/reference.js';
 import type { PeerIndexRequest } from '../index/source-peer.js';
@@ -15,6 +15,7 @@ export function indexPath(req: PeerIndexRequest): string {
     mt: req.layer.mediaType,
     ref: req.imageRef,
   });
+  if (req.forwarded === true) q.set('fwd', '1');
   return `/index/${req.layer.digest}?${q.toString()}`;
 }
 
@@ -35,5 +36,6 @@ export function parseIndexPath(path: string): PeerIndexRequest | undefined {
   } catch {
     return undefined;
   }
-  return { imageRef: ref, diffId: diff, layer: { digest: m[1], size: Number(size), mediaType } };
+  const layer = { digest: m[1], size: Number(size), mediaType };
+  return { imageRef: ref, diffId: diff, layer, ...(q.get('fwd') === '1' ? { forwarded: true } : {}) };
 }

@@ -30,8 +30,17 @@ export interface P2PNodeOptions {
   settings: Readonly<P2PSettings>;
   /** The node's chunk store: what it already holds is served to peers directly. */
   store: ChunkStore;
-  /** Builds (once) and serializes the index of a layer this node owns, for peers that ask (`/index/`). */
-  indexForPeer?: ((req: PeerIndexRequest, signal: AbortSignal) => Promise<Buffer>) | undefined;
+  /**
+   * The serialized index of a layer, for a peer that asked (`/index/`): held here, else through `viaOwner` (the
+   * owner this node sees; absent when that is this node or the request was already sent on), else built once.
+   */
+  indexForPeer?:
+    | ((
+        req: PeerIndexRequest,
+        signal: AbortSignal,
+        viaOwner: (() => Promise<Buffer | undefined>) | undefined,
+      ) => Promise<Buffer>)
+    | undefined;
   log: Logger;
   clock?: Clock;
 }
@@ -47,6 +56,8 @@ export interface P2PStats {
   badBytes: number;
   badAuth: number;
   stalls: number;
+  /** Index requests this node sent on to the owner it sees, answered by that owner. */
+  indexesForwarded: number;
   server: PeerServerStats;
   peers: ReturnType<Membership['snapshot']>;
 }
@@ -62,6 +73,7 @@ export class P2PNode {
   private readonly sources: PeerFirstSource[] = [];
   private readonly layers = new Map<Digest, Registered>();
   private readonly onBehalf = new WeakSet<ChunkRequest>();
+  private indexesForwarded = 0;
 
   constructor(
     private readonly o: P2PNodeOptions & { clock: Clock },
@@ -130,12 +142,28 @@ export class P2PNode {
   ): Promise<{ bytes: Buffer; peer: string } | undefined> {
     await this.membership.settled(INDEX_SETTLE_MS);
     signal?.throwIfAborted();
+    return this.askOwner(req, signal);
+  }
+
+  /**
+   * For a peer that asked this node for a layer it does not own as this node sees the cluster: the owner's
+   * index, or undefined when this node is the owner, or the owner fails (then this node builds).
+   */
+  async forwardIndex(req: PeerIndexRequest, signal: AbortSignal): Promise<Buffer | undefined> {
+    return (await this.askOwner({ ...req, forwarded: true }, signal))?.bytes;
+  }
+
+  private async askOwner(
+    req: PeerIndexRequest,
+    signal?: AbortSignal,
+  ): Promise<{ bytes: Buffer; peer: string } | undefined> {
     const [owner] = owners(req.layer.digest, this.membership.live(), 1);
     if (owner === undefined || owner === this.self) return undefined;
     const timeout = AbortSignal.timeout(this.o.settings.indexTimeoutMs);
     const both = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
     try {
       const bytes = await this.client.fetchIndex(owner, req, both);
+      if (bytes !== undefined && req.forwarded === true) this.indexesForwarded++;
       return bytes === undefined ? undefined : { bytes, peer: owner };
     } catch (e) {
       signal?.throwIfAborted();
@@ -173,6 +201,7 @@ export class P2PNode {
       badBytes: sum((s) => s.badBytes),
       badAuth: sum((s) => s.badAuth),
       stalls: sum((s) => s.stalls),
+      indexesForwarded: this.indexesForwarded,
       server: this.server.stats(),
       peers: this.membership.snapshot(),
     };
@@ -218,6 +247,7 @@ export async function startP2PNode(options: P2PNodeOptions): Promise<P2PNode> {
   const client = new PeerClient({ auth, maxBodyBytes: 64 * 1024 * 1024 });
   const built: { node?: P2PNode } = {}; // the server starts before the node exists
   const self = peerId(advertised.host, advertised.port);
+  const { indexForPeer } = options;
   const server = new PeerServer({
     host: listen.host,
     port: listen.port,
@@ -232,7 +262,18 @@ export async function startP2PNode(options: P2PNodeOptions): Promise<P2PNode> {
     responder: {
       local: (digest, signal) => options.store.get(digest, signal),
       fetcher: (req) => built.node?.fetcherFor(req.layerDigest, req.chunkIndex, req.chunkDigest),
-      index: options.indexForPeer,
+      index:
+        indexForPeer === undefined
+          ? undefined
+          : (req, signal) =>
+              indexForPeer(
+                req,
+                signal,
+                // Sent on at most once: a node asked by a forwarder answers from what it holds or builds.
+                req.forwarded === true || built.node === undefined
+                  ? undefined
+                  : () => built.node?.forwardIndex(req, signal) ?? Promise.resolve(undefined),
+              ),
     },
     log,
   });

@@ -7,11 +7,12 @@ import type { IndexProvider } from '../index/provider.js';
 import type { IndexStore } from '../index/index-store.js';
 import { LayerReader, type ChunkReadHook } from '../layer/layer-reader.js';
 import { LayerTree } from '../layer/layer-tree.js';
+import { dataChunks, materialiseLayer } from '../layer/materialise.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
 import { fetchChunkPart, type ChunkRequest, type ChunkSource } from '../source/chunk-source.js';
 import type { ChunkService } from '../source/chunk-service.js';
-import { UnavailableError } from '../errors.js';
+import { isFerryError, UnavailableError } from '../errors.js';
 import { demandChunk } from '../metrics/channels.js';
 import { parseReference } from '../image/reference.js';
 import { ReadAheadBudget } from '../layer/read-ahead-budget.js';
@@ -20,7 +21,7 @@ import type { ReadAheadSettings } from '../layer/read-ahead.js';
 import type { LayerMounter, ServedLayer } from './layer-mounter.js';
 import { MountIndexes } from './mount-index.js';
 import type { RemoteLayerRef } from './remote-labels.js';
-import type { RemoteFileSystem } from './remote-fs.js';
+import { BadBytesError, type RemoteFileSystem } from './remote-fs.js';
 import type { SnapshotUsage } from './types.js';
 
 export interface LazyLayerFsOptions {
@@ -62,6 +63,8 @@ export interface LayerTracer {
 export class LazyLayerFs implements RemoteFileSystem {
   private readonly log: Logger;
   private readonly mounts = new Map<string, ServedLayer>();
+  /** The tree each mount serves, for materialising it. */
+  private readonly trees = new Map<string, LayerTree>();
   /** Set by restored(): re-mounts of running containers' layers are not an image start to trace. */
   private tracer: LayerTracer | undefined;
   private readonly readAhead: { settings: ReadAheadSettings; budget: ReadAheadBudget } | undefined;
@@ -87,8 +90,11 @@ export class LazyLayerFs implements RemoteFileSystem {
         : undefined;
   }
 
-  /** The shared source, with each demand chunk published (demandChunk) as local or fetched first. */
-  private observedSource(): ChunkSource {
+  /**
+   * The shared source, with each demand chunk published (demandChunk) as local or fetched first, and bytes that
+   * no repository holding the layer gives right reported to `refused`.
+   */
+  private observedSource(refused: (e: unknown) => void): ChunkSource {
     const inner = this.o.chunks.source;
     const store = this.o.chunks.store;
     const observe = async (req: ChunkRequest): Promise<void> => {
@@ -96,15 +102,24 @@ export class LazyLayerFs implements RemoteFileSystem {
       if (req.priority === 'demand' && c !== undefined && demandChunk.active)
         demandChunk.publish({ layer: req.index.layerDigest, local: await store.has(c.digest) });
     };
+    /** Integrity failures are reported; the caller still sees them. */
+    const reported = async <T>(req: ChunkRequest, work: Promise<T>): Promise<T> => {
+      try {
+        return await work;
+      } catch (e) {
+        if (isFerryError(e, 'INTEGRITY')) refused(new BadBytesError(req.index.layerDigest, e));
+        throw e;
+      }
+    };
     return {
       fetch: async (req, signal) => {
         await observe(req);
-        return inner.fetch(req, signal);
+        return reported(req, inner.fetch(req, signal));
       },
       promote: (req) => inner.promote?.(req),
       fetchPart: async (req, from, to, signal) => {
         await observe(req);
-        return fetchChunkPart(inner, req, from, to, signal);
+        return reported(req, fetchChunkPart(inner, req, from, to, signal));
       },
     };
   }
@@ -120,16 +135,23 @@ export class LazyLayerFs implements RemoteFileSystem {
       manifestDigest: layer.manifestDigest,
       index,
     });
+    // Containerd reuses this snapshot for every image with its chain ID: a layer whose blob comes back wrong
+    // from every repository known to hold it is withdrawn from the chain (as a failed audit is), so the next
+    // image with the chain prepares its own rather than reading through this one.
+    let refused!: (e: unknown) => void;
+    const badBytes = new Promise<never>((_, reject) => (refused = reject));
+    badBytes.catch(() => undefined);
     let mounted: ServedLayer;
+    let tree: LayerTree;
     try {
       const reader = new LayerReader({
         index,
-        source: this.observedSource(),
+        source: this.observedSource(once(refused)),
         ...(onChunkRead !== undefined ? { onChunkRead } : {}),
         publishReads: true,
         ...(this.readAhead !== undefined ? { readAhead: this.readAhead } : {}),
       });
-      const tree = LayerTree.fromIndex(index);
+      tree = LayerTree.fromIndex(index);
       mounted = await this.o.mounter.mount({ mountpoint, imageRef: layer.imageRef, tree, reader }, signal);
     } catch (e) {
       await this.tracer?.layerUnmounted(mountpoint);
@@ -141,13 +163,16 @@ export class LazyLayerFs implements RemoteFileSystem {
       signal.throwIfAborted();
     }
     this.mounts.set(mountpoint, mounted);
+    this.trees.set(mountpoint, tree);
     this.o.mounted?.add({ mountpoint, imageRef: layer.imageRef, index });
     this.unregisterPeers.set(mountpoint, this.o.chunks.share([index]));
     this.log.info({ mountpoint, layer: layer.layerDigest, index: origin }, 'lazy layer mounted');
-    const verified = binding.audited
+    const audit = binding.audited
       ? undefined
       : this.indexes.auditLater(ref, layer, index, mountpoint, binding, this.o.chunks.source);
-    return { sizeBytes: index.compressedSize, inodes: index.entries.length, verified };
+    // An audit that passes says the index is right; bytes refused later still withdraw the snapshot.
+    const verified = audit === undefined ? badBytes : Promise.race([audit.then(() => badBytes), badBytes]);
+    return { sizeBytes: index.compressedSize, inodes: index.entries.length, verified, proven: audit };
   }
 
   /** Starts the mounter (the holder's mounts a predecessor left become known); before restore. */
@@ -211,6 +236,7 @@ export class LazyLayerFs implements RemoteFileSystem {
 
   private forget(mountpoint: string): void {
     this.mounts.delete(mountpoint);
+    this.trees.delete(mountpoint);
     this.o.mounted?.delete(mountpoint);
     this.unregisterPeers.get(mountpoint)?.();
     this.unregisterPeers.delete(mountpoint);
@@ -219,6 +245,29 @@ export class LazyLayerFs implements RemoteFileSystem {
   async check(mountpoint: string): Promise<void> {
     if (!this.mounts.has(mountpoint)) throw new UnavailableError(`no lazy layer mounted at ${mountpoint}`);
     return Promise.resolve();
+  }
+
+  async materialise(
+    mountpoint: string,
+    dest: string,
+    o: { fetchMissing: boolean },
+    signal?: AbortSignal,
+  ): Promise<'done' | 'incomplete'> {
+    const tree = this.trees.get(mountpoint);
+    if (tree === undefined) throw new UnavailableError(`no lazy layer mounted at ${mountpoint}`);
+    if (!o.fetchMissing) {
+      for (const id of dataChunks(tree)) {
+        signal?.throwIfAborted();
+        if (!(await this.o.chunks.store.has(tree.index.chunks[id]!.digest))) return 'incomplete';
+      }
+    }
+    const r = await materialiseLayer({ tree, source: this.o.chunks.source, dest, background: true, signal });
+    this.log.info({ mountpoint, dest, layer: tree.index.layerDigest, ...r }, 'layer materialised');
+    return 'done';
+  }
+
+  holds(mountpoint: string): boolean {
+    return this.heldMountpoints().includes(mountpoint);
   }
 
   async unmount(mountpoint: string): Promise<void> {
@@ -241,4 +290,14 @@ export class LazyLayerFs implements RemoteFileSystem {
     this.indexes.stop();
     for (const mp of this.mountpoints()) await this.unmount(mp).catch(() => undefined);
   }
+}
+
+/** `f` for the first call only (a bad layer fails many reads; its snapshot is withdrawn once). */
+function once(f: (e: unknown) => void): (e: unknown) => void {
+  let called = false;
+  return (e) => {
+    if (called) return;
+    called = true;
+    f(e);
+  };
 }

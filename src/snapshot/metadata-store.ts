@@ -12,6 +12,8 @@ export interface SnapshotRecord extends SnapshotInfo {
   readonly inodes: number;
   /** Mounted lazily by the RemoteFileSystem (restored from labels at start). */
   readonly remote: boolean;
+  /** A remote layer also written out as a plain directory (`<dir>/mat`): new mounts use it instead of FUSE. */
+  readonly materialised: boolean;
 }
 
 interface Row {
@@ -26,6 +28,7 @@ interface Row {
   size_bytes: number;
   inodes: number;
   remote: number;
+  materialised: number;
 }
 
 const SCHEMA = `
@@ -39,7 +42,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
   labels TEXT NOT NULL DEFAULT '{}',
   size_bytes INTEGER NOT NULL DEFAULT 0,
   inodes INTEGER NOT NULL DEFAULT 0,
-  remote INTEGER NOT NULL DEFAULT 0
+  remote INTEGER NOT NULL DEFAULT 0,
+  materialised INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent_id);
 `;
@@ -59,6 +63,7 @@ function toRecord(r: Row): SnapshotRecord {
     sizeBytes: r.size_bytes,
     inodes: r.inodes,
     remote: r.remote !== 0,
+    materialised: r.materialised !== 0,
   };
 }
 
@@ -100,6 +105,10 @@ export class MetadataStore {
     this.db.exec('PRAGMA synchronous = NORMAL');
     this.db.exec('PRAGMA foreign_keys = ON');
     this.db.exec(SCHEMA);
+    // Databases from before materialised layers lack the column; adding it keeps every record as it was.
+    const columns = this.db.prepare('PRAGMA table_info(snapshots)').all() as Array<{ name?: unknown }>;
+    if (!columns.some((c) => c.name === 'materialised'))
+      this.db.exec('ALTER TABLE snapshots ADD COLUMN materialised INTEGER NOT NULL DEFAULT 0');
   }
 
   get(key: string): SnapshotRecord | undefined {
@@ -209,6 +218,11 @@ export class MetadataStore {
       this.db.prepare('UPDATE snapshots SET key = ?, updated_ms = ? WHERE id = ?').run(to, nowMs, r.id);
       return this.require(to);
     });
+  }
+
+  /** Records whether snapshot `id` has a materialised dir (no error when it was removed meanwhile). */
+  setMaterialised(id: number, materialised: boolean): void {
+    this.db.prepare('UPDATE snapshots SET materialised = ? WHERE id = ?').run(materialised ? 1 : 0, id);
   }
 
   /** Replaces the labels of `key` (the caller computes them from the field mask). */

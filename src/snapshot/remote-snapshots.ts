@@ -5,7 +5,7 @@ import { isFerryError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MetadataStore, SnapshotRecord } from './metadata-store.js';
 import { remoteLayerRef, type RemoteLayerRef } from './remote-labels.js';
-import type { RemoteFileSystem } from './remote-fs.js';
+import { BadBytesError, type RemoteFileSystem } from './remote-fs.js';
 import { mountRemote } from './remote-mount.js';
 import { LABEL_REMOTE, LABEL_TARGET_REF } from './types.js';
 
@@ -17,6 +17,8 @@ export interface RemoteSnapshotsOptions {
   /** `<root>/snapshots/<id>`. */
   dirOf(id: number): string;
   now(): number;
+  /** A layer was mounted for `rec` (its index proven once `proven` resolves, when given). */
+  onMounted?(rec: SnapshotRecord, proven: Promise<void> | undefined): void;
 }
 
 export class RemoteSnapshots {
@@ -86,6 +88,7 @@ export class RemoteSnapshots {
       });
       this.mounted.add(committed.id);
       this.onVerified(committed, usage.verified);
+      this.o.onMounted?.(committed, usage.proven);
     } catch (e) {
       await this.o.remote.unmount(fsDir).catch(() => undefined);
       this.o.log.warn(
@@ -119,6 +122,7 @@ export class RemoteSnapshots {
       const usage = await mountRemote(this.o.remote, fsDir, layer, this.o.timeoutMs, signal);
       this.mounted.add(rec.id);
       this.onVerified(rec, usage.verified);
+      this.o.onMounted?.(rec, usage.proven);
     } catch (e) {
       throw new UnavailableError(`remote snapshot ${JSON.stringify(rec.name)} is unavailable: ${String(e)}`, {
         cause: e,
@@ -127,8 +131,9 @@ export class RemoteSnapshots {
   }
 
   /**
-   * A layer that fails its audit no longer answers to its chain ID: the snapshot is renamed out of containerd's
-   * way (children and running containers keep it by id), so the next image with that chain is unpacked anew.
+   * A layer that fails its audit, or whose blob no repository gives right, no longer answers to its chain ID:
+   * the snapshot is renamed out of containerd's way (children and running containers keep it by id), so the
+   * next image with that chain is unpacked anew.
    */
   private onVerified(rec: SnapshotRecord, verified: Promise<void> | undefined): void {
     verified?.then(
@@ -138,18 +143,14 @@ export class RemoteSnapshots {
           this.o.log.warn({ key: rec.name, err: String(e) }, 'remote snapshot audit did not finish');
           return;
         }
+        const what =
+          e instanceof BadBytesError ? 'remote snapshot failed: bytes' : 'remote snapshot failed its audit';
         const name = `ferry-quarantined/${rec.id}/${rec.name}`;
         try {
           this.o.store.rename(rec.name, name, this.o.now());
-          this.o.log.error(
-            { key: rec.name, quarantined: name, err: String(e) },
-            'remote snapshot failed its audit',
-          );
+          this.o.log.error({ key: rec.name, quarantined: name, err: String(e) }, what);
         } catch (err) {
-          this.o.log.error(
-            { key: rec.name, err: String(err), audit: String(e) },
-            'remote snapshot failed its audit',
-          );
+          this.o.log.error({ key: rec.name, err: String(err), cause: String(e) }, what);
         }
       },
     );

@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { dirWithMode } from '../private-fs.js';
 import { preciseNowMs } from './clock.js';
 import { parseFilters } from './filters.js';
+import { LayerMaterialiser, type MaterialisePolicy } from './layer-materialiser.js';
 import { applyLabelMask, validateLabels, withoutEmpty } from './labels.js';
 import type { MetadataStore, SnapshotRecord } from './metadata-store.js';
 import { snapshotMounts } from './mounts.js';
@@ -27,6 +28,8 @@ export interface SnapshotterOptions {
   remoteTimeoutMs: number;
   /** Extra overlay options, e.g. `index=off`. */
   overlayOptions?: readonly string[];
+  /** When remote layers become plain dirs that new mounts use instead of FUSE (default off). */
+  materialise?: { policy: MaterialisePolicy; delayMs: number };
   /** Wall time in ms for Created/Updated (a fraction allowed); defaults to the microsecond clock. */
   now?: () => number;
 }
@@ -55,10 +58,22 @@ export class Snapshotter {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly remote: RemoteSnapshots | undefined;
+  private readonly materialiser: LayerMaterialiser | undefined;
 
   constructor(private readonly o: SnapshotterOptions) {
     this.log = o.log.child({ component: 'snapshotter' });
     this.now = o.now ?? preciseNowMs;
+    const m = o.materialise;
+    this.materialiser =
+      o.remote === undefined || m === undefined
+        ? undefined
+        : new LayerMaterialiser({
+            remote: o.remote,
+            store: o.store,
+            log: this.log,
+            dirOf: (id) => this.dirOf(id),
+            ...m,
+          });
     this.remote =
       o.remote === undefined
         ? undefined
@@ -69,6 +84,7 @@ export class Snapshotter {
             timeoutMs: o.remoteTimeoutMs,
             dirOf: (id) => this.dirOf(id),
             now: this.now,
+            onMounted: (rec, proven) => this.materialiser?.mounted(rec, proven),
           });
   }
 
@@ -141,18 +157,24 @@ export class Snapshotter {
   private async mountsOf(rec: SnapshotRecord, signal?: AbortSignal): Promise<SnapshotMount[]> {
     const parents = this.o.store.parents(rec);
     for (const p of parents) {
-      if (!p.remote) continue;
+      if (!p.remote || p.materialised) continue;
       if (this.remote === undefined)
         throw new UnavailableError(
           `remote snapshot ${JSON.stringify(p.name)} needs lazy loading, which is off`,
         );
       await this.remote.ensure(p, signal);
+      this.materialiser?.schedule(p);
     }
     return snapshotMounts({
       kind: rec.kind,
       fsDir: join(this.dirOf(rec.id), 'fs'),
       workDir: join(this.dirOf(rec.id), 'work'),
-      parentFsDirs: parents.map((p) => join(this.dirOf(p.id), 'fs')),
+      // A materialised layer's plain dir instead of its FUSE mount; mounts made before keep the FUSE one.
+      parentFsDirs: parents.map((p) =>
+        p.remote && p.materialised
+          ? LayerMaterialiser.matDir(this.dirOf(p.id))
+          : join(this.dirOf(p.id), 'fs'),
+      ),
       overlayOptions: this.o.overlayOptions ?? [],
     });
   }
@@ -181,6 +203,7 @@ export class Snapshotter {
   async remove(key: string): Promise<void> {
     const rec = this.o.store.remove(key);
     const dir = this.dirOf(rec.id);
+    await this.materialiser?.cancel(rec.id);
     if (rec.remote && this.remote !== undefined) {
       try {
         await this.remote.release(rec);
@@ -269,7 +292,10 @@ export class Snapshotter {
         await mkdir(join(dir, 'fs')).catch((e: unknown) => {
           if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         });
-        await this.remote.ensure(rec, signal);
+        // A materialised layer needs no FUSE mount, unless running containers still use the one kept for them.
+        const plain = (await this.materialiser?.restore(rec)) === true;
+        if (!plain || this.o.remote?.holds?.(join(dir, 'fs')) !== false)
+          await this.remote.ensure(rec, signal);
         restored++;
       } catch (e) {
         failed++;
@@ -284,6 +310,7 @@ export class Snapshotter {
 
   /** Unmounts every remote layer this process mounted. */
   async close(): Promise<void> {
+    await this.materialiser?.close();
     await this.remote?.close();
   }
 }

@@ -24,10 +24,16 @@ export interface SnapshotUsage {
   readonly sizeBytes: number;
   readonly inodes: number;
   /**
-   * Settles once the layer's content is proven to be what its digests commit to (remote layers whose index is
-   * not proof by itself): rejects with an IntegrityError when it is not.
+   * Rejects with an IntegrityError when the layer proves not to be what its digests commit to: its index fails
+   * the audit (remote layers whose index is not proof by itself), or its blob comes back wrong from every
+   * repository known to hold it (BadBytesError). May stay pending for the life of the mount.
    */
   readonly verified?: Promise<void> | undefined;
+  /**
+   * Resolves once the layer's index is proven (its audit passed), rejects when it is not; undefined when the
+   * index is proof by itself. Only a proven layer is materialised.
+   */
+  readonly proven?: Promise<void> | undefined;
 }
 
 /** Label the unpacker sets to the chain ID it wants; a remote snapshot is committed under that name. */

@@ -49,19 +49,32 @@ export interface ChunkServiceStats {
   peer?: TierCounter;
 }
 
+/** Fallback repositories kept per blob: enough for shared base layers, bounded against a flood of images. */
+const MAX_REPOSITORIES_PER_BLOB = 8;
+
+function sameRepository(a: ImageReference, b: ImageReference): boolean {
+  return a.registry === b.registry && a.repository === b.repository;
+}
+
 export class ChunkService {
   readonly source: ChunkSource;
   readonly store: ChunkStore;
   private readonly composed: ComposedSource;
-  /** Where each layer's blob can be read: blobs are content-addressed, so any repository holding it will do. */
-  private readonly refs = new Map<Digest, ImageReference>();
+  /**
+   * Where each layer's blob can be read, first registered first: blobs are content-addressed, so any repository
+   * holding it will do, and one that fails (wrong bytes, gone, down) leaves the others.
+   */
+  private readonly refs = new Map<Digest, ImageReference[]>();
   /** A registered index's blob comes from its own image's repository, whatever other images share the layer. */
   private readonly indexRefs = new WeakMap<LayerIndex, ImageReference>();
+  /** Layer and repository pairs whose failure was logged (once each: a bad repository fails every chunk). */
+  private readonly warned = new Set<string>();
 
   constructor(private readonly o: ChunkServiceOptions) {
     this.store = o.store;
     const origin: OriginSourceOptions = {
       blobFor: (index) => this.blobFor(index),
+      otherBlobsFor: (index, error) => this.otherBlobsFor(index, error),
       fetch: originFetcher(o.pool),
       store: o.store,
       // A reader joined a prefetch: its decode job, if still queued, goes ahead of other prefetches.
@@ -80,14 +93,16 @@ export class ChunkService {
   }
 
   /**
-   * Makes `layers` of `image` fetchable through `source` (first image named wins for a digest); an index given
-   * rather than a digest is always read from this image's repository.
+   * Makes `layers` of `image` fetchable through `source`: an index given rather than a digest is read from this
+   * image's repository first; every repository registered for a digest is a fallback for all its readers.
    */
   register(image: ImageReference, layers: ReadonlyArray<Digest | LayerIndex>): void {
     for (const l of layers) {
       const digest = typeof l === 'string' ? l : l.layerDigest;
       if (typeof l !== 'string') this.indexRefs.set(l, image);
-      if (!this.refs.has(digest)) this.refs.set(digest, image);
+      const known = this.refs.get(digest) ?? [];
+      if (known.some((r) => sameRepository(r, image)) || known.length >= MAX_REPOSITORIES_PER_BLOB) continue;
+      this.refs.set(digest, [...known, image]);
     }
   }
 
@@ -108,9 +123,30 @@ export class ChunkService {
     };
   }
 
+  private primaryRef(index: LayerIndex): ImageReference | undefined {
+    return this.indexRefs.get(index) ?? this.refs.get(index.layerDigest)?.[0];
+  }
+
   private blobFor(index: LayerIndex): BlobReader {
-    const ref = this.indexRefs.get(index) ?? this.refs.get(index.layerDigest);
+    const ref = this.primaryRef(index);
     if (ref === undefined) throw new NotFoundError(`no image reference known for layer ${index.layerDigest}`);
     return this.o.registry.blobReader(ref, index.layerDigest, index.compressedSize);
+  }
+
+  private otherBlobsFor(index: LayerIndex, error: unknown): BlobReader[] {
+    const primary = this.primaryRef(index);
+    const others = (this.refs.get(index.layerDigest) ?? []).filter(
+      (r) => primary === undefined || !sameRepository(r, primary),
+    );
+    const key = `${index.layerDigest} ${primary?.toString() ?? ''}`;
+    if (others.length > 0 && !this.warned.has(key)) {
+      if (this.warned.size >= 1024) this.warned.clear();
+      this.warned.add(key);
+      this.o.log.warn(
+        { layer: index.layerDigest, from: primary?.toString(), err: String(error), others: others.length },
+        'layer blob failed in its repository; trying the others that hold it',
+      );
+    }
+    return others.map((r) => this.o.registry.blobReader(r, index.layerDigest, index.compressedSize));
   }
 }

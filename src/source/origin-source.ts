@@ -2,7 +2,8 @@
 // to the ChunkSource interface, counting what the origin served. A chunk whose zran window is kept apart from
 // its index gets the window from a WindowSource, read alongside the chunk's span, or taken from the chunk
 // before it when that one is being fetched at the same time. Range reads of one blob asked for together are
-// merged (RangeCoalescer).
+// merged (RangeCoalescer). A chunk its blob's repository fails to give (wrong bytes, gone, down) is asked of the
+// other repositories known to hold that blob: blobs are content-addressed, and every chunk is verified.
 import type { ChunkStore } from '../chunks/chunk-store.js';
 import { lazyWindowOf } from '../codec/chunk-job.js';
 import type { LayerIndex } from '../image/layer-index.js';
@@ -24,6 +25,8 @@ export type OriginFetch = (
 
 export interface OriginSourceOptions {
   blobFor(index: LayerIndex): BlobReader;
+  /** Other places holding `index`'s blob, tried in turn after `blobFor`'s failed with `error`. */
+  otherBlobsFor?: ((index: LayerIndex, error: unknown) => BlobReader[]) | undefined;
   fetch: OriginFetch;
   /** Where fetched windows are kept (the node's chunk store); without it every window is fetched again. */
   store?: ChunkStore | undefined;
@@ -38,6 +41,7 @@ export interface TierCounter {
 
 export class OriginSource implements ChunkSource {
   private readonly blobFor: (index: LayerIndex) => BlobReader;
+  private readonly otherBlobsFor: (index: LayerIndex, error: unknown) => BlobReader[];
   private readonly fetchChunk: OriginFetch;
   private readonly counter: TierCounter = { chunks: 0, bytes: 0 };
   private readonly windows: WindowSource;
@@ -48,6 +52,8 @@ export class OriginSource implements ChunkSource {
 
   constructor(options: OriginSourceOptions) {
     this.blobFor = (index) => this.coalescer.wrap(options.blobFor(index));
+    this.otherBlobsFor = (index, error) =>
+      (options.otherBlobsFor?.(index, error) ?? []).map((b) => this.coalescer.wrap(b));
     this.fetchChunk = options.fetch;
     this.onPromote = options.promote;
     this.windows = new WindowSource(options.store, (index, chunk) => this.inflight.get(index)?.get(chunk));
@@ -55,7 +61,22 @@ export class OriginSource implements ChunkSource {
 
   async fetch(req: ChunkRequest, signal?: AbortSignal): Promise<Buffer> {
     chunkOf(req); // range check before any I/O
-    const blob = this.blobFor(req.index);
+    try {
+      return await this.fetchFrom(req, this.blobFor(req.index), signal);
+    } catch (e) {
+      if (signal?.aborted === true) throw e;
+      for (const other of this.otherBlobsFor(req.index, e)) {
+        try {
+          return await this.fetchFrom(req, other, signal);
+        } catch {
+          signal?.throwIfAborted();
+        }
+      }
+      throw e;
+    }
+  }
+
+  private async fetchFrom(req: ChunkRequest, blob: BlobReader, signal?: AbortSignal): Promise<Buffer> {
     const w = lazyWindowOf(req.index, req.chunk);
     const window = w === undefined ? undefined : this.windows.get(req.index, w, blob, signal, req.chunk);
     // A window that fails while the span is still being read must not become an unhandled rejection.

@@ -11,21 +11,21 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '../../src/image/digest.js';
 import { RegistryClient } from '../../src/registry/client.js';
-import { snapshotsClient, type SnapshotsClient } from '../api/grpc-client.js';
+import type { SnapshotsClient } from '../api/grpc-client.js';
 import {
   BUSYBOX,
   fuseMountsBelow,
   pushBusyboxApp,
   requireBinaries,
-  startFerryDaemon,
   stopHolders,
   type BusyboxApp,
   type RunningFerryDaemon,
 } from '../helpers/containerd.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
+import { ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
 import { diffId } from '../helpers/push-image.js';
 import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
+import { startSnapshotsNode, type SnapshotsNode } from '../helpers/snapshots-node.js';
 
 const run = promisify(execFile);
 const CRI = 'containerd.io/snapshot/cri.';
@@ -34,6 +34,7 @@ let registry: TestRegistry;
 let proxy: FaultProxy;
 let client: RegistryClient;
 let app: BusyboxApp;
+let node: SnapshotsNode;
 let daemon: RunningFerryDaemon;
 let root: string;
 let c: SnapshotsClient;
@@ -48,15 +49,12 @@ beforeAll(async () => {
   await ferry(['index', `${registry.host}/cri:1`, '--push'], ferryEnv());
   // This test counts demand-fetched bytes: no mount-time default prefetch (prefetch wiring, src/prefetch/).
   const env = ferryEnv('[prefetch]\ndefaultBytesPerLayer = 0\n');
-  root = join(env.dir, 'state', 'snapshots');
-  const socketPath = join(env.dir, 'run', 'snapshotter.sock');
-  daemon = await startFerryDaemon(FERRY_BIN, env.configPath, { socketPath, root });
-  c = await snapshotsClient(socketPath);
+  node = await startSnapshotsNode(env);
+  ({ daemon, client: c, root } = node);
 }, 120_000);
 
 afterAll(async () => {
-  c?.close();
-  await daemon?.stop().catch(() => undefined);
+  await node?.stop();
   await stopHolders();
   await proxy?.stop();
   await client?.close();

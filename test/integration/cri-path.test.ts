@@ -15,7 +15,7 @@ import {
 } from '../../src/snapshot/remote-labels.js';
 import { LABEL_REMOTE, LABEL_TARGET_REF } from '../../src/snapshot/types.js';
 import { criClient, type CriClient } from '../api/cri-client.js';
-import { snapshotsClient, type SnapshotsClient } from '../api/grpc-client.js';
+import type { SnapshotsClient } from '../api/grpc-client.js';
 import {
   BUSYBOX,
   fuseMountsBelow,
@@ -23,16 +23,16 @@ import {
   pushPauseImage,
   requireBinaries,
   startContainerd,
-  startFerryDaemon,
   stopHolders,
   type BusyboxApp,
   type RunningFerryDaemon,
   type TestContainerd,
 } from '../helpers/containerd.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
+import { ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
 import { diffId } from '../helpers/push-image.js';
 import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
+import { startSnapshotsNode, type SnapshotsNode } from '../helpers/snapshots-node.js';
 
 const GREETING = 'hello through the CRI\n';
 
@@ -40,6 +40,7 @@ let registry: TestRegistry;
 let proxy: FaultProxy;
 let client: RegistryClient;
 let app: BusyboxApp;
+let node: SnapshotsNode;
 let daemon: RunningFerryDaemon;
 let root: string;
 let ctd: TestContainerd;
@@ -57,12 +58,10 @@ beforeAll(async () => {
   await ferry(['index', `${registry.host}/cri-app:1`, '--push'], ferryEnv());
   // Counts demand-fetched bytes: no mount-time default prefetch (prefetch wiring, src/prefetch/).
   const env = ferryEnv('[prefetch]\ndefaultBytesPerLayer = 0\n');
-  root = join(env.dir, 'state', 'snapshots');
-  const socketPath = join(env.dir, 'run', 'snapshotter.sock');
-  daemon = await startFerryDaemon(FERRY_BIN, env.configPath, { socketPath, root });
-  snapshots = await snapshotsClient(socketPath);
+  node = await startSnapshotsNode(env);
+  ({ daemon, client: snapshots, root } = node);
   ctd = await startContainerd({
-    snapshotterSocket: socketPath,
+    snapshotterSocket: node.socketPath,
     // The pause image comes straight from the registry: the proxy counts the app image's bytes only.
     cri: { sandboxImage: `${registry.host}/pause:1`, plainHttpRegistries: [proxy.host, registry.host] },
   });
@@ -79,9 +78,8 @@ afterAll(async () => {
     await cri.runtime('RemovePodSandbox', { pod_sandbox_id: id }).catch(() => undefined);
   }
   cri?.close();
-  snapshots?.close();
   await ctd?.stop();
-  await daemon?.stop().catch(() => undefined);
+  await node?.stop();
   await stopHolders();
   await proxy?.stop();
   await client?.close();

@@ -10,21 +10,21 @@ import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../src/registry/client.js';
-import { snapshotsClient, type SnapshotsClient } from '../api/grpc-client.js';
+import type { SnapshotsClient } from '../api/grpc-client.js';
 import {
   BUSYBOX,
   fuseMountsBelow,
   pushBusyboxApp,
   requireBinaries,
-  startFerryDaemon,
   stopHolders,
   type BusyboxApp,
   type RunningFerryDaemon,
 } from '../helpers/containerd.js';
 import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
-import { FERRY_BIN, ferry, ferryEnv, requireBuild, startMount, type FerryEnv } from '../helpers/ferry-cli.js';
+import { ferry, ferryEnv, requireBuild, startMount, type FerryEnv } from '../helpers/ferry-cli.js';
 import { diffId } from '../helpers/push-image.js';
 import { startRegistry, type TestRegistry, testRegistryClient } from '../helpers/registry.js';
+import { startSnapshotsNode, type SnapshotsNode } from '../helpers/snapshots-node.js';
 
 const run = promisify(execFile);
 
@@ -32,6 +32,7 @@ let registry: TestRegistry;
 let client: RegistryClient;
 let app: BusyboxApp;
 let env: FerryEnv;
+let node: SnapshotsNode;
 let daemon: RunningFerryDaemon;
 let grpc: SnapshotsClient;
 
@@ -70,16 +71,12 @@ beforeAll(async () => {
   // A state dir that exists, world-readable, before Ferry first starts: it must be tightened.
   await mkdir(join(env.dir, 'state'), { mode: 0o755 });
   await chmod(join(env.dir, 'state'), 0o755);
-  daemon = await startFerryDaemon(FERRY_BIN, env.configPath, {
-    socketPath: join(env.dir, 'run', 'snapshotter.sock'),
-    root: join(env.dir, 'state', 'snapshots'),
-  });
-  grpc = await snapshotsClient(daemon.socketPath);
+  node = await startSnapshotsNode(env);
+  ({ daemon, client: grpc } = node);
 }, 180_000);
 
 afterAll(async () => {
-  grpc?.close();
-  await daemon?.stop().catch(() => undefined);
+  await node?.stop();
   await stopHolders();
   await client?.close();
   await registry?.stop();

@@ -10,11 +10,10 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DaemonStatus } from '../../src/metrics/status-types.js';
 import { RegistryClient } from '../../src/registry/client.js';
-import { snapshotsClient, type SnapshotsClient } from '../api/grpc-client.js';
+import type { SnapshotsClient } from '../api/grpc-client.js';
 import {
   pushBusyboxApp,
   requireBinaries,
-  startFerryDaemon,
   stopHolders,
   BUSYBOX,
   type BusyboxApp,
@@ -24,6 +23,7 @@ import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.j
 import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
 import { diffId } from '../helpers/push-image.js';
 import { startRegistry, type TestRegistry, testRegistryClient, freePort } from '../helpers/registry.js';
+import { startSnapshotsNode, type SnapshotsNode } from '../helpers/snapshots-node.js';
 import { until } from '../helpers/wait.js';
 
 const run = promisify(execFile);
@@ -112,6 +112,7 @@ let registry: TestRegistry;
 let proxy: TokenAuthProxy;
 let client: RegistryClient;
 let app: BusyboxApp;
+let node: SnapshotsNode;
 let daemon: RunningFerryDaemon;
 let c: SnapshotsClient;
 let configPath: string;
@@ -142,16 +143,12 @@ beforeAll(async () => {
     configPath,
     readFileSync(env.configPath, 'utf8').replace('[daemon]\n', '[daemon]\nlogLevel = "debug"\n'),
   );
-  daemon = await startFerryDaemon(FERRY_BIN, configPath, {
-    socketPath: join(env.dir, 'run', 'snapshotter.sock'),
-    root: join(env.dir, 'state', 'snapshots'),
-  });
-  c = await snapshotsClient(daemon.socketPath);
+  node = await startSnapshotsNode(env, { configPath });
+  ({ daemon, client: c } = node);
 }, 180_000);
 
 afterAll(async () => {
-  c?.close();
-  await daemon?.stop().catch(() => undefined);
+  await node?.stop();
   await stopHolders();
   await proxy?.stop();
   await client?.close();

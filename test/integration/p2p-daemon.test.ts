@@ -2,37 +2,30 @@
 // there first; node B then mounts and reads the same bytes from A, not from the registry.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../src/registry/client.js';
-import { snapshotsClient, type SnapshotsClient } from '../api/grpc-client.js';
 import {
   BUSYBOX,
   fuseMountsBelow,
   pushBusyboxApp,
   requireBinaries,
-  startFerryDaemon,
   stopHolders,
   type BusyboxApp,
-  type RunningFerryDaemon,
 } from '../helpers/containerd.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
+import { ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
 import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
 import { diffId } from '../helpers/push-image.js';
 import { startRegistry, type TestRegistry, testRegistryClient, freePort } from '../helpers/registry.js';
+import { startSnapshotsNode, type SnapshotsNode } from '../helpers/snapshots-node.js';
 
 const run = promisify(execFile);
 // Random per run: inline secrets are held to the cluster-secret rules (src/config/secret.ts).
 const CLUSTER_SECRET = randomBytes(32).toString('base64');
 
-interface Node {
-  daemon: RunningFerryDaemon;
-  client: SnapshotsClient;
-  root: string;
-}
+type Node = SnapshotsNode;
 
 let registry: TestRegistry;
 let proxy: FaultProxy;
@@ -85,20 +78,12 @@ beforeAll(async () => {
         `[p2p]\nenabled = true\nlisten = "127.0.0.1:${port}"\nadvertise = "127.0.0.1:${port}"\n` +
         `peers = [${peers}]\nsecret = "${CLUSTER_SECRET}"\n`,
     );
-    const root = join(env.dir, 'state', 'snapshots');
-    const daemon = await startFerryDaemon(FERRY_BIN, env.configPath, {
-      socketPath: join(env.dir, 'run', 'snapshotter.sock'),
-      root,
-    });
-    nodes.push({ daemon, root, client: await snapshotsClient(join(env.dir, 'run', 'snapshotter.sock')) });
+    nodes.push(await startSnapshotsNode(env));
   }
 }, 180_000);
 
 afterAll(async () => {
-  for (const n of nodes) {
-    n.client.close();
-    await n.daemon.stop().catch(() => undefined);
-  }
+  for (const n of nodes) await n.stop();
   await stopHolders();
   await proxy?.stop();
   await client?.close();

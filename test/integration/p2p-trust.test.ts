@@ -6,40 +6,33 @@
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { connect } from 'node:http2';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DaemonStatus } from '../../src/metrics/status-types.js';
 import { PeerAuth } from '../../src/p2p/auth.js';
 import { RegistryClient } from '../../src/registry/client.js';
-import { snapshotsClient, type SnapshotsClient } from '../api/grpc-client.js';
 import {
   BUSYBOX,
   fuseMountsBelow,
   pushBusyboxApp,
   requireBinaries,
-  startFerryDaemon,
   stopHolders,
   type BusyboxApp,
-  type RunningFerryDaemon,
 } from '../helpers/containerd.js';
 import { startFakePeer, type FakePeer } from '../helpers/fake-peer.js';
 import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
 import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
 import { diffId } from '../helpers/push-image.js';
 import { startRegistry, type TestRegistry, testRegistryClient, freePort } from '../helpers/registry.js';
+import { startSnapshotsNode, type SnapshotsNode } from '../helpers/snapshots-node.js';
 
 const run = promisify(execFile);
 // A fresh random secret per run: the config refuses short or placeholder-looking ones.
 const SECRET = randomBytes(32).toString('base64');
 
-interface Node {
+interface Node extends SnapshotsNode {
   id: string;
-  daemon: RunningFerryDaemon;
-  client: SnapshotsClient;
-  root: string;
-  configPath: string;
 }
 
 let registry: TestRegistry;
@@ -72,7 +65,13 @@ async function h2get(peer: string, path: string, auth: string): Promise<{ status
 }
 
 async function nodeStatus(n: Node): Promise<DaemonStatus> {
-  const { stdout } = await run(process.execPath, [FERRY_BIN, 'status', '--json', '--config', n.configPath]);
+  const { stdout } = await run(process.execPath, [
+    FERRY_BIN,
+    'status',
+    '--json',
+    '--config',
+    n.env.configPath,
+  ]);
   return JSON.parse(stdout) as DaemonStatus;
 }
 
@@ -166,24 +165,12 @@ beforeAll(async () => {
         `[p2p]\nenabled = true\nlisten = "127.0.0.1:${port}"\nadvertise = "127.0.0.1:${port}"\n` +
         `peers = [${peers}]\nsecret = "${SECRET}"\nownerCount = 1\npeerTimeoutMs = 5000\n`,
     );
-    const root = join(env.dir, 'state', 'snapshots');
-    const socketPath = join(env.dir, 'run', 'snapshotter.sock');
-    const daemon = await startFerryDaemon(FERRY_BIN, env.configPath, { socketPath, root });
-    nodes.push({
-      id: `127.0.0.1:${port}`,
-      daemon,
-      root,
-      configPath: env.configPath,
-      client: await snapshotsClient(socketPath),
-    });
+    nodes.push({ ...(await startSnapshotsNode(env)), id: `127.0.0.1:${port}` });
   }
 }, 180_000);
 
 afterAll(async () => {
-  for (const n of nodes) {
-    n.client.close();
-    await n.daemon.stop().catch(() => undefined);
-  }
+  for (const n of nodes) await n.stop();
   await stopHolders();
   for (const f of fakes) await f.close();
   await client?.close();

@@ -14,17 +14,13 @@ import { MediaType } from '../../src/image/manifest.js';
 import { parseReference } from '../../src/image/reference.js';
 import { publishBoundIndex, publishIndexes } from '../../src/index/publish.js';
 import type { RegistryClient } from '../../src/registry/client.js';
-import { snapshotsClient, type SnapshotsClient } from '../api/grpc-client.js';
-import {
-  fuseMountsBelow,
-  startFerryDaemon,
-  stopHolders,
-  type RunningFerryDaemon,
-} from '../helpers/containerd.js';
+import type { SnapshotsClient } from '../api/grpc-client.js';
+import { fuseMountsBelow, stopHolders, type RunningFerryDaemon } from '../helpers/containerd.js';
 import { prepareWithCriLabels } from '../helpers/cri-prepare.js';
-import { FERRY_BIN, ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
+import { ferry, ferryEnv, requireBuild } from '../helpers/ferry-cli.js';
 import { diffId, pushImage, type PushedImage } from '../helpers/push-image.js';
 import { startRegistry, testRegistryClient, type TestRegistry } from '../helpers/registry.js';
+import { startSnapshotsNode, type SnapshotsNode } from '../helpers/snapshots-node.js';
 import { forgeTop, HONEST, publishedIndexes, victimLayers } from '../helpers/trust-fixture.js';
 
 let registry: TestRegistry;
@@ -33,6 +29,7 @@ let work: string;
 let layers: Buffer[];
 let victim: PushedImage;
 let evil: PushedImage;
+let node: SnapshotsNode;
 let daemon: RunningFerryDaemon;
 let c: SnapshotsClient;
 const run = promisify(execFile);
@@ -74,17 +71,12 @@ beforeAll(async () => {
     'ferry',
   );
   const env = ferryEnv('[prefetch]\nenabled = false\n\n[snapshotter]\nauditDelayMs = 0\n', '', []);
-  const socketPath = join(env.dir, 'run', 'snapshotter.sock');
-  daemon = await startFerryDaemon(FERRY_BIN, env.configPath, {
-    socketPath,
-    root: join(env.dir, 'state', 'snapshots'),
-  });
-  c = await snapshotsClient(socketPath);
+  node = await startSnapshotsNode(env);
+  ({ daemon, client: c } = node);
 }, 120_000);
 
 afterAll(async () => {
-  c?.close();
-  await daemon?.stop().catch(() => undefined);
+  await node?.stop();
   await stopHolders();
   await client?.close();
   await registry?.stop();

@@ -1,5 +1,6 @@
 // ChunkService: one source over the node's store and decode pool; blobs read from the repository an image
-// registered (an index from its own image's), peers asked first and served what is shared, tiers counted.
+// registered (an index from its own image's), the other repositories holding a blob tried when that one gives
+// wrong bytes or fails, peers asked first and served what is shared, tiers counted.
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryChunkStore } from '../../src/chunks/memory-chunk-store.js';
 import { DecodePool } from '../../src/codec/worker-pool.js';
@@ -61,6 +62,42 @@ describe('ChunkService', () => {
     service.register(parseReference('reg.test/b:1'), [index]);
     await service.source.fetch({ index, chunk: 1, priority: 'demand' });
     expect(asked).toEqual([`reg.test/b:1 ${index.layerDigest}`]);
+  });
+
+  it('tries the other repositories holding a blob when its own gives wrong bytes, and fails when none is right', async () => {
+    const honest = new MemoryBlobReader(layer.gz);
+    const flipped = Buffer.from(layer.gz);
+    for (let at = 0; at < flipped.length; at += 4096) flipped[at]! ^= 0x40;
+    const liar = new MemoryBlobReader(flipped);
+    const asked: string[] = [];
+    const registry = {
+      blobReader: (ref: ImageReference) => {
+        asked.push(ref.repository);
+        return ref.repository === 'evil/app' ? liar : honest;
+      },
+    };
+    const store = new MemoryChunkStore({ maxBytes: 64 << 20 });
+    const service = new ChunkService({ store, registry, pool, concurrency: 2, log: silentLogger() });
+    const index = await indexOf(honest);
+    // The evil image mounted the shared index last: its repository is asked first.
+    service.register(parseReference('reg.test/victim/app:1'), [index]);
+    service.register(parseReference('evil.test/evil/app:1'), [index]);
+    const c = index.chunks[1]!;
+    const got = await service.source.fetch({ index, chunk: 1, priority: 'demand' });
+    expect(got.equals(layer.tar.subarray(c.offset, c.offset + c.size))).toBe(true);
+    expect(asked).toEqual(['evil/app', 'victim/app']);
+
+    const alone = new ChunkService({
+      store: new MemoryChunkStore({ maxBytes: 64 << 20 }),
+      registry,
+      pool,
+      concurrency: 2,
+      log: silentLogger(),
+    });
+    alone.register(parseReference('evil.test/evil/app:1'), [index]);
+    await expect(alone.source.fetch({ index, chunk: 2, priority: 'demand' })).rejects.toMatchObject({
+      code: 'INTEGRITY',
+    });
   });
 
   it('asks peers first, shares what it is told to, and reports their registry counts as origin', async () => {
