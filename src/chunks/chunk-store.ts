@@ -20,6 +20,11 @@ export interface ChunkStore {
   /** The chunk's bytes, or undefined when absent (or found corrupt). Never throws for a miss. */
   get(d: Digest, signal?: AbortSignal): Promise<Buffer | undefined>;
   has(d: Digest): boolean | Promise<boolean>;
+  /**
+   * Bytes [offset, offset + length) of the chunk when this store can serve them without reading (or hashing)
+   * the whole chunk; undefined when it is absent or only the whole chunk could be served: callers then get().
+   */
+  getRange?(d: Digest, offset: number, length: number, signal?: AbortSignal): Promise<Buffer | undefined>;
   /** Stores verified bytes. Never throws for storage trouble (disk full, read-only): the write is dropped. */
   put(d: Digest, bytes: Buffer, signal?: AbortSignal): Promise<void>;
   stats(): ChunkStoreStats;

@@ -1,8 +1,10 @@
 // DiskChunkStore: chunk files sharded as <dir>/ab/cdef…, written tmp-then-rename, size-bounded LRU eviction,
-// rebuilt from disk by open(), verified on every read; disk trouble drops writes (logged once per incident).
+// rebuilt from disk by open(); a read is hashed unless the file is as this process wrote or last hashed it (always,
+// with verifyReads);
+// parts of a chunk are served by positioned reads; disk trouble drops writes (logged once per incident).
 import { randomBytes, webcrypto } from 'node:crypto';
-import { close, open as openFd, write } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { close, fstat, open as openFd, write } from 'node:fs';
+import { chmod, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { digestAlgorithm, digestHex, type Digest } from '../image/digest.js';
@@ -16,6 +18,21 @@ export interface DiskChunkStoreOptions {
   log: Logger;
   /** A write-trouble incident ends after this long without a failed write (default 30 s). */
   incidentQuietMs?: number;
+  /**
+   * Hash every chunk read from disk (default false). Chunks are verified before they are written, into a
+   * private (0700) dir; a file found by open() (it may have been torn by a crash) is hashed on its first read,
+   * and a file whose size or mtime changed since it was written or hashed is hashed again. Set this when the
+   * disk itself is not trusted to keep bytes (no checksums, shared storage).
+   */
+  verifyReads?: boolean;
+}
+
+/** What the store knows of a chunk file: as written by put() or hashed by get(), or only found by open(). */
+interface OnDisk {
+  readonly size: number;
+  readonly mtimeMs: number;
+  /** Its bytes were this size and mtime when this process wrote or hashed them. */
+  readonly verified: boolean;
 }
 
 /** Errors meaning "the disk cannot take writes now": drop the write and keep serving. */
@@ -40,7 +57,8 @@ function digestOfFile(shard: string, rest: string): Digest | undefined {
 export class DiskChunkStore implements ChunkStore {
   readonly dir: string;
   private readonly log: Logger;
-  private readonly lru: LRUCache<Digest, number>;
+  private readonly lru: LRUCache<Digest, OnDisk>;
+  private readonly verifyReads: boolean;
   private readonly maxBytes: number;
   private readonly counters = emptyStats();
   /**
@@ -69,9 +87,10 @@ export class DiskChunkStore implements ChunkStore {
     this.maxBytes = options.maxBytes;
     this.incidentQuietMs = options.incidentQuietMs ?? 30_000;
     this.log = options.log;
-    this.lru = new LRUCache<Digest, number>({
+    this.verifyReads = options.verifyReads ?? false;
+    this.lru = new LRUCache<Digest, OnDisk>({
       maxSize: options.maxBytes,
-      sizeCalculation: (size) => Math.max(1, size),
+      sizeCalculation: (f) => Math.max(1, f.size),
       dispose: (_size, d, reason) => {
         if (reason !== 'evict') return;
         this.counters.evictions++;
@@ -122,7 +141,8 @@ export class DiskChunkStore implements ChunkStore {
       for (const f of stats) if (f !== undefined) found.push(f);
     }
     found.sort((a, b) => a.mtimeMs - b.mtimeMs);
-    for (const f of found) if (!this.lru.has(f.d)) this.lru.set(f.d, f.size);
+    for (const f of found)
+      if (!this.lru.has(f.d)) this.lru.set(f.d, { size: f.size, mtimeMs: f.mtimeMs, verified: false });
     this.log.info(
       { dir: this.dir, chunks: this.lru.size, bytes: this.lru.calculatedSize },
       'chunk store opened',
@@ -137,9 +157,16 @@ export class DiskChunkStore implements ChunkStore {
       return undefined;
     }
     let bytes: Buffer;
+    let file: { size: number; mtimeMs: number };
     try {
-      bytes =
-        signal === undefined ? await readFile(this.pathOf(d)) : await readFile(this.pathOf(d), { signal });
+      const fh = await open(this.pathOf(d), 'r');
+      try {
+        const st = await fh.stat();
+        file = { size: st.size, mtimeMs: st.mtimeMs };
+        bytes = await fh.readFile(signal === undefined ? undefined : { signal });
+      } finally {
+        await fh.close();
+      }
     } catch (e) {
       if (signal?.aborted) throw e;
       if (errCode(e) !== 'ENOENT')
@@ -148,23 +175,76 @@ export class DiskChunkStore implements ChunkStore {
       this.counters.misses++;
       return undefined;
     }
+    const known = this.lru.get(d); // refreshes recency
+    const asVerified = known?.verified === true && sameFile(known, file) && bytes.length === known.size;
+    if (this.verifyReads || !asVerified) {
+      if (!(await this.hashes(d, bytes))) return undefined;
+      if (!asVerified) this.lru.set(d, { size: bytes.length, mtimeMs: file.mtimeMs, verified: true });
+    }
+    this.counters.hits++;
+    this.counters.hitBytes += bytes.length;
+    return bytes;
+  }
+
+  /**
+   * Bytes [offset, offset + length) of a chunk this store wrote or hashed, by one positioned read: no
+   * whole-chunk read and no hash. Undefined when verifyReads is on, the chunk is unknown or not hashed since
+   * open(), or its file is not as written (get() then hashes the whole file).
+   */
+  async getRange(
+    d: Digest,
+    offset: number,
+    length: number,
+    signal?: AbortSignal,
+  ): Promise<Buffer | undefined> {
+    signal?.throwIfAborted();
+    if (this.verifyReads) return undefined;
+    const known = this.lru.get(d);
+    if (known?.verified !== true || offset < 0 || length < 0 || offset + length > known.size)
+      return undefined;
+    let fh: FileHandle;
+    try {
+      fh = await open(this.pathOf(d), 'r');
+    } catch (e) {
+      if (errCode(e) === 'ENOENT') this.lru.delete(d);
+      else this.log.warn({ err: e, digest: d }, 'chunk store: read failed; treating as miss');
+      return undefined;
+    }
+    try {
+      const st = await fh.stat();
+      if (!sameFile(known, { size: st.size, mtimeMs: st.mtimeMs })) return undefined;
+      const out = Buffer.allocUnsafeSlow(length); // not from the shared pool: FUSE replies may hold it a while
+      for (let at = 0; at < length;) {
+        const { bytesRead } = await fh.read(out, at, length - at, offset + at);
+        if (bytesRead === 0) return undefined; // truncated under us: get() sorts it out
+        at += bytesRead;
+      }
+      this.counters.hits++;
+      this.counters.hitBytes += length;
+      return out;
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      this.log.warn({ err: e, digest: d }, 'chunk store: read failed; treating as miss');
+      return undefined;
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  /** True when `bytes` hash to `d`; otherwise the file is removed and the read counts as a miss. */
+  private async hashes(d: Digest, bytes: Buffer): Promise<boolean> {
     // WebCrypto hashes on the libuv pool: a cold sequential read hashes every chunk it takes from disk, and on the
     // event loop that was half of the read time (bench/seq-read.ts).
     const algorithm = digestAlgorithm(d) === 'sha512' ? 'SHA-512' : 'SHA-256';
     const hex = Buffer.from(await webcrypto.subtle.digest(algorithm, bytes)).toString('hex');
     const actual = `${digestAlgorithm(d)}:${hex}`;
-    if (actual !== d) {
-      this.log.warn({ digest: d, actual, file: this.pathOf(d) }, 'chunk store: corrupt chunk file removed');
-      this.counters.failures++;
-      this.counters.misses++;
-      this.lru.delete(d);
-      await unlink(this.pathOf(d)).catch(() => undefined);
-      return undefined;
-    }
-    if (this.lru.get(d) === undefined) this.lru.set(d, bytes.length);
-    this.counters.hits++;
-    this.counters.hitBytes += bytes.length;
-    return bytes;
+    if (actual === d) return true;
+    this.log.warn({ digest: d, actual, file: this.pathOf(d) }, 'chunk store: corrupt chunk file removed');
+    this.counters.failures++;
+    this.counters.misses++;
+    this.lru.delete(d);
+    await unlink(this.pathOf(d)).catch(() => undefined);
+    return false;
   }
 
   has(d: Digest): boolean {
@@ -186,6 +266,7 @@ export class DiskChunkStore implements ChunkStore {
     const final = this.pathOf(d);
     const tmp = `${final}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
     const shard = join(final, '..');
+    let written: OnDisk = { size: bytes.length, mtimeMs: NaN, verified: false };
     try {
       const write = async (): Promise<void> => {
         let made = this.shards.get(shard);
@@ -197,7 +278,8 @@ export class DiskChunkStore implements ChunkStore {
         }
         await made;
         signal?.throwIfAborted();
-        await writeWhole(tmp, bytes);
+        // What a later read compares the file with: a file changed since is re-hashed before it is served.
+        written = { size: bytes.length, mtimeMs: await writeWhole(tmp, bytes), verified: true };
         await rename(tmp, final);
       };
       await write().catch(async (e: unknown) => {
@@ -227,7 +309,7 @@ export class DiskChunkStore implements ChunkStore {
       this.log.info({ dir: this.dir, code: this.incident.code }, 'chunk store: writes succeed again');
       this.incident = undefined;
     }
-    this.lru.set(d, bytes.length);
+    this.lru.set(d, written);
   }
 
   stats(): ChunkStoreStats {
@@ -240,19 +322,22 @@ export class DiskChunkStore implements ChunkStore {
 }
 
 /**
- * Creates `path` (0600, failing if it exists) holding `bytes`: one write(2) for the whole chunk where writeFile
- * makes one per 512 KiB, with callback fs (no FileHandle object per chunk for the GC to track).
+ * Creates `path` (0600, failing if it exists) holding `bytes`, and returns the file's mtime once written: one
+ * write(2) for the whole chunk where writeFile makes one per 512 KiB, with callback fs (no FileHandle object
+ * per chunk for the GC to track).
  */
-function writeWhole(path: string, bytes: Buffer): Promise<void> {
+function writeWhole(path: string, bytes: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
     openFd(path, 'wx', 0o600, (err, fd) => {
       if (err !== null) return reject(err);
       const finish = (failure: NodeJS.ErrnoException | null): void =>
-        close(fd, (closeErr) => {
-          const e = failure ?? closeErr;
-          if (e === null) resolve();
-          else reject(e);
-        });
+        fstat(fd, (statErr, st) =>
+          close(fd, (closeErr) => {
+            const e = failure ?? statErr ?? closeErr;
+            if (e === null) resolve(st.mtimeMs);
+            else reject(e);
+          }),
+        );
       const from = (at: number): void =>
         write(fd, bytes, at, bytes.length - at, null, (werr, n) => {
           if (werr !== null) return finish(werr);
@@ -263,4 +348,8 @@ function writeWhole(path: string, bytes: Buffer): Promise<void> {
       else from(0);
     });
   });
+}
+
+function sameFile(a: OnDisk, b: { size: number; mtimeMs: number }): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs;
 }

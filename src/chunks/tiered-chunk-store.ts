@@ -1,4 +1,5 @@
-// TieredChunkStore: a small memory tier over the disk tier; disk hits are promoted into memory.
+// TieredChunkStore: a small memory tier over the disk tier; whole-chunk disk hits are promoted into memory,
+// parts read from disk are not (the page cache keeps those).
 import type { Digest } from '../image/digest.js';
 import { addStats, type ChunkStore, type ChunkStoreStats } from './chunk-store.js';
 
@@ -22,6 +23,18 @@ export class TieredChunkStore implements ChunkStore {
     const cold = await this.disk.get(d, signal);
     if (cold !== undefined) await this.memory.put(d, cold);
     return cold;
+  }
+
+  async getRange(
+    d: Digest,
+    offset: number,
+    length: number,
+    signal?: AbortSignal,
+  ): Promise<Buffer | undefined> {
+    return (
+      (await this.memory.getRange?.(d, offset, length, signal)) ??
+      (await this.disk.getRange?.(d, offset, length, signal))
+    );
   }
 
   async has(d: Digest): Promise<boolean> {

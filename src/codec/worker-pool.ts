@@ -24,10 +24,12 @@ export interface DecodePoolOptions {
  * validated chunk and span caps), so the JS heap needs little; a runaway worker dies with
  * ERR_WORKER_OUT_OF_MEMORY, its job fails UNAVAILABLE and a fresh worker takes the next one. Not much lower:
  * V8 aborts the whole process when a heap this small cannot even hold the worker's code (2 MB does that).
+ * A small young generation (as the daemon's own, bin/ferry.js): a worker's JS objects die young, and each
+ * scavenge also frees the dead Buffers of decoded spans, which otherwise wait in the worker's malloc arena.
  */
 export const WORKER_RESOURCE_LIMITS: ResourceLimits = {
   maxOldGenerationSizeMb: 64,
-  maxYoungGenerationSizeMb: 16,
+  maxYoungGenerationSizeMb: 4,
   codeRangeSizeMb: 16,
   stackSizeMb: 4,
 };

@@ -77,7 +77,15 @@ export const configSchema = z.strictObject({
         .number()
         .int()
         .nonnegative()
-        .default(32 * MiB), // re-reads hit the page cache (kernel_cache); this tier serves chunks read in parts
+        // Re-reads hit the page cache (kernel_cache), and a chunk read in parts is read from disk part by part
+        // (positioned reads, no re-hash): this tier only spares the disk store a read for the hottest chunks.
+        .default(8 * MiB),
+      /**
+       * Re-hash every chunk read from the disk store. Off by default: chunks are verified before they are
+       * written into the private (0700) cache dir, and a file whose size or mtime changed since is re-hashed
+       * anyway. Turn on when the cache disk is not trusted to keep bytes (shared or network storage).
+       */
+      verifyDiskReads: z.boolean().default(false),
     })
     .prefault({}),
   registry: z

@@ -1,5 +1,6 @@
 // LayerTree: the immutable, overlay-ready view of one layer built from LayerIndex.entries: stable inode
-// numbers, hardlinks sharing one node, whiteouts as char 0/0, opaque dirs, `.wh.*` names hidden.
+// numbers, hardlinks sharing one node, whiteouts as char 0/0, opaque dirs, `.wh.*` names hidden. Held for every
+// mounted layer, so compact: nodes by inode in an array, paths only in their entries and dirs' name maps.
 import type { Entry, EntryType, LayerIndex } from '../image/layer-index.js';
 import { WHITEOUT_PREFIX, baseName, parentPath } from '../image/paths.js';
 
@@ -43,7 +44,7 @@ interface MutableNode {
   linkTarget?: string;
   devMajor: number;
   devMinor: number;
-  xattrs: Map<string, Buffer>;
+  xattrs: ReadonlyMap<string, Buffer>;
   opaque: boolean;
   dataOffset?: number;
   children?: Map<string, MutableNode>;
@@ -54,11 +55,20 @@ function isOverlayPrivate(name: string): boolean {
   return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
 }
 
+/** The xattrs of every node that has none (most): one shared empty map, not one per node. */
+const NO_XATTRS: ReadonlyMap<string, Buffer> = new Map();
+
+function xattrsOf(e: Entry): ReadonlyMap<string, Buffer> {
+  if (e.xattrs === undefined) return NO_XATTRS;
+  const xattrs = new Map<string, Buffer>();
+  for (const [k, v] of Object.entries(e.xattrs))
+    if (!isOverlayPrivate(k)) xattrs.set(k, Buffer.from(v, 'base64'));
+  return xattrs.size === 0 ? NO_XATTRS : xattrs;
+}
+
 function nodeFromEntry(e: Entry, ino: number): MutableNode {
   const whiteout = e.type === 'whiteout';
-  const xattrs = new Map<string, Buffer>();
-  for (const [k, v] of Object.entries(e.xattrs ?? {}))
-    if (!isOverlayPrivate(k)) xattrs.set(k, Buffer.from(v, 'base64'));
+  const xattrs = xattrsOf(e);
   const n: MutableNode = {
     ino,
     path: e.path,
@@ -88,24 +98,25 @@ function syntheticDir(path: string, ino: number): MutableNode {
 export class LayerTree {
   readonly index: LayerIndex;
   readonly root: LayerNode;
-  /** Every visible path ('' is the root) → its node; hardlink names map to their target's node. */
-  private readonly byPath: ReadonlyMap<string, LayerNode>;
-  /** Every node by inode number, with its parent's inode for directories (FUSE node ids are inodes). */
-  private readonly byIno: ReadonlyMap<number, { readonly node: LayerNode; readonly parent: number }>;
+  /** Every node at its inode number (FUSE node ids are inodes); holes where an entry made no node. */
+  private readonly byIno: ReadonlyArray<LayerNode | undefined>;
+  /** Parent inodes, by inode (for a hardlinked file, its first name's: only directories' are asked for). */
+  private readonly parents: Uint32Array;
   /** Number of distinct nodes (inodes). */
   readonly nodeCount: number;
 
   private constructor(
     index: LayerIndex,
     root: LayerNode,
-    byPath: Map<string, LayerNode>,
-    byIno: Map<number, { node: LayerNode; parent: number }>,
+    byIno: Array<LayerNode | undefined>,
+    parents: Uint32Array,
+    nodeCount: number,
   ) {
     this.index = index;
     this.root = root;
-    this.byPath = byPath;
     this.byIno = byIno;
-    this.nodeCount = byIno.size;
+    this.parents = parents;
+    this.nodeCount = nodeCount;
   }
 
   static fromIndex(index: LayerIndex): LayerTree {
@@ -168,44 +179,67 @@ export class LayerTree {
       parent.children?.set(baseName(path), node);
     }
 
-    // Pass 4: directory link counts; drop paths that became unreachable; index by inode; freeze.
-    const byIno = new Map<number, { node: MutableNode; parent: number }>();
+    // Pass 4: directory link counts; drop paths that became unreachable; index by inode. The path map is
+    // dropped here: lookups walk the dirs' name maps.
+    const byIno = new Array<LayerNode | undefined>(nextIno).fill(undefined);
+    const parents = new Uint32Array(nextIno);
+    let nodeCount = 0;
     for (const [path, node] of byPath) {
-      if (path !== '' && !reachable(byPath, path)) {
-        byPath.delete(path);
-        continue;
-      }
+      if (path !== '' && !reachable(byPath, path)) continue;
       if (node.type === 'dir') {
         let subdirs = 0;
         for (const c of node.children?.values() ?? []) if (c.type === 'dir') subdirs++;
         node.nlink = 2 + subdirs;
       }
       // Directories have one path, so their parent is unique; for other nodes it is never asked for.
-      if (!byIno.has(node.ino)) byIno.set(node.ino, { node, parent: byPath.get(parentPath(path))?.ino ?? 1 });
+      if (byIno[node.ino] === undefined) {
+        byIno[node.ino] = node;
+        nodeCount++;
+        parents[node.ino] = byPath.get(parentPath(path))?.ino ?? 1;
+      }
     }
     const root = byPath.get('')!;
-    return new LayerTree(index, root, byPath, byIno);
+    parents[1] = 1;
+    return new LayerTree(index, root, byIno, parents, nodeCount);
   }
 
   /** The node with inode number `ino` (root is 1), or undefined. */
   node(ino: number): LayerNode | undefined {
-    return this.byIno.get(ino)?.node;
+    return Number.isInteger(ino) && ino > 0 ? this.byIno[ino] : undefined;
   }
 
   /** The inode of directory `ino`'s parent (the root is its own parent); undefined for an unknown ino. */
   parentOf(ino: number): number | undefined {
-    return ino === 1 ? (this.byIno.has(1) ? 1 : undefined) : this.byIno.get(ino)?.parent;
+    return this.node(ino) === undefined ? undefined : this.parents[ino];
   }
 
   /** Node at a layer path ('' or '/' is the root; leading '/' allowed, as FUSE passes it). */
   lookup(path: string): LayerNode | undefined {
-    const p = path.startsWith('/') ? path.slice(1) : path;
-    return this.byPath.get(p.endsWith('/') ? p.slice(0, -1) : p);
+    let node: LayerNode | undefined = this.root;
+    let at = path.startsWith('/') ? 1 : 0;
+    while (node !== undefined && at < path.length) {
+      const slash = path.indexOf('/', at);
+      const end = slash < 0 ? path.length : slash;
+      // A trailing '/' ends the walk; an empty component in the middle ('a//b') names nothing.
+      if (end === at) return slash === path.length - 1 ? node : undefined;
+      node = node.children?.get(path.slice(at, end));
+      at = end + 1;
+    }
+    return node;
   }
 
-  /** Every visible path with its node, in no particular order. */
-  paths(): IterableIterator<[string, LayerNode]> {
-    return this.byPath.entries();
+  /** Every visible path with its node (hardlink names with their target's node), in no particular order. */
+  *paths(): IterableIterator<[string, LayerNode]> {
+    yield ['', this.root];
+    const stack: Array<[string, LayerNode]> = [['', this.root]];
+    for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+      const [dir, node] = top;
+      for (const [name, child] of node.children ?? []) {
+        const path = dir === '' ? name : `${dir}/${name}`;
+        yield [path, child];
+        if (child.type === 'dir') stack.push([path, child]);
+      }
+    }
   }
 }
 

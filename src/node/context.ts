@@ -100,7 +100,12 @@ export async function createContext(opts: {
   for (const d of config.deprecations)
     log.warn({ key: d.old, use: d.use }, `config: ${d.old} is deprecated, use ${d.use}`);
   await privateDir(config.paths.stateDir);
-  const disk = new DiskChunkStore({ dir: config.paths.cacheDir, maxBytes: config.cache.maxBytes, log });
+  const disk = new DiskChunkStore({
+    dir: config.paths.cacheDir,
+    maxBytes: config.cache.maxBytes,
+    verifyReads: config.cache.verifyDiskReads,
+    log,
+  });
   await disk.open();
   // memoryBytes = 0 turns the memory tier off (the page cache still serves re-reads).
   const chunks: ChunkStore =

@@ -10,7 +10,7 @@ import { LayerTree } from '../layer/layer-tree.js';
 import { dataChunks, materialiseLayer } from '../layer/materialise.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/client.js';
-import type { ChunkSource } from '../source/chunk-source.js';
+import { fetchChunkPart, type ChunkRequest, type ChunkSource } from '../source/chunk-source.js';
 import type { ChunkService } from '../source/chunk-service.js';
 import { isFerryError, UnavailableError } from '../errors.js';
 import { demandChunk } from '../metrics/channels.js';
@@ -100,19 +100,30 @@ export class LazyLayerFs implements RemoteFileSystem {
   private observedSource(refused: (e: unknown) => void): ChunkSource {
     const inner = this.o.chunks.source;
     const store = this.o.chunks.store;
+    const observe = async (req: ChunkRequest): Promise<void> => {
+      const c = req.index.chunks[req.chunk];
+      if (req.priority === 'demand' && c !== undefined && demandChunk.active)
+        demandChunk.publish({ layer: req.index.layerDigest, local: await store.has(c.digest) });
+    };
+    /** Integrity failures are reported; the caller still sees them. */
+    const reported = async <T>(req: ChunkRequest, work: Promise<T>): Promise<T> => {
+      try {
+        return await work;
+      } catch (e) {
+        if (isFerryError(e, 'INTEGRITY')) refused(new BadBytesError(req.index.layerDigest, e));
+        throw e;
+      }
+    };
     return {
       fetch: async (req, signal) => {
-        const c = req.index.chunks[req.chunk];
-        if (req.priority === 'demand' && c !== undefined && demandChunk.active)
-          demandChunk.publish({ layer: req.index.layerDigest, local: await store.has(c.digest) });
-        try {
-          return await inner.fetch(req, signal);
-        } catch (e) {
-          if (isFerryError(e, 'INTEGRITY')) refused(new BadBytesError(req.index.layerDigest, e));
-          throw e;
-        }
+        await observe(req);
+        return reported(req, inner.fetch(req, signal));
       },
       promote: (req) => inner.promote?.(req),
+      fetchPart: async (req, from, to, signal) => {
+        await observe(req);
+        return reported(req, fetchChunkPart(inner, req, from, to, signal));
+      },
     };
   }
 

@@ -24,6 +24,23 @@ export interface ChunkSource {
    * Middleware forwards it; the limiter acts on it.
    */
   promote?(req: ChunkRequest): void;
+  /**
+   * Bytes [from, to) of the chunk, trusted as fetch()'s are. A source that can read part of a stored chunk
+   * without reading and hashing all of it implements this (part-read.ts); wrappers forward it.
+   */
+  fetchPart?(req: ChunkRequest, from: number, to: number, signal?: AbortSignal): Promise<Buffer>;
+}
+
+/** Bytes [from, to) of the chunk: by `source.fetchPart` when it has one, else a slice of the whole chunk. */
+export async function fetchChunkPart(
+  source: ChunkSource,
+  req: ChunkRequest,
+  from: number,
+  to: number,
+  signal?: AbortSignal,
+): Promise<Buffer> {
+  if (source.fetchPart !== undefined) return source.fetchPart(req, from, to, signal);
+  return (await source.fetch(req, signal)).subarray(from, to);
 }
 
 export function chunkOf(req: ChunkRequest): Chunk {

@@ -1,11 +1,12 @@
-// composeSource: the standard stack dedupe → store-through → limit → verify → origin (optionally under a
-// deadline), plus per-tier counters (memory / disk / origin) for metrics.
+// composeSource: the standard stack part-read → dedupe → store-through → limit → verify → origin (optionally
+// under a deadline), plus per-tier counters (memory / disk / origin) for metrics.
 import type { Logger } from '../log.js';
 import type { ChunkStore } from '../chunks/chunk-store.js';
 import type { ChunkSource } from './chunk-source.js';
 import { DedupeSource } from './dedupe.js';
 import { DeadlineSource } from './deadline.js';
 import { LimitSource, type PrefetchPressure } from './limit.js';
+import { PartReadSource } from './part-read.js';
 import { OriginSource, type OriginSourceOptions, type TierCounter } from './origin-source.js';
 import { StoreThroughSource } from './store-through.js';
 import { VerifySource } from './verify.js';
@@ -52,11 +53,12 @@ export function composeSource(options: ComposeSourceOptions): ComposedSource {
   });
   const storeThrough = new StoreThroughSource({ store: options.store, next: limit, log: options.log });
   const dedupe = new DedupeSource({ next: storeThrough });
-  const source: ChunkSource =
+  const whole: ChunkSource =
     options.deadlineMs === undefined
       ? dedupe
       : new DeadlineSource({ next: dedupe, deadlineMs: options.deadlineMs });
   const store = options.store;
+  const source = new PartReadSource({ store, next: whole });
   return {
     source,
     dedupe,

@@ -1,8 +1,19 @@
-// DiskChunkStore: sharded layout, rebuild after restart, eviction removing files, corruption → miss.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+// DiskChunkStore: sharded layout, rebuild after restart, eviction removing files, corruption → miss, which
+// reads are re-hashed (verifyReads, files changed since written) and positioned reads of parts.
+import { webcrypto } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DiskChunkStore } from '../../src/chunks/disk-chunk-store.js';
 import { digestHex, sha256 } from '../../src/image/digest.js';
 import { silentLogger } from '../../src/log.js';
@@ -14,8 +25,37 @@ function tmp(): string {
   return d;
 }
 afterEach(() => {
+  vi.restoreAllMocks();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
+
+/** Counts the store's hashes (it hashes with WebCrypto, off the event loop). */
+function countHashes(): { readonly calls: number } {
+  const spy = vi.spyOn(webcrypto.subtle, 'digest');
+  return {
+    get calls() {
+      return spy.mock.calls.length;
+    },
+  };
+}
+
+/** A store holding one 1000-byte chunk (bytes that differ along it), its digest and its file. */
+async function storeWithChunk(
+  verifyReads: boolean,
+): Promise<{ s: DiskChunkStore; d: ReturnType<typeof sha256>; b: Buffer; file: string }> {
+  const dir = tmp();
+  const s = new DiskChunkStore({ dir, maxBytes: 1 << 20, log: silentLogger(), verifyReads });
+  await s.open();
+  const b = Buffer.alloc(1000);
+  for (let i = 0; i < b.length; i++) b[i] = (i * 7) & 0xff;
+  const d = sha256(b);
+  await s.put(d, b);
+  const h = digestHex(d);
+  return { s, d, b, file: join(dir, h.slice(0, 2), h.slice(2)) };
+}
+
+const T1 = new Date(1_700_000_000_000);
+const T2 = new Date(1_700_000_100_000);
 
 const bytes = (n: number, size = 1000): Buffer => Buffer.alloc(size, n);
 
@@ -84,9 +124,9 @@ describe('DiskChunkStore', () => {
     expect(s2.stats()).toMatchObject({ entries: 3, bytes: 3000, evictions: 2 });
   });
 
-  it('treats a corrupt file as a miss and deletes it', async () => {
+  it('with verifyReads, treats a corrupt file as a miss and deletes it', async () => {
     const dir = tmp();
-    const s = new DiskChunkStore({ dir, maxBytes: 1 << 20, log: silentLogger() });
+    const s = new DiskChunkStore({ dir, maxBytes: 1 << 20, log: silentLogger(), verifyReads: true });
     await s.open();
     const b = bytes(5);
     const d = sha256(b);
@@ -119,5 +159,103 @@ describe('DiskChunkStore', () => {
     await expect(s.put(sha256(b), b)).resolves.toBeUndefined();
     expect(s.stats().failures).toBe(1);
     expect(await s.get(sha256(b))).toBeUndefined();
+  });
+
+  it('serves a chunk as written without hashing it again; verifyReads hashes every read', async () => {
+    for (const verifyReads of [false, true]) {
+      const { s, d, b } = await storeWithChunk(verifyReads);
+      const hashes = countHashes();
+      expect((await s.get(d))?.equals(b)).toBe(true);
+      expect((await s.get(d))?.equals(b)).toBe(true);
+      expect(hashes.calls).toBe(verifyReads ? 2 : 0);
+      vi.restoreAllMocks();
+    }
+  });
+
+  it('with verifyReads on, a corrupt file of the size and mtime it was written with is caught', async () => {
+    const { s, d, file } = await storeWithChunk(true);
+    utimesSync(file, T1, T1);
+    expect(await s.get(d)).toBeDefined(); // learns the new mtime (after hashing the file)
+    writeFileSync(file, Buffer.alloc(1000, 9));
+    utimesSync(file, T1, T1);
+    expect(await s.get(d)).toBeUndefined();
+    expect(existsSync(file)).toBe(false);
+    expect(s.stats()).toMatchObject({ failures: 1, hits: 1, misses: 1 });
+  });
+
+  it('with verifyReads off, the same rewrite is served: that is what the option is for', async () => {
+    const { s, d, file } = await storeWithChunk(false);
+    utimesSync(file, T1, T1);
+    expect(await s.get(d)).toBeDefined();
+    writeFileSync(file, Buffer.alloc(1000, 9));
+    utimesSync(file, T1, T1);
+    expect((await s.get(d))?.equals(Buffer.alloc(1000, 9))).toBe(true);
+  });
+
+  it('with verifyReads off, a file whose size changed is hashed, caught and removed', async () => {
+    const { s, d, file } = await storeWithChunk(false);
+    truncateSync(file, 999);
+    const hashes = countHashes();
+    expect(await s.getRange(d, 0, 100)).toBeUndefined(); // a part is never served from a changed file
+    expect(await s.get(d)).toBeUndefined();
+    expect(hashes.calls).toBe(1);
+    expect(existsSync(file)).toBe(false);
+    expect(s.has(d)).toBe(false);
+    expect(s.stats()).toMatchObject({ failures: 1, misses: 1, hits: 0 });
+  });
+
+  it('with verifyReads off, a file whose mtime changed is hashed: caught if corrupt, else served', async () => {
+    const good = await storeWithChunk(false);
+    utimesSync(good.file, T2, T2);
+    const hashes = countHashes();
+    expect((await good.s.get(good.d))?.equals(good.b)).toBe(true);
+    expect(hashes.calls).toBe(1);
+    expect((await good.s.get(good.d))?.equals(good.b)).toBe(true); // the new mtime was learnt
+    expect(hashes.calls).toBe(1);
+    expect((await good.s.getRange(good.d, 10, 5))?.equals(good.b.subarray(10, 15))).toBe(true);
+
+    const bad = await storeWithChunk(false);
+    writeFileSync(bad.file, Buffer.alloc(1000, 9));
+    utimesSync(bad.file, T2, T2);
+    expect(await bad.s.getRange(bad.d, 0, 100)).toBeUndefined();
+    expect(await bad.s.get(bad.d)).toBeUndefined();
+    expect(existsSync(bad.file)).toBe(false);
+    expect(bad.s.stats()).toMatchObject({ failures: 1 });
+  });
+
+  it('serves parts by positioned reads, without hashing; not with verifyReads on', async () => {
+    const { s, d, b } = await storeWithChunk(false);
+    const hashes = countHashes();
+    expect((await s.getRange(d, 0, 10))?.equals(b.subarray(0, 10))).toBe(true);
+    expect((await s.getRange(d, 990, 10))?.equals(b.subarray(990))).toBe(true);
+    expect((await s.getRange(d, 123, 456))?.equals(b.subarray(123, 579))).toBe(true);
+    expect(await s.getRange(d, 990, 11)).toBeUndefined(); // past the chunk's end
+    expect(await s.getRange(sha256(Buffer.from('absent')), 0, 1)).toBeUndefined();
+    expect(hashes.calls).toBe(0);
+    expect(s.stats()).toMatchObject({ hits: 3, hitBytes: 476 });
+
+    const checked = await storeWithChunk(true);
+    expect(await checked.s.getRange(checked.d, 0, 10)).toBeUndefined();
+  });
+
+  it('hashes a chunk found by open() on its first read (a crash may have torn it), then trusts it', async () => {
+    const { s, d, b, file } = await storeWithChunk(false);
+    const s2 = new DiskChunkStore({ dir: s.dir, maxBytes: 1 << 20, log: silentLogger() });
+    await s2.open();
+    const hashes = countHashes();
+    expect(await s2.getRange(d, 5, 5)).toBeUndefined(); // not hashed by this process yet
+    expect((await s2.get(d))?.equals(b)).toBe(true);
+    expect(hashes.calls).toBe(1);
+    expect((await s2.get(d))?.equals(b)).toBe(true);
+    expect((await s2.getRange(d, 5, 5))?.equals(b.subarray(5, 10))).toBe(true);
+    expect(hashes.calls).toBe(1);
+
+    // Torn while no store ran: found by open() at its torn size, caught by the first read's hash.
+    truncateSync(file, 10);
+    const s3 = new DiskChunkStore({ dir: s.dir, maxBytes: 1 << 20, log: silentLogger() });
+    await s3.open();
+    expect(await s3.getRange(d, 0, 5)).toBeUndefined();
+    expect(await s3.get(d)).toBeUndefined();
+    expect(existsSync(file)).toBe(false);
   });
 });

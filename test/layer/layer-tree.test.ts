@@ -80,4 +80,46 @@ describe('LayerTree', () => {
     const inos = new Set([...t.paths()].map(([, n]) => n.ino));
     expect(inos.size).toBe(t.nodeCount);
   });
+
+  it('finds every visible path by walking names, nodes by inode, dirs their parent; nothing else', () => {
+    const all = new Map(tree.paths());
+    expect([...all.keys()].sort()).toEqual(
+      [
+        '',
+        'a',
+        'a/file',
+        'a/link1',
+        'a/sub',
+        'a/sub/x',
+        'b',
+        'b/link2',
+        'b/chain',
+        'gone',
+        'opq',
+        'sym',
+        'suid',
+      ].sort(),
+    );
+    for (const [path, node] of all) {
+      expect(tree.lookup(path)).toBe(node);
+      expect(tree.lookup(`/${path}`)).toBe(node);
+      expect(tree.node(node.ino)).toBe(node);
+      if (node.type === 'dir' && path !== '') {
+        const parent = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
+        expect(tree.parentOf(node.ino)).toBe(all.get(parent)!.ino);
+      }
+    }
+    expect(tree.parentOf(1)).toBe(1);
+    expect(tree.lookup('a/')).toBe(all.get('a'));
+    expect(tree.lookup('/')).toBe(tree.root);
+    for (const miss of ['a//file', 'a/file/x', 'nope', 'a/nope', 'dangling', 'a/./file'])
+      expect(tree.lookup(miss)).toBeUndefined();
+    for (const ino of [0, -1, 1.5, 10_000]) {
+      expect(tree.node(ino)).toBeUndefined();
+      expect(tree.parentOf(ino)).toBeUndefined();
+    }
+    // Nodes without xattrs share one empty map; a node with some has its own.
+    expect(tree.lookup('a/file')!.xattrs).toBe(tree.lookup('suid')!.xattrs);
+    expect([...tree.lookup('opq')!.xattrs.keys()]).toEqual(['user.k']);
+  });
 });
