@@ -136,6 +136,9 @@ describe('StoreThroughSource', () => {
     // The write was started and is still pending: the reader did not wait for it.
     expect(finishWrite).toBeDefined();
     expect(memory.has(index.chunks[2]!.digest)).toBe(false);
+    // A read while the write is pending is answered from it, not fetched again.
+    expect((await s.fetch(req(2))).equals(bytesOf(2))).toBe(true);
+    expect(inner.calls).toHaveLength(1);
     finishWrite!();
     await tick();
     expect(memory.has(index.chunks[2]!.digest)).toBe(true);

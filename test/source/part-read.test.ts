@@ -62,6 +62,8 @@ describe('PartReadSource', () => {
     origin.calls[0]!.resolve(bytesOf(1));
     expect((await first).equals(bytesOf(1).subarray(100, 200))).toBe(true);
     expect(source.partsFromStore).toBe(0);
+    // Store-through writes behind the reader: the positioned reads below are of the file once it is there.
+    await vi.waitFor(() => expect(disk.has(c.digest)).toBe(true));
 
     const hitsBefore = disk.stats().hits;
     expect((await fetchChunkPart(source, req(1), 0, 50)).equals(bytesOf(1).subarray(0, 50))).toBe(true);
