@@ -49,13 +49,24 @@ export function addStats(a: ChunkStoreStats, b: ChunkStoreStats): ChunkStoreStat
   };
 }
 
+/** ArrayBuffers whose holder owns them whole (a decode worker's transferred reply): nobody else writes them. */
+const exclusive = new WeakSet<ArrayBufferLike>();
+
+/** Marks `bytes`' buffer as owned by whoever holds `bytes` alone (see ownedCopy). */
+export function markExclusive(bytes: Uint8Array): void {
+  exclusive.add(bytes.buffer);
+}
+
 /**
- * A standalone copy when `bytes` is a view into a much larger buffer, so caching it does not pin the parent. A
- * view filling at least 7/8 of its buffer is kept as it is: a decoded chunk comes from its decode worker as a view
- * of zlib's output with a little slack past it, and copying each one costs more than the slack.
+ * A standalone copy when `bytes` is a view into a larger buffer, so caching it does not pin the parent, and
+ * whenever another owner may write that buffer later (a decoder's reused output, a builder's borrowed piece):
+ * kept as it is only when the view is its whole buffer, or fills at least 7/8 of a buffer marked exclusive (a
+ * decoded chunk comes from its decode worker as a view of zlib's output with a little slack past it, and copying
+ * each one costs more than the slack).
  */
 export function ownedCopy(bytes: Buffer): Buffer {
-  if (bytes.buffer instanceof ArrayBuffer && bytes.length >= bytes.buffer.byteLength * 0.875) return bytes;
+  const whole = bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length;
+  if (whole || (exclusive.has(bytes.buffer) && bytes.length >= bytes.buffer.byteLength * 0.875)) return bytes;
   const copy = Buffer.allocUnsafeSlow(bytes.length); // not from the shared pool, which would pin 8 KiB slabs
   bytes.copy(copy);
   return copy;

@@ -175,7 +175,17 @@ export class ChunkBuilder {
       parts.push(p.bytes.subarray(Math.max(0, r.start - p.start), Math.min(p.bytes.length, r.end - p.start)));
       if (pEnd >= r.end) consumed = p.consumed;
     }
-    const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    // A chunk inside one piece is a view of it; a borrowed piece (a decoder's reused output buffer) is overwritten
+    // after the next flush, and onChunk's consumers keep what they are given (the chunk store): they get a copy.
+    const only = parts.length === 1 ? parts[0]! : undefined;
+    const borrowed =
+      only !== undefined && this.pieces.some((p) => p.borrowed && p.bytes.buffer === only.buffer);
+    const bytes =
+      only === undefined
+        ? Buffer.concat(parts)
+        : borrowed && this.onChunk !== undefined
+          ? Buffer.from(only)
+          : only;
     if (bytes.length !== r.end - r.start)
       throw new FerryError('INTERNAL', `chunk [${r.start}, ${r.end}) has ${bytes.length} bytes`);
     const index = this.chunks.length;

@@ -1,5 +1,6 @@
 // The random-access reader primitive: one chunk from the origin blob (range read → decode → verify), with
 // decoding and hashing on the decode pool's worker threads so a cold read never stalls the event loop.
+import { markExclusive } from '../chunks/chunk-store.js';
 import { FormatError } from '../errors.js';
 import type { LayerIndex } from '../image/layer-index.js';
 import { chunkJob } from '../codec/chunk-job.js';
@@ -65,6 +66,9 @@ async function fetchChunk(
     ...(signal !== undefined ? { signal } : {}),
   };
   const bytes = await pool.decodeAndVerify(job, compressed, options);
+  // Decoded bytes are a buffer the worker gave up (transferred) or made inline: this caller's alone, so the
+  // memory tier may keep them without a copy. Not so an uncompressed chunk, a view of the Range body.
+  if (bytes.buffer !== compressed.buffer) markExclusive(bytes);
   // decodeAndVerify hashed these bytes against the chunk's digest: VerifySource does not hash them again.
   return markVerified(bytes, job.digest);
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ChunkStore } from '../../src/chunks/chunk-store.js';
+import { markExclusive, type ChunkStore } from '../../src/chunks/chunk-store.js';
 import { DiskChunkStore } from '../../src/chunks/disk-chunk-store.js';
 import { MemoryChunkStore } from '../../src/chunks/memory-chunk-store.js';
 import { TieredChunkStore } from '../../src/chunks/tiered-chunk-store.js';
@@ -94,10 +94,22 @@ describe('MemoryChunkStore buffers', () => {
     // A decoded chunk as a decode worker sends it: zlib's output with a little slack past the chunk.
     const parent = Buffer.allocUnsafeSlow(64 * 1024 + 4096).fill(9);
     const view = parent.subarray(0, 64 * 1024);
+    markExclusive(view);
     await s.put(sha256(view), view);
     const got = await s.get(sha256(view));
     expect(got?.buffer).toBe(parent.buffer);
     expect(s.stats().bytes).toBe(parent.length);
+  });
+
+  it('copies a view of a buffer someone else may write again (a decoder reuses its output buffer)', async () => {
+    const s = new MemoryChunkStore({ maxBytes: 1 << 20 });
+    const reused = Buffer.allocUnsafeSlow(128 * 1024).fill(1);
+    const view = reused.subarray(0, 120 * 1024);
+    const digest = sha256(view);
+    await s.put(digest, view);
+    reused.fill(2); // the decoder's next output
+    const got = await s.get(digest);
+    expect(got && sha256(got)).toBe(digest);
   });
 });
 

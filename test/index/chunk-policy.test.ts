@@ -129,3 +129,28 @@ describe('chunking policy', () => {
     });
   });
 });
+
+describe('chunk bytes given to onChunk', () => {
+  it('stay right after the stream reuses its output buffer (a decoder writes the next piece into it)', () => {
+    const kept: Array<{ bytes: Buffer; expected: Buffer }> = [];
+    const b = new ChunkBuilder({
+      chunkSizeBytes: CHUNK,
+      onChunk: (_i, bytes) => kept.push({ bytes, expected: Buffer.from(bytes) }),
+    });
+    // One reused 128 KiB output buffer, as zstd's streaming decoder has; a small file and then a big one, so the
+    // small file's pack closes inside the piece that holds it.
+    const out = Buffer.alloc(128 * KiB);
+    b.addFile(HEADER, 100 * KiB);
+    b.addFile(HEADER + 100 * KiB + HEADER, 600 * KiB);
+    let pos = 0;
+    for (let piece = 0; pos < 1024 * KiB; piece++) {
+      out.fill(piece + 1);
+      b.addOutput(out, pos + out.length);
+      b.flush();
+      pos += out.length;
+    }
+    b.finish();
+    expect(kept.length).toBeGreaterThan(0);
+    for (const k of kept) expect(k.bytes.equals(k.expected)).toBe(true);
+  });
+});

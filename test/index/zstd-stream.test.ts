@@ -86,6 +86,20 @@ describe.each([
     expect(round.codec).toBe('zstd-frame');
   });
 
+  it('gives onChunk bytes its consumers may keep (a chunk store does), not views of the decoder buffers', async () => {
+    const blob = new MemoryBlobReader(data);
+    const kept: Array<[number, Buffer]> = [];
+    const index = await buildIndexFromStream({
+      layerDigest: blob.digest,
+      mediaType: MEDIA,
+      blob,
+      onChunk: (i, b) => kept.push([i, b]),
+    });
+    expect(kept).toHaveLength(index.chunks.length);
+    // Checked once the build is over: a view of a reused output buffer has been overwritten by then.
+    for (const [i, b] of kept) expect(sha256(b), `chunk ${i}`).toBe(index.chunks[i]!.digest);
+  });
+
   it('starts chunk spans at frame starts (Range reads stay short only when frames are small)', async () => {
     const blob = new MemoryBlobReader(data);
     const index = await buildZstdIndexFromStream({ layerDigest: blob.digest, mediaType: MEDIA, blob });
