@@ -15,6 +15,7 @@ import { gzipLayer, makeCorpus } from '../test/helpers/corpus.js';
 import {
   BUSYBOX,
   CTR_REMOTE_BINARY,
+  daemonLogRecords,
   requireBinaries,
   startContainerd,
   startFerryDaemon,
@@ -116,17 +117,7 @@ async function waitForTrace(n: Node, ref: string): Promise<{ chunks: number; byt
 async function prefetchSummary(n: Node, s: Start): Promise<string> {
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const records = n.daemon
-      .stderr()
-      .split('\n')
-      .flatMap((l) => {
-        try {
-          return [JSON.parse(l) as Record<string, unknown>];
-        } catch {
-          return [];
-        }
-      })
-      .filter((r) => typeof r['time'] === 'number' && r['time'] >= s.at);
+    const records = daemonLogRecords(n.daemon, s.at);
     const planned = records.find((r) => r['msg'] === 'prefetch planned');
     const done = records.find((r) => r['msg'] === 'prefetch finished');
     if (done !== undefined || Date.now() > deadline) {
@@ -150,17 +141,7 @@ async function prefetchSummary(n: Node, s: Start): Promise<string> {
  * resolution within it, and whether a hint had resolved its index (`h`) and built its tree (`t`).
  */
 function prepareSummary(n: Node, s: Start): string {
-  const records = n.daemon
-    .stderr()
-    .split('\n')
-    .flatMap((l) => {
-      try {
-        return [JSON.parse(l) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    })
-    .filter((r) => typeof r['time'] === 'number' && r['time'] >= s.at);
+  const records = daemonLogRecords(n.daemon, s.at);
   const mounted = new Map(
     records.filter((r) => r['msg'] === 'lazy layer mounted').map((r) => [r['layer'], r] as const),
   );

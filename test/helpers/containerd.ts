@@ -307,6 +307,21 @@ export async function startFerryDaemon(
   };
 }
 
+/** The daemon's JSON log lines so far (lines that are not JSON skipped), those at or after `sinceMs` only. */
+export function daemonLogRecords(d: { stderr(): string }, sinceMs = 0): Array<Record<string, unknown>> {
+  return d
+    .stderr()
+    .split('\n')
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    })
+    .filter((r) => sinceMs === 0 || (typeof r['time'] === 'number' && r['time'] >= sinceMs));
+}
+
 /** FUSE mounts (fstype fuse.*) at or below `dir`, from /proc/self/mountinfo. */
 export async function fuseMountsBelow(dir: string): Promise<string[]> {
   const { readFile } = await import('node:fs/promises');

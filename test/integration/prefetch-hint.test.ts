@@ -16,6 +16,7 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { snapshotsClient } from '../api/grpc-client.js';
 import {
   CTR_REMOTE_BINARY,
+  daemonLogRecords,
   requireBinaries,
   startContainerd,
   startFerryDaemon,
@@ -217,7 +218,7 @@ describe('daemon traces and prefetch hints', () => {
     const out = await ferryWith(['prefetch', ref, '--wait', '--json'], nodeC);
     expect(JSON.parse(out.trim().split('\n').at(-1)!)).toMatchObject({ phase: 'DONE' });
     await waitForLog(c, (r) => r['msg'] === 'image ready for Prepare');
-    const logged = (msg: string) => logRecords(c).filter((r) => r['msg'] === msg);
+    const logged = (msg: string) => daemonLogRecords(c).filter((r) => r['msg'] === msg);
     expect(logged('image ready for Prepare')).toHaveLength(1);
 
     const digests = pushed.manifest.layers.map((l) => l.digest);
@@ -250,7 +251,7 @@ describe('a hinted pull through containerd', () => {
       await ctd.ctrRemote(['image', 'rpull', '--plain-http', '--snapshotter', 'ferry', ref], {
         timeoutMs: 120_000,
       });
-      const mounts = logRecords(d).filter((r) => r['msg'] === 'lazy layer mounted');
+      const mounts = daemonLogRecords(d).filter((r) => r['msg'] === 'lazy layer mounted');
       expect(mounts.map((r) => r['layer'])).toEqual(pushed.manifest.layers.map((l) => l.digest));
       for (const m of mounts) expect(m).toMatchObject({ hinted: true, treeReady: true });
       await ctd.ctr(['image', 'rm', '--sync', ref], { timeoutMs: 30_000 });
@@ -261,25 +262,12 @@ describe('a hinted pull through containerd', () => {
   });
 });
 
-function logRecords(d: RunningFerryDaemon): Array<Record<string, unknown>> {
-  return d
-    .stderr()
-    .split('\n')
-    .flatMap((l) => {
-      try {
-        return [JSON.parse(l) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    });
-}
-
 async function waitForLog(
   d: RunningFerryDaemon,
   match: (r: Record<string, unknown>) => boolean,
 ): Promise<void> {
   const deadline = Date.now() + 15_000;
-  while (!logRecords(d).some(match)) {
+  while (!daemonLogRecords(d).some(match)) {
     if (Date.now() > deadline) throw new Error(`log line not seen: ${d.stderr().slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
