@@ -152,7 +152,7 @@ export class LazyLayerFs implements RemoteFileSystem {
     try {
       const reader = new LayerReader({
         index,
-        source: this.observedSource(once(refused)),
+        source: this.observedSource(refused), // a promise settles once: later refusals are no-ops
         ...(onChunkRead !== undefined ? { onChunkRead } : {}),
         publishReads: true,
         ...(this.readAhead !== undefined ? { readAhead: this.readAhead } : {}),
@@ -309,14 +309,4 @@ export class LazyLayerFs implements RemoteFileSystem {
     this.indexes.stop();
     for (const mp of this.mountpoints()) await this.unmount(mp).catch(() => undefined);
   }
-}
-
-/** `f` for the first call only (a bad layer fails many reads; its snapshot is withdrawn once). */
-function once(f: (e: unknown) => void): (e: unknown) => void {
-  let called = false;
-  return (e) => {
-    if (called) return;
-    called = true;
-    f(e);
-  };
 }
